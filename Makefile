@@ -1,0 +1,115 @@
+# tlsoffd — hand-written Makefile; works on Debian 12 without ./configure.
+# ./configure (from configure.ac) optionally writes config.mk to point at
+# other library locations; anything set there overrides the defaults below.
+-include config.mk
+
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DESTDIR     ?=
+VERSION     := $(shell cat VERSION)
+
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+PYTHON      ?= python3
+
+WOLFSSL_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags wolfssl)
+WOLFSSL_LIBS     ?= $(shell $(PKG_CONFIG) --libs wolfssl)
+LIBCONFIG_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libconfig)
+LIBCONFIG_LIBS   ?= $(shell $(PKG_CONFIG) --libs libconfig)
+JEMALLOC_LIBS    ?= $(shell $(PKG_CONFIG) --libs jemalloc)
+CHECK_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS       ?= $(shell $(PKG_CONFIG) --libs check)
+USE_JEMALLOC     ?= 1
+
+# SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, in its own
+# build directory. ASan brings its own allocator, so jemalloc is left out.
+ifeq ($(SANITIZE),1)
+BUILD       ?= build-san
+SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+USE_JEMALLOC := 0
+else
+BUILD       ?= build
+SAN_FLAGS   :=
+endif
+
+ifeq ($(USE_JEMALLOC),1)
+ALLOC_CFLAGS := -DHAVE_JEMALLOC
+ALLOC_LIBS   := $(JEMALLOC_LIBS)
+endif
+
+OPT         ?= -O2 -g
+WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+CPPFLAGS    += -D_GNU_SOURCE -DTLSOFFD_VERSION='"$(VERSION)"' \
+               -DTLSOFFD_SYSCONFDIR='"$(SYSCONFDIR)"' -Ilib
+ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
+               $(LIBCONFIG_CFLAGS) $(ALLOC_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
+LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread
+
+LIB_MODULES := addr config log listen tls upstream relay
+DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c
+LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
+UNIT_TESTS  := $(LIB_MODULES:%=$(BUILD)/t/unit/check_%)
+HELPERS     := $(BUILD)/t/helper/backend
+
+TLSOFFD     := $(BUILD)/tlsoffd
+
+.PHONY: all check unit-check daemon-check demo install clean helpers
+.DELETE_ON_ERROR:
+
+all: $(TLSOFFD)
+
+$(BUILD)/libtlsoffd.a: $(LIB_OBJS)
+	ar rcs $@ $^
+
+$(TLSOFFD): $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(LIBS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile $(wildcard config.mk)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
+
+$(BUILD)/t/unit/check_%: t/unit/check_%.c t/unit/unit.h t/unit/tlspair.h $(BUILD)/libtlsoffd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a \
+	    $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS)
+
+$(BUILD)/t/helper/%: t/helper/%.c $(BUILD)/libtlsoffd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a $(ALL_LDFLAGS) $(LIBS)
+
+helpers: $(HELPERS)
+
+# Test certificates (self-signed CA, server certs, a mismatched key), made
+# once per build directory by t/mkcerts.
+$(BUILD)/t/certs/.stamp: t/mkcerts
+	@mkdir -p $(dir $@)
+	sh t/mkcerts $(dir $@)
+	@touch $@
+
+check: unit-check daemon-check
+
+unit-check: $(UNIT_TESTS) $(BUILD)/t/certs/.stamp
+	@set -e; for t in $(UNIT_TESTS); do \
+	    TLSOFFD_CERTS=$(BUILD)/t/certs CK_DEFAULT_TIMEOUT=60 $$t; done
+
+daemon-check: $(TLSOFFD) $(HELPERS) $(BUILD)/t/certs/.stamp
+	TLSOFFD=$(TLSOFFD) TLSOFFD_HELPERS=$(BUILD)/t/helper TLSOFFD_CERTS=$(BUILD)/t/certs \
+	TLSOFFD_SANITIZE=$(SANITIZE) $(PYTHON) t/run.py $(T)
+
+demo: $(TLSOFFD) $(HELPERS)
+	sh contrib/demo.sh $(BUILD)
+
+install: $(TLSOFFD)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(SYSCONFDIR)/tlsoffd
+	install -m 0755 $(TLSOFFD) $(DESTDIR)$(SBINDIR)/tlsoffd
+	install -m 0644 man/tlsoffd.8 $(DESTDIR)$(MANDIR)/man8/tlsoffd.8
+	install -m 0644 man/tlsoffd.conf.5 $(DESTDIR)$(MANDIR)/man5/tlsoffd.conf.5
+	install -m 0644 etc/tlsoffd.conf $(DESTDIR)$(SYSCONFDIR)/tlsoffd/tlsoffd.conf.sample
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,235 @@
+/*
+ * master — forks the workers and keeps them alive; answers signals.
+ *
+ * It never touches client traffic. Signals arrive through a signalfd, so
+ * all of the master's work happens in one loop with no handler races.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tlsoffd.h"
+#include "log.h"
+
+#define RESPAWN_MIN_MS   100
+#define RESPAWN_MAX_MS   10000
+#define FAST_STOP_MS     5000
+#define QUICK_DEATH_MS   1000   /* a worker dying sooner than this backs off */
+
+struct slot {
+    pid_t pid;
+    int64_t started;
+    int64_t respawn_at;     /* when pid == 0 */
+    int backoff;            /* ms */
+};
+
+enum stop { RUNNING, STOP_GRACEFUL, STOP_FAST };
+
+static struct slot *slots;
+static int nslots;
+static int sigfd = -1;
+
+static pid_t spawn(struct runtime *rt, int id)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sigfd);
+        worker_run(rt, id);
+    }
+    if (pid < 0) {
+        log_error("cannot fork worker %d: %s", id, strerror(errno));
+        return 0;
+    }
+    slots[id].pid = pid;
+    slots[id].started = tls_now_ms();
+    log_debug("worker %d started as pid %d", id, (int)pid);
+    return pid;
+}
+
+static void signal_workers(int sig)
+{
+    for (int i = 0; i < nslots; i++)
+        if (slots[i].pid > 0)
+            kill(slots[i].pid, sig);
+}
+
+static int live_workers(void)
+{
+    int n = 0;
+    for (int i = 0; i < nslots; i++)
+        n += slots[i].pid > 0;
+    return n;
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "was killed by signal %d (%s)%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, len, "ended with status 0x%x", status);
+}
+
+static void reap(enum stop stop)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < nslots; i++) {
+            struct slot *s = &slots[i];
+            if (s->pid != pid)
+                continue;
+            char how[128];
+            describe_exit(status, how, sizeof how);
+            s->pid = 0;
+            if (stop != RUNNING) {
+                log_debug("worker %d (pid %d) %s", i, (int)pid, how);
+                break;
+            }
+            int64_t now = tls_now_ms();
+            if (now - s->started < QUICK_DEATH_MS)
+                s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
+            else
+                s->backoff = 0;
+            if (s->backoff > RESPAWN_MAX_MS)
+                s->backoff = RESPAWN_MAX_MS;
+            s->respawn_at = now + s->backoff;
+            if (s->backoff >= RESPAWN_MAX_MS)
+                log_error("worker %d (pid %d) %s; workers keep dying at start, "
+                          "respawning every %d s", i, (int)pid, how, RESPAWN_MAX_MS / 1000);
+            else
+                log_warning("worker %d (pid %d) %s; respawning%s", i, (int)pid, how,
+                            s->backoff ? " after a back-off" : "");
+            break;
+        }
+    }
+}
+
+static int next_timeout(enum stop stop, int64_t deadline)
+{
+    int64_t now = tls_now_ms(), when = INT64_MAX;
+    if (stop != RUNNING)
+        when = deadline;
+    else
+        for (int i = 0; i < nslots; i++)
+            if (slots[i].pid == 0 && slots[i].respawn_at < when)
+                when = slots[i].respawn_at;
+    if (when == INT64_MAX)
+        return -1;
+    return when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+}
+
+int master_run(struct runtime *rt, int ready_fd)
+{
+    sigset_t set;
+    enum stop stop = RUNNING;
+    int64_t deadline = 0;
+
+    log_set_role("master");
+    sigemptyset(&set);
+    for (int s = 0, sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
+         s < 7; s++)
+        sigaddset(&set, sigs[s]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return 1;
+    }
+
+    nslots = rt->cfg->workers.count;
+    slots = calloc((size_t)nslots, sizeof *slots);
+    for (int i = 0; i < nslots; i++)
+        if (!spawn(rt, i))
+            slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
+    log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
+               nslots, rt->nlisteners, tls_library_version());
+    if (ready_fd >= 0) {
+        ssize_t w = write(ready_fd, "1", 1);
+        (void)w;
+        close(ready_fd);
+    }
+
+    for (;;) {
+        struct pollfd p = { .fd = sigfd, .events = POLLIN };
+        int rc = poll(&p, 1, next_timeout(stop, deadline));
+        if (rc > 0) {
+            struct signalfd_siginfo si;
+            while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                switch (si.ssi_signo) {
+                case SIGCHLD:
+                    reap(stop);
+                    break;
+                case SIGTERM:
+                case SIGINT:
+                    if (stop != STOP_FAST) {
+                        log_notice("%s: fast stop", strsignal((int)si.ssi_signo));
+                        stop = STOP_FAST;
+                        deadline = tls_now_ms() + FAST_STOP_MS;
+                        signal_workers(SIGTERM);
+                    }
+                    break;
+                case SIGQUIT:
+                    if (stop == RUNNING) {
+                        log_notice("SIGQUIT: graceful stop; waiting up to %gs for %d "
+                                   "workers to finish their connections",
+                                   rt->cfg->timeouts.shutdown, live_workers());
+                        stop = STOP_GRACEFUL;
+                        deadline = tls_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
+                        signal_workers(SIGQUIT);
+                    }
+                    break;
+                case SIGUSR1: {
+                    char err[256];
+                    if (log_reopen(err, sizeof err) < 0)
+                        log_error("SIGUSR1: %s", err);
+                    else
+                        log_notice("SIGUSR1: log files reopened");
+                    signal_workers(SIGUSR1);
+                    break;
+                }
+                case SIGHUP:
+                case SIGUSR2:
+                    log_warning("%s ignored: reload and binary upgrade are not built yet "
+                                "in this version; restart to apply changes",
+                                si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGUSR2");
+                    break;
+                }
+                if (si.ssi_signo != SIGCHLD)
+                    reap(stop);
+            }
+        }
+        if (stop != RUNNING) {
+            if (live_workers() == 0)
+                break;
+            if (tls_now_ms() >= deadline) {
+                log_warning("%d workers still busy after the %s; killing them",
+                            live_workers(), stop == STOP_GRACEFUL ? "shutdown timeout"
+                                                                  : "fast stop");
+                signal_workers(SIGKILL);
+                for (int i = 0; i < nslots; i++)
+                    if (slots[i].pid > 0)
+                        waitpid(slots[i].pid, NULL, 0);
+                break;
+            }
+            continue;
+        }
+        int64_t now = tls_now_ms();
+        for (int i = 0; i < nslots; i++)
+            if (slots[i].pid == 0 && slots[i].respawn_at <= now && !spawn(rt, i))
+                slots[i].respawn_at = now + RESPAWN_MAX_MS;
+    }
+    log_notice("stopped");
+    free(slots);
+    close(sigfd);
+    return 0;
+}

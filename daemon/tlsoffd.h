@@ -1,0 +1,42 @@
+/*
+ * The daemon's processes: what main, master and worker share.
+ */
+#ifndef TLSOFFD_DAEMON_H
+#define TLSOFFD_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <pthread.h>
+
+#include "config.h"
+#include "tls.h"
+
+/* One listening socket and the frontend it belongs to. */
+struct listener {
+    int fd;
+    size_t frontend;
+};
+
+/* Everything built from one configuration before the first fork. */
+struct runtime {
+    struct config *cfg;
+    WOLFSSL_CTX **ctx;              /* one per frontend */
+    struct listener *listeners;
+    size_t nlisteners;
+    pthread_mutex_t *accept_lock;   /* shared by the workers; NULL with one listener */
+};
+
+/* main.c: contexts from a config (certificates loaded and checked). */
+int runtime_load_tls(struct runtime *rt, char *err, size_t errlen);
+int runtime_bind(struct runtime *rt, char *err, size_t errlen);
+void runtime_free(struct runtime *rt);
+
+/* master.c: runs until stopped; returns the exit status. ready_fd, if
+ * >= 0, is written to and closed once the workers run. */
+int master_run(struct runtime *rt, int ready_fd);
+
+/* worker.c */
+pthread_mutex_t *worker_accept_lock_create(void);
+void worker_run(struct runtime *rt, int id) __attribute__((noreturn));
+
+#endif

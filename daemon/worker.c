@@ -1,0 +1,229 @@
+/*
+ * worker — one connection at a time: accept, TLS handshake, connect to the
+ * backend, relay, log, and accept again.
+ *
+ * No thundering herd: with one listener every idle worker sits in a
+ * blocking accept(2), which the kernel wakes one waiter at a time for.
+ * With several listeners a worker must poll them all first, and poll wakes
+ * every waiter; so, as Apache's prefork does, the workers take turns
+ * through an accept lock (a process-shared robust mutex): only the holder
+ * polls, accepts one connection, and hands the lock on before it serves
+ * the connection. A worker killed while holding it leaves EOWNERDEAD, which
+ * the next one clears. EPOLLEXCLUSIVE was not used: a busy worker's epoll
+ * instance can swallow the wakeup of a connection an idle worker should
+ * have taken.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tlsoffd.h"
+#include "listen.h"
+#include "log.h"
+#include "relay.h"
+#include "upstream.h"
+
+static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t reopen_logs;
+
+static void on_quit(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    reopen_logs = 1;
+}
+
+pthread_mutex_t *worker_accept_lock_create(void)
+{
+    pthread_mutex_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t a;
+    if (m == MAP_FAILED)
+        return NULL;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return m;
+}
+
+static int lock_accept(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_lock(m);
+    if (rc == EOWNERDEAD) {
+        log_warning("accept lock: its holder died; recovered");
+        pthread_mutex_consistent(m);
+        rc = 0;
+    }
+    return rc;
+}
+
+static void setup_signals(void)
+{
+    struct sigaction sa = { .sa_handler = on_quit };   /* no SA_RESTART: wake accept() */
+    sigset_t all;
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* Waits for and accepts one connection; -1 if stopping or nothing came. */
+static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage *peer)
+{
+    socklen_t len = sizeof *peer;
+    if (rt->nlisteners == 1) {
+        struct pollfd p = { .fd = rt->listeners[0].fd, .events = POLLIN };
+        /* The listener is non-blocking (it is shared); the wait is poll,
+         * and the accept that loses a race just returns EAGAIN. */
+        if (poll(&p, 1, -1) <= 0)
+            return -1;
+        *which = 0;
+        return accept4(rt->listeners[0].fd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
+    }
+    struct pollfd p[64];
+    size_t n = rt->nlisteners < 64 ? rt->nlisteners : 64;
+    int fd = -1;
+    if (lock_accept(rt->accept_lock) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (struct pollfd){ .fd = rt->listeners[i].fd, .events = POLLIN };
+    while (!stopping && fd < 0) {
+        if (poll(p, n, -1) <= 0)
+            break;
+        for (size_t i = 0; i < n && fd < 0; i++)
+            if (p[i].revents & POLLIN) {
+                len = sizeof *peer;
+                fd = accept4(p[i].fd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
+                *which = i;
+            }
+    }
+    pthread_mutex_unlock(rt->accept_lock);
+    return fd;
+}
+
+struct conn_log {
+    char client[ADDR_STRLEN];
+    const char *frontend;
+    char backend[ADDR_STRLEN];
+    const char *version, *cipher, *sni;
+    uint64_t in, out;
+    int64_t start;
+    const char *outcome;
+    char reason[200];
+};
+
+static void log_conn(const struct conn_log *l)
+{
+    double dur = (double)(tls_now_ms() - l->start) / 1000.0;
+    bool ok = strcmp(l->outcome, "ok") == 0;
+    log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s in=%llu out=%llu "
+               "duration=%.3f outcome=%s%s%s%s", l->client, l->frontend, l->backend,
+               l->version, l->cipher, l->sni, (unsigned long long)l->in,
+               (unsigned long long)l->out, dur, l->outcome,
+               l->reason[0] ? " reason=\"" : "", l->reason, l->reason[0] ? "\"" : "");
+}
+
+static void serve(struct runtime *rt, const struct listener *ls, int fd,
+                  const struct sockaddr_storage *peer)
+{
+    const struct frontend_conf *fe = &rt->cfg->frontends[ls->frontend];
+    const struct config *cfg = rt->cfg;
+    struct tls_conn tc;
+    struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
+                          .cipher = "-", .sni = "-", .start = tls_now_ms(), .outcome = "ok" };
+
+    addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
+    listen_tune_conn(fd);
+    if (tls_conn_init(&tc, rt->ctx[ls->frontend], fd) < 0) {
+        l.outcome = "internal-error";
+        snprintf(l.reason, sizeof l.reason, "cannot set up a TLS connection: %s", strerror(errno));
+        goto out;
+    }
+    enum tls_io hs = tls_conn_accept(&tc, cfg->timeouts.handshake, l.reason, sizeof l.reason);
+    if (hs != TLS_IO_OK) {
+        l.outcome = hs == TLS_IO_TIMEOUT ? "handshake-timeout" : "handshake-failed";
+        goto out;
+    }
+    l.version = tls_conn_version(&tc);
+    l.cipher = tls_conn_cipher(&tc);
+    l.sni = tls_conn_sni(&tc);
+
+    const struct server_conf *sv = upstream_pick(config_frontend_upstream(cfg, fe));
+    enum upstream_err ue;
+    snprintf(l.backend, sizeof l.backend, "%s", sv->address);
+    int b = upstream_connect(&sv->addr, cfg->timeouts.connect, &ue, l.reason, sizeof l.reason);
+    if (b < 0) {
+        l.outcome = upstream_err_outcome(ue);
+        tls_conn_close_notify(&tc);
+        goto out;
+    }
+    struct relay_result rr;
+    relay_run(&tc, b, cfg->timeouts.idle, &rr);
+    close(b);
+    l.in = rr.to_backend;
+    l.out = rr.to_client;
+    l.outcome = relay_end_outcome(rr.end);
+    snprintf(l.reason, sizeof l.reason, "%s", rr.reason);
+out:
+    log_conn(&l);
+    tls_conn_free(&tc);
+    close(fd);
+}
+
+void worker_run(struct runtime *rt, int id)
+{
+    char role[32];
+    snprintf(role, sizeof role, "worker %d", id);
+    log_set_role(role);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);    /* never outlive the master */
+    if (getppid() == 1)
+        _exit(0);
+    setup_signals();
+    tls_after_fork();
+    log_debug("started");
+
+    while (!stopping) {
+        struct sockaddr_storage peer;
+        size_t which = 0;
+        if (reopen_logs) {
+            char err[256];
+            reopen_logs = 0;
+            if (log_reopen(err, sizeof err) < 0)
+                log_error("%s", err);
+        }
+        int fd = accept_one(rt, &which, &peer);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_error("accept: %s; pausing 100 ms", strerror(errno));
+                poll(NULL, 0, 100);
+            }
+            continue;
+        }
+        serve(rt, &rt->listeners[which], fd, &peer);
+    }
+    log_debug("stopping: graceful stop requested");
+    _exit(0);
+}

@@ -1,0 +1,690 @@
+#include "config.h"
+
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "log.h"
+
+struct ctx {
+    const char *path;
+    char *err;
+    size_t errlen;
+};
+
+/* "tls.groups", "frontends.[0].listen.[1]" */
+static void setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+    const config_setting_t *chain[16];
+    int n = 0;
+    for (; s && n < 16; s = config_setting_parent(s))
+        chain[n++] = s;
+    buf[0] = '\0';
+    size_t off = 0;
+    for (int i = n - 1; i >= 0 && off < len; i--) {
+        const config_setting_t *p = chain[i];
+        if (config_setting_is_root(p))
+            continue;
+        const char *name = config_setting_name(p);
+        if (name)
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "." : "", name);
+        else
+            off += (size_t)snprintf(buf + off, len - off, "[%d]", config_setting_index(p));
+    }
+}
+
+static const char *setting_file(const struct ctx *c, const config_setting_t *s)
+{
+    const char *f = config_setting_source_file(s);
+    return f ? f : c->path;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(const struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+    char path[256], msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    setting_path(s, path, sizeof path);
+    unsigned line = config_setting_source_line(s);
+    if (line == 0)      /* the root: a missing top-level key has no line */
+        snprintf(c->err, c->errlen, "%s: %s", setting_file(c, s), msg);
+    else
+        snprintf(c->err, c->errlen, "%s:%u: %s%s%s", setting_file(c, s), line, path,
+                 path[0] ? ": " : "", msg);
+    return -1;
+}
+
+static char *where(const struct ctx *c, const config_setting_t *s)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s:%u", setting_file(c, s), config_setting_source_line(s));
+    return strdup(buf);
+}
+
+/* Rejects any member of group s whose name is not in allowed (NULL-terminated). */
+static int check_keys(const struct ctx *c, const config_setting_t *s, const char *const *allowed)
+{
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+        const char *name = config_setting_name(m);
+        bool ok = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(*a, name) == 0)
+                ok = true;
+        if (!ok) {
+            char known[512];
+            size_t off = 0;
+            for (const char *const *a = allowed; *a && off < sizeof known; a++)
+                off += (size_t)snprintf(known + off, sizeof known - off, "%s%s",
+                                        a == allowed ? "" : ", ", *a);
+            return fail(c, m, "unknown key (known here: %s)", known);
+        }
+    }
+    return 0;
+}
+
+static const char *type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_GROUP: return "a group { }";
+    case CONFIG_TYPE_INT: case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a number";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "true or false";
+    case CONFIG_TYPE_ARRAY: return "an array [ ]";
+    case CONFIG_TYPE_LIST: return "a list ( )";
+    default: return "something else";
+    }
+}
+
+/* Member lookups: 0 = found (or absent and not required), -1 = error. */
+static int get_member(const struct ctx *c, const config_setting_t *grp, const char *name,
+                      bool required, const config_setting_t **out)
+{
+    *out = config_setting_get_member(grp, name);
+    if (!*out && required)
+        return fail(c, grp, "missing required key '%s'", name);
+    return 0;
+}
+
+static int get_string(const struct ctx *c, const config_setting_t *grp, const char *name,
+                      bool required, const char *def, char **out)
+{
+    const config_setting_t *s;
+    if (get_member(c, grp, name, required, &s) < 0)
+        return -1;
+    if (!s) {
+        *out = def ? strdup(def) : NULL;
+        return 0;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(c, s, "expected a string, got %s", type_name(config_setting_type(s)));
+    *out = strdup(config_setting_get_string(s));
+    return 0;
+}
+
+static int get_nonempty_string(const struct ctx *c, const config_setting_t *grp,
+                               const char *name, bool required, char **out)
+{
+    if (get_string(c, grp, name, required, NULL, out) < 0)
+        return -1;
+    if (*out && !**out)
+        return fail(c, config_setting_get_member(grp, name), "must not be empty");
+    return 0;
+}
+
+static int get_bool(const struct ctx *c, const config_setting_t *grp, const char *name,
+                    bool def, bool *out)
+{
+    const config_setting_t *s = config_setting_get_member(grp, name);
+    if (!s) {
+        *out = def;
+        return 0;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        return fail(c, s, "expected true or false, got %s", type_name(config_setting_type(s)));
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+static int get_int(const struct ctx *c, const config_setting_t *grp, const char *name,
+                   long long def, long long min, long long max, int *out)
+{
+    const config_setting_t *s = config_setting_get_member(grp, name);
+    long long v = def;
+    if (s) {
+        int t = config_setting_type(s);
+        if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+            return fail(c, s, "expected an integer, got %s", type_name(t));
+        v = config_setting_get_int64(s);
+        if (v < min || v > max)
+            return fail(c, s, "must be from %lld to %lld, got %lld", min, max, v);
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* Durations are seconds, integer or float, > 0 and at most a day. */
+static int get_duration(const struct ctx *c, const config_setting_t *grp, const char *name,
+                        double def, double *out)
+{
+    const config_setting_t *s = config_setting_get_member(grp, name);
+    if (!s) {
+        *out = def;
+        return 0;
+    }
+    int t = config_setting_type(s);
+    double v;
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        v = (double)config_setting_get_int64(s);
+    else if (t == CONFIG_TYPE_FLOAT)
+        v = config_setting_get_float(s);
+    else
+        return fail(c, s, "expected a duration in seconds, got %s", type_name(t));
+    if (!(v >= 0.001 && v <= 86400))
+        return fail(c, s, "must be a duration from 0.001 to 86400 seconds, got %g", v);
+    *out = v;
+    return 0;
+}
+
+static int get_group(const struct ctx *c, const config_setting_t *parent, const char *name,
+                     const char *const *allowed, const config_setting_t **out)
+{
+    *out = config_setting_get_member(parent, name);
+    if (!*out)
+        return 0;
+    if (config_setting_type(*out) != CONFIG_TYPE_GROUP)
+        return fail(c, *out, "expected a group { ... }, got %s",
+                    type_name(config_setting_type(*out)));
+    return check_keys(c, *out, allowed);
+}
+
+/* A list ( ... ) of groups, at least one. */
+static int get_list(const struct ctx *c, const config_setting_t *parent, const char *name,
+                    const config_setting_t **out)
+{
+    *out = config_setting_get_member(parent, name);
+    if (!*out)
+        return fail(c, parent, "missing required key '%s'", name);
+    if (config_setting_type(*out) != CONFIG_TYPE_LIST)
+        return fail(c, *out, "expected a list ( { ... }, ... ), got %s",
+                    type_name(config_setting_type(*out)));
+    if (config_setting_length(*out) == 0)
+        return fail(c, *out, "must have at least one entry");
+    for (int i = 0; i < config_setting_length(*out); i++) {
+        const config_setting_t *e = config_setting_get_elem(*out, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+            return fail(c, e, "expected a group { ... }, got %s",
+                        type_name(config_setting_type(e)));
+    }
+    return 0;
+}
+
+/* A string or an array of strings (at least one), each passed to fn. */
+typedef int (*str_fn)(const struct ctx *, const config_setting_t *, const char *, void *);
+
+static int each_string(const struct ctx *c, const config_setting_t *s, str_fn fn, void *arg)
+{
+    if (config_setting_type(s) == CONFIG_TYPE_STRING)
+        return fn(c, s, config_setting_get_string(s), arg);
+    if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+        return fail(c, s, "expected a string or an array of strings, got %s",
+                    type_name(config_setting_type(s)));
+    if (config_setting_length(s) == 0)
+        return fail(c, s, "must have at least one entry");
+    for (int i = 0; i < config_setting_length(s); i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return fail(c, e, "expected a string, got %s", type_name(config_setting_type(e)));
+        if (fn(c, e, config_setting_get_string(e), arg) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- log, workers, timeouts ---- */
+
+static int load_log(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = { "destination", "facility", "level", "access_log", NULL };
+    const config_setting_t *g, *s;
+    char *str = NULL;
+
+    if (get_group(c, root, "log", keys, &g) < 0)
+        return -1;
+    cfg->log.facility = log_facility_parse("daemon");
+    cfg->log.level = LOG_LVL_INFO;
+    if (!g) {
+        cfg->log.destination = strdup("syslog");
+        return 0;
+    }
+    if (get_nonempty_string(c, g, "destination", false, &cfg->log.destination) < 0)
+        return -1;
+    if (!cfg->log.destination)
+        cfg->log.destination = strdup("syslog");
+    if ((s = config_setting_get_member(g, "facility"))) {
+        if (get_string(c, g, "facility", false, NULL, &str) < 0)
+            return -1;
+        cfg->log.facility = log_facility_parse(str);
+        free(str);
+        if (cfg->log.facility < 0)
+            return fail(c, s, "unknown syslog facility (expected daemon, user, auth, "
+                              "authpriv or local0..local7)");
+    }
+    if ((s = config_setting_get_member(g, "level"))) {
+        if (get_string(c, g, "level", false, NULL, &str) < 0)
+            return -1;
+        cfg->log.level = log_level_parse(str);
+        free(str);
+        if (cfg->log.level < 0)
+            return fail(c, s, "unknown level (expected error, warning, notice, info or debug)");
+    }
+    return get_string(c, g, "access_log", false, NULL, &cfg->log.access_log);
+}
+
+static int load_workers(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = { "count", NULL };
+    const config_setting_t *g;
+    cfg->workers.count = CONFIG_DEFAULT_WORKERS;
+    if (get_group(c, root, "workers", keys, &g) < 0)
+        return -1;
+    if (!g)
+        return 0;
+    return get_int(c, g, "count", CONFIG_DEFAULT_WORKERS, 1, CONFIG_MAX_WORKERS,
+                   &cfg->workers.count);
+}
+
+static int load_timeouts(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = { "handshake", "connect", "idle", "shutdown", NULL };
+    const config_setting_t *g;
+    if (get_group(c, root, "timeouts", keys, &g) < 0)
+        return -1;
+    cfg->timeouts.handshake = CONFIG_DEFAULT_HANDSHAKE;
+    cfg->timeouts.connect = CONFIG_DEFAULT_CONNECT;
+    cfg->timeouts.idle = CONFIG_DEFAULT_IDLE;
+    cfg->timeouts.shutdown = CONFIG_DEFAULT_SHUTDOWN;
+    if (!g)
+        return 0;
+    if (get_duration(c, g, "handshake", CONFIG_DEFAULT_HANDSHAKE, &cfg->timeouts.handshake) < 0 ||
+        get_duration(c, g, "connect", CONFIG_DEFAULT_CONNECT, &cfg->timeouts.connect) < 0 ||
+        get_duration(c, g, "idle", CONFIG_DEFAULT_IDLE, &cfg->timeouts.idle) < 0 ||
+        get_duration(c, g, "shutdown", CONFIG_DEFAULT_SHUTDOWN, &cfg->timeouts.shutdown) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- tls ---- */
+
+struct strlist {
+    char buf[512];
+    size_t len;
+};
+
+static int append(struct strlist *l, const char *s)
+{
+    int n = snprintf(l->buf + l->len, sizeof l->buf - l->len, "%s%s", l->len ? ":" : "", s);
+    if (n < 0 || (size_t)n >= sizeof l->buf - l->len)
+        return -1;
+    l->len += (size_t)n;
+    return 0;
+}
+
+static int add_protocol(const struct ctx *c, const config_setting_t *s, const char *v, void *arg)
+{
+    int *mask = arg;
+    if (strcmp(v, "TLSv1.2") == 0)
+        *mask |= 1;
+    else if (strcmp(v, "TLSv1.3") == 0)
+        *mask |= 2;
+    else
+        return fail(c, s, "unsupported protocol '%s' (expected \"TLSv1.2\" or \"TLSv1.3\"; "
+                          "older versions are not offered)", v);
+    return 0;
+}
+
+static int add_group(const struct ctx *c, const config_setting_t *s, const char *v, void *arg)
+{
+    static const char *const known[] = { "X25519", "X448", "P-256", "P-384", "P-521", NULL };
+    for (const char *const *k = known; *k; k++)
+        if (strcmp(*k, v) == 0) {
+            if (append(arg, v) < 0)
+                return fail(c, s, "too many groups");
+            return 0;
+        }
+    return fail(c, s, "unknown group '%s' (expected X25519, X448, P-256, P-384 or P-521)", v);
+}
+
+/* Cipher names are checked against wolfSSL by tls.c; here only what must
+ * never be configured is refused. */
+static int check_cipher_string(const struct ctx *c, const config_setting_t *s, const char *v)
+{
+    static const char *const banned[] = { "NULL", "ANON", "ADH", "AECDH", "EXP", "RC4", "DES",
+                                          "MD5", NULL };
+    if (!*v)
+        return fail(c, s, "must not be empty");
+    for (const char *const *b = banned; *b; b++)
+        if (strcasestr(v, *b))
+            return fail(c, s, "'%s' contains '%s': unauthenticated, export-grade or broken "
+                              "ciphers are never offered", v, *b);
+    return 0;
+}
+
+static int load_tls(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = { "preset", "protocols", "ciphers", "ciphersuites",
+                                        "groups", NULL };
+    const config_setting_t *g, *s;
+    struct tls_conf *t = &cfg->tls;
+    int mask = 3;
+
+    if (get_group(c, root, "tls", keys, &g) < 0)
+        return -1;
+    t->preset = TLS_PRESET_INTERMEDIATE;
+    t->where = g ? where(c, g) : strdup(c->path);
+    if (g && (s = config_setting_get_member(g, "preset"))) {
+        char *p = NULL;
+        if (get_string(c, g, "preset", false, NULL, &p) < 0)
+            return -1;
+        if (strcmp(p, "modern") == 0)
+            t->preset = TLS_PRESET_MODERN;
+        else if (strcmp(p, "intermediate") != 0) {
+            free(p);
+            return fail(c, s, "unknown preset (expected \"modern\" or \"intermediate\")");
+        }
+        free(p);
+    }
+    if (t->preset == TLS_PRESET_MODERN)
+        mask = 2;
+    if (g && (s = config_setting_get_member(g, "protocols"))) {
+        mask = 0;
+        if (each_string(c, s, add_protocol, &mask) < 0)
+            return -1;
+    }
+    t->min_version = (mask & 1) ? TLS1_2_VERSION : TLS1_3_VERSION;
+    t->max_version = (mask & 2) ? TLS1_3_VERSION : TLS1_2_VERSION;
+
+    if (g && get_string(c, g, "ciphers", false, NULL, &t->ciphers) < 0)
+        return -1;
+    if (t->ciphers && check_cipher_string(c, config_setting_get_member(g, "ciphers"), t->ciphers) < 0)
+        return -1;
+    if (!t->ciphers)
+        t->ciphers = strdup(CONFIG_DEFAULT_CIPHERS);
+    if (g && get_string(c, g, "ciphersuites", false, NULL, &t->ciphersuites) < 0)
+        return -1;
+    if (t->ciphersuites &&
+        check_cipher_string(c, config_setting_get_member(g, "ciphersuites"), t->ciphersuites) < 0)
+        return -1;
+    if (!t->ciphersuites)
+        t->ciphersuites = strdup(CONFIG_DEFAULT_CIPHERSUITES);
+
+    if (g && (s = config_setting_get_member(g, "groups"))) {
+        struct strlist l = { .len = 0 };
+        if (each_string(c, s, add_group, &l) < 0)
+            return -1;
+        t->groups = strdup(l.buf);
+    } else {
+        t->groups = strdup(CONFIG_DEFAULT_GROUPS);
+    }
+    return 0;
+}
+
+/* ---- frontends and upstreams ---- */
+
+struct listen_acc {
+    struct frontend_conf *fe;
+    size_t cap;
+};
+
+static int add_listen(const struct ctx *c, const config_setting_t *s, const char *v, void *arg)
+{
+    struct listen_acc *a = arg;
+    char why[256];
+    struct addr ad;
+    if (addr_parse(v, false, &ad, why, sizeof why) < 0)
+        return fail(c, s, "%s", why);
+    if (a->fe->nlisten == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 4;
+        a->fe->listen = realloc(a->fe->listen, a->cap * sizeof *a->fe->listen);
+    }
+    a->fe->listen[a->fe->nlisten].text = strdup(v);
+    a->fe->listen[a->fe->nlisten].addr = ad;
+    a->fe->nlisten++;
+    return 0;
+}
+
+static int load_cert(const struct ctx *c, const config_setting_t *g, struct cert_conf *cc)
+{
+    static const char *const keys[] = { "cert", "key", NULL };
+    if (check_keys(c, g, keys) < 0)
+        return -1;
+    cc->where = where(c, g);
+    if (get_nonempty_string(c, g, "cert", true, &cc->cert) < 0)
+        return -1;
+    if (get_nonempty_string(c, g, "key", false, &cc->key) < 0)
+        return -1;
+    if (!cc->key)                       /* key in the same PEM file as the chain */
+        cc->key = strdup(cc->cert);
+    return 0;
+}
+
+static int load_frontend(const struct ctx *c, const config_setting_t *g, struct frontend_conf *fe)
+{
+    static const char *const keys[] = { "name", "listen", "certificates", "upstream", NULL };
+    const config_setting_t *s, *certs;
+    struct listen_acc acc = { fe, 0 };
+
+    if (check_keys(c, g, keys) < 0)
+        return -1;
+    fe->where = where(c, g);
+    if (get_nonempty_string(c, g, "name", true, &fe->name) < 0 ||
+        get_member(c, g, "listen", true, &s) < 0 ||
+        each_string(c, s, add_listen, &acc) < 0 ||
+        get_list(c, g, "certificates", &certs) < 0)
+        return -1;
+    fe->ncerts = (size_t)config_setting_length(certs);
+    fe->certs = calloc(fe->ncerts, sizeof *fe->certs);
+    for (size_t i = 0; i < fe->ncerts; i++)
+        if (load_cert(c, config_setting_get_elem(certs, (unsigned)i), &fe->certs[i]) < 0)
+            return -1;
+    return get_nonempty_string(c, g, "upstream", true, &fe->upstream);
+}
+
+static int load_server(const struct ctx *c, const config_setting_t *g, struct server_conf *sv)
+{
+    static const char *const keys[] = { "address", NULL };
+    char why[256];
+    if (check_keys(c, g, keys) < 0 ||
+        get_nonempty_string(c, g, "address", true, &sv->address) < 0)
+        return -1;
+    if (addr_parse(sv->address, true, &sv->addr, why, sizeof why) < 0)
+        return fail(c, config_setting_get_member(g, "address"), "%s", why);
+    if (addr_port((const struct sockaddr *)&sv->addr.sa) == 0)
+        return fail(c, config_setting_get_member(g, "address"), "no usable address");
+    return 0;
+}
+
+static int load_upstream(const struct ctx *c, const config_setting_t *g, struct upstream_conf *up)
+{
+    static const char *const keys[] = { "name", "servers", NULL };
+    const config_setting_t *servers;
+    if (check_keys(c, g, keys) < 0)
+        return -1;
+    up->where = where(c, g);
+    if (get_nonempty_string(c, g, "name", true, &up->name) < 0 ||
+        get_list(c, g, "servers", &servers) < 0)
+        return -1;
+    up->nservers = (size_t)config_setting_length(servers);
+    up->servers = calloc(up->nservers, sizeof *up->servers);
+    for (size_t i = 0; i < up->nservers; i++)
+        if (load_server(c, config_setting_get_elem(servers, (unsigned)i), &up->servers[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static bool same_addr(const struct addr *a, const struct addr *b)
+{
+    return a->len == b->len && memcmp(&a->sa, &b->sa, a->len) == 0;
+}
+
+/* The a-th listen address: an element of the array, or the string itself. */
+static const config_setting_t *listen_elem(const config_setting_t *s, size_t a)
+{
+    if (config_setting_type(s) == CONFIG_TYPE_STRING)
+        return s;
+    return config_setting_get_elem(s, (unsigned)a);
+}
+
+static int cross_check(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    const config_setting_t *fes = config_setting_get_member(root, "frontends");
+    const config_setting_t *ups = config_setting_get_member(root, "upstreams");
+
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->upstreams[i].name, cfg->upstreams[j].name) == 0)
+                return fail(c, config_setting_get_elem(ups, (unsigned)i),
+                            "upstream name '%s' is already used at %s", cfg->upstreams[i].name,
+                            cfg->upstreams[j].where);
+    for (size_t i = 0; i < cfg->nfrontends; i++) {
+        struct frontend_conf *fe = &cfg->frontends[i];
+        const config_setting_t *g = config_setting_get_elem(fes, (unsigned)i);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(fe->name, cfg->frontends[j].name) == 0)
+                return fail(c, g, "frontend name '%s' is already used at %s", fe->name,
+                            cfg->frontends[j].where);
+        size_t k;
+        for (k = 0; k < cfg->nupstreams; k++)
+            if (strcmp(cfg->upstreams[k].name, fe->upstream) == 0)
+                break;
+        if (k == cfg->nupstreams)
+            return fail(c, config_setting_get_member(g, "upstream"),
+                        "no upstream is named '%s'", fe->upstream);
+        fe->upstream_index = k;
+        /* The same address twice, in this or an earlier frontend. */
+        for (size_t a = 0; a < fe->nlisten; a++)
+            for (size_t j = 0; j <= i; j++)
+                for (size_t b = 0; b < (j == i ? a : cfg->frontends[j].nlisten); b++)
+                    if (same_addr(&fe->listen[a].addr, &cfg->frontends[j].listen[b].addr))
+                        return fail(c, listen_elem(config_setting_get_member(g, "listen"), a),
+                                    "address '%s' is already listened on by frontend '%s'",
+                                    fe->listen[a].text, cfg->frontends[j].name);
+    }
+    return 0;
+}
+
+static int load_root(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    static const char *const keys[] = { "daemon", "pidfile", "log", "workers", "timeouts",
+                                        "tls", "frontends", "upstreams", NULL };
+    const config_setting_t *fes, *ups;
+
+    if (check_keys(c, root, keys) < 0 ||
+        get_bool(c, root, "daemon", true, &cfg->daemon) < 0 ||
+        get_string(c, root, "pidfile", false, CONFIG_DEFAULT_PIDFILE, &cfg->pidfile) < 0 ||
+        load_log(c, root, cfg) < 0 || load_workers(c, root, cfg) < 0 ||
+        load_timeouts(c, root, cfg) < 0 || load_tls(c, root, cfg) < 0 ||
+        get_list(c, root, "upstreams", &ups) < 0 || get_list(c, root, "frontends", &fes) < 0)
+        return -1;
+
+    cfg->nupstreams = (size_t)config_setting_length(ups);
+    cfg->upstreams = calloc(cfg->nupstreams, sizeof *cfg->upstreams);
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (load_upstream(c, config_setting_get_elem(ups, (unsigned)i), &cfg->upstreams[i]) < 0)
+            return -1;
+    cfg->nfrontends = (size_t)config_setting_length(fes);
+    cfg->frontends = calloc(cfg->nfrontends, sizeof *cfg->frontends);
+    for (size_t i = 0; i < cfg->nfrontends; i++)
+        if (load_frontend(c, config_setting_get_elem(fes, (unsigned)i), &cfg->frontends[i]) < 0)
+            return -1;
+    return cross_check(c, root, cfg);
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    config_t cf;
+    struct ctx c = { path, err, errlen };
+    struct config *cfg = calloc(1, sizeof *cfg);
+    FILE *fp;
+
+    cfg->path = strdup(path);
+    if (!(fp = fopen(path, "r"))) {
+        snprintf(err, errlen, "%s: cannot open: %m", path);
+        config_free(cfg);
+        return NULL;
+    }
+    fclose(fp);
+    config_init(&cf);
+    /* libconfig 1.5 would prepend an include directory even to absolute
+     * paths, so none is set: @include paths are absolute or relative to
+     * the directory tlsoffd was started in. */
+    if (config_read_file(&cf, path) != CONFIG_TRUE) {
+        snprintf(err, errlen, "%s:%d: syntax error: %s",
+                 config_error_file(&cf) ? config_error_file(&cf) : path,
+                 config_error_line(&cf), config_error_text(&cf));
+        config_destroy(&cf);
+        config_free(cfg);
+        return NULL;
+    }
+    int rc = load_root(&c, config_root_setting(&cf), cfg);
+    config_destroy(&cf);
+    if (rc < 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->nfrontends; i++) {
+        struct frontend_conf *fe = &cfg->frontends[i];
+        for (size_t j = 0; j < fe->nlisten; j++)
+            free(fe->listen[j].text);
+        for (size_t j = 0; j < fe->ncerts; j++) {
+            free(fe->certs[j].cert);
+            free(fe->certs[j].key);
+            free(fe->certs[j].where);
+        }
+        free(fe->listen);
+        free(fe->certs);
+        free(fe->name);
+        free(fe->upstream);
+        free(fe->where);
+    }
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        struct upstream_conf *up = &cfg->upstreams[i];
+        for (size_t j = 0; j < up->nservers; j++)
+            free(up->servers[j].address);
+        free(up->servers);
+        free(up->name);
+        free(up->where);
+    }
+    free(cfg->frontends);
+    free(cfg->upstreams);
+    free(cfg->tls.ciphers);
+    free(cfg->tls.ciphersuites);
+    free(cfg->tls.groups);
+    free(cfg->tls.where);
+    free(cfg->log.destination);
+    free(cfg->log.access_log);
+    free(cfg->pidfile);
+    free(cfg->path);
+    free(cfg);
+}
+
+const struct upstream_conf *config_frontend_upstream(const struct config *cfg,
+                                                     const struct frontend_conf *fe)
+{
+    return &cfg->upstreams[fe->upstream_index];
+}

@@ -1,0 +1,115 @@
+/*
+ * config — reads a libconfig file into one validated, immutable struct.
+ *
+ * Owns: the key names, their types, ranges and defaults. Every error names
+ * the file and line and what was expected; unknown keys are errors, so a
+ * typo is never silently ignored. Nothing outside this module sees libconfig.
+ */
+#ifndef TLSOFFD_CONFIG_H
+#define TLSOFFD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "addr.h"
+
+#define CONFIG_ERR_MAX 1024
+
+struct listen_conf {
+    char *text;             /* as written, for messages */
+    struct addr addr;
+};
+
+struct cert_conf {
+    char *cert;             /* PEM chain: leaf first */
+    char *key;
+    char *where;            /* "file:line" of this entry, for load errors */
+};
+
+struct frontend_conf {
+    char *name;
+    size_t nlisten;
+    struct listen_conf *listen;
+    size_t ncerts;
+    struct cert_conf *certs;
+    char *upstream;         /* name, resolved below */
+    size_t upstream_index;
+    char *where;
+};
+
+struct server_conf {
+    char *address;          /* as written */
+    struct addr addr;
+};
+
+struct upstream_conf {
+    char *name;
+    size_t nservers;
+    struct server_conf *servers;
+    char *where;
+};
+
+enum tls_preset { TLS_PRESET_INTERMEDIATE, TLS_PRESET_MODERN };
+
+struct tls_conf {
+    enum tls_preset preset;
+    int min_version;        /* wolfSSL TLS1_2_VERSION / TLS1_3_VERSION */
+    int max_version;
+    char *ciphers;          /* TLS 1.2 suites, ':'-separated */
+    char *ciphersuites;     /* TLS 1.3 suites, ':'-separated */
+    char *groups;           /* ':'-separated group names */
+    char *where;
+};
+
+struct config {
+    char *path;
+    bool daemon;
+    char *pidfile;          /* "" = none */
+    struct {
+        char *destination;  /* "stderr", "syslog" or a path */
+        int facility;
+        int level;
+        char *access_log;   /* NULL: main log; "": off; else a path */
+    } log;
+    struct {
+        int count;
+    } workers;
+    struct {
+        double handshake, connect, idle, shutdown;
+    } timeouts;
+    struct tls_conf tls;
+    size_t nfrontends;
+    struct frontend_conf *frontends;
+    size_t nupstreams;
+    struct upstream_conf *upstreams;
+};
+
+/* Defaults, also used by the man page and tests. */
+#define CONFIG_DEFAULT_WORKERS          4
+#define CONFIG_MAX_WORKERS              1024
+#define CONFIG_DEFAULT_HANDSHAKE        10.0
+#define CONFIG_DEFAULT_CONNECT          3.0
+#define CONFIG_DEFAULT_IDLE             300.0
+#define CONFIG_DEFAULT_SHUTDOWN         30.0
+#define CONFIG_DEFAULT_PIDFILE          "/run/tlsoffd.pid"
+#define CONFIG_DEFAULT_CIPHERS \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define CONFIG_DEFAULT_CIPHERSUITES \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
+#define CONFIG_DEFAULT_GROUPS           "X25519:P-256"
+
+/*
+ * Reads and validates path. Returns a config (free with config_free), or
+ * NULL with "file:line: what is wrong" in err. Only syntax and values are
+ * checked here; certificates are loaded by tls.c.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* The frontend's upstream. */
+const struct upstream_conf *config_frontend_upstream(const struct config *cfg,
+                                                     const struct frontend_conf *fe);
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * listen — listening sockets: bind, listen, accept.
+ */
+#ifndef TLSOFFD_LISTEN_H
+#define TLSOFFD_LISTEN_H
+
+#include <stddef.h>
+
+#include "addr.h"
+
+#define LISTEN_BACKLOG 1024
+
+/*
+ * A non-blocking, close-on-exec listening TCP socket on a. IPv6 sockets are
+ * v6-only, so "[::]:443" and "0.0.0.0:443" can both be listened on.
+ * Returns the fd, or -1 with the reason in err.
+ */
+int listen_open(const struct addr *a, char *err, size_t errlen);
+
+/* The port a listening socket got (for port 0 in tests). */
+int listen_port(int fd);
+
+/* Sets TCP_NODELAY (and keepalive) on a connected socket. */
+void listen_tune_conn(int fd);
+
+#endif

@@ -1,0 +1,188 @@
+#include "relay.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct dir {
+    unsigned char buf[RELAY_BUF];
+    size_t len, off;        /* bytes buffered; bytes of them already sent */
+    bool eof;               /* the source is done */
+    bool shut;              /* the destination was told (SHUT_WR / close_notify) */
+};
+
+struct state {
+    struct tls_conn *c;
+    int b;
+    struct dir up, down;    /* up: client -> backend; down: backend -> client */
+    short cev, bev;         /* poll events wanted on the client / backend */
+    struct relay_result *res;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct state *s, enum relay_end end, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s->res->end = end;
+    vsnprintf(s->res->reason, sizeof s->res->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int tls_fail(struct state *s, enum tls_io r, const char *op)
+{
+    char why[128];
+    if (r == TLS_IO_TIMEOUT)
+        return fail(s, RELAY_IDLE_TIMEOUT, "client write timed out");
+    tls_conn_error(s->c, -1, why, sizeof why);
+    s->res->end = RELAY_CLIENT_ERROR;
+    snprintf(s->res->reason, sizeof s->res->reason, "client %s: %s", op, why);
+    return -1;
+}
+
+/* Client -> backend. Returns 1 if bytes moved, 0 if blocked, -1 on error. */
+static int pump_up(struct state *s)
+{
+    struct dir *d = &s->up;
+    int moved = 0;
+    if (!d->eof && d->len == 0) {
+        size_t n = 0;
+        enum tls_io r = tls_conn_read(s->c, d->buf, sizeof d->buf, &n);
+        if (r == TLS_IO_OK) {
+            d->len = n;
+            d->off = 0;
+            moved = 1;
+        } else if (r == TLS_IO_WANT_READ) {
+            s->cev |= POLLIN;
+        } else if (r == TLS_IO_WANT_WRITE) {
+            s->cev |= POLLOUT;
+        } else if (r == TLS_IO_CLOSED) {
+            d->eof = true;
+        } else {
+            return tls_fail(s, r, "read");
+        }
+    }
+    if (d->off < d->len) {
+        ssize_t n = send(s->b, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+        if (n > 0) {
+            d->off += (size_t)n;
+            s->res->to_backend += (uint64_t)n;
+            moved = 1;
+            if (d->off == d->len)
+                d->len = d->off = 0;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            s->bev |= POLLOUT;
+        } else if (n < 0 && errno != EINTR) {
+            return fail(s, RELAY_BACKEND_ERROR, "backend write: %s", strerror(errno));
+        }
+    }
+    if (d->eof && d->len == 0 && !d->shut) {
+        shutdown(s->b, SHUT_WR);
+        d->shut = true;
+    }
+    return moved;
+}
+
+/* Backend -> client. */
+static int pump_down(struct state *s)
+{
+    struct dir *d = &s->down;
+    int moved = 0;
+    if (!d->eof && d->len == 0) {
+        ssize_t n = recv(s->b, d->buf, sizeof d->buf, 0);
+        if (n > 0) {
+            d->len = (size_t)n;
+            moved = 1;
+        } else if (n == 0) {
+            d->eof = true;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->bev |= POLLIN;
+        } else if (errno != EINTR) {
+            return fail(s, RELAY_BACKEND_ERROR, "backend read: %s", strerror(errno));
+        }
+    }
+    if (d->len > 0) {
+        /* wolfSSL keeps a partly sent record itself; on WANT_WRITE the same
+         * buffer is offered again. */
+        enum tls_io r = tls_conn_write(s->c, d->buf, d->len);
+        if (r == TLS_IO_OK) {
+            s->res->to_client += d->len;
+            d->len = 0;
+            moved = 1;
+        } else if (r == TLS_IO_WANT_WRITE) {
+            s->cev |= POLLOUT;
+        } else if (r == TLS_IO_WANT_READ) {
+            s->cev |= POLLIN;
+        } else {
+            return tls_fail(s, r, "write");
+        }
+    }
+    if (d->eof && d->len == 0 && !d->shut) {
+        tls_conn_close_notify(s->c);
+        shutdown(s->c->fd, SHUT_WR);
+        d->shut = true;
+    }
+    return moved;
+}
+
+void relay_run(struct tls_conn *client, int backend, double idle, struct relay_result *res)
+{
+    static __thread struct state s;   /* 32 KiB of buffers: not on the stack */
+    int idle_ms = (int)(idle * 1000);
+
+    memset(res, 0, sizeof *res);
+    s.c = client;
+    s.b = backend;
+    s.res = res;
+    s.up.len = s.up.off = s.down.len = s.down.off = 0;
+    s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
+    client->nonblock = true;
+
+    for (;;) {
+        s.cev = s.bev = 0;
+        int a = pump_up(&s);
+        if (a < 0)
+            return;
+        int b = pump_down(&s);
+        if (b < 0)
+            return;
+        if (s.up.shut && s.down.shut) {
+            res->end = RELAY_DONE;
+            return;
+        }
+        if (a > 0 || b > 0)
+            continue;
+        struct pollfd p[2] = { { .fd = client->fd, .events = s.cev },
+                               { .fd = backend, .events = s.bev } };
+        /* While the client is sending, keep the deadline for TLS writes
+         * (close_notify, blocked records) one idle period ahead. */
+        client->deadline = tls_now_ms() + idle_ms;
+        int rc = poll(p, 2, idle_ms);
+        if (rc == 0) {
+            res->end = RELAY_IDLE_TIMEOUT;
+            snprintf(res->reason, sizeof res->reason, "no data either way for %gs", idle);
+            return;
+        }
+        if (rc < 0 && errno != EINTR) {
+            fail(&s, RELAY_CLIENT_ERROR, "poll: %s", strerror(errno));
+            return;
+        }
+        /* POLLERR/POLLHUP are seen by the next read or write. */
+    }
+}
+
+const char *relay_end_outcome(enum relay_end e)
+{
+    switch (e) {
+    case RELAY_DONE: return "ok";
+    case RELAY_IDLE_TIMEOUT: return "idle-timeout";
+    case RELAY_CLIENT_ERROR: return "client-error";
+    case RELAY_BACKEND_ERROR: return "backend-error";
+    }
+    return "?";
+}

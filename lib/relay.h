@@ -1,0 +1,41 @@
+/*
+ * relay — the two-way copy between a TLS client and a plain backend socket.
+ *
+ * Owns: buffering (one 16 KiB buffer each way, so records leave full-size),
+ * half-close (client close_notify or FIN -> backend shutdown(SHUT_WR);
+ * backend EOF -> close_notify and FIN to the client), the idle timeout.
+ */
+#ifndef TLSOFFD_RELAY_H
+#define TLSOFFD_RELAY_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "tls.h"
+
+#define RELAY_BUF 16384     /* one maximum-size TLS record */
+
+enum relay_end {
+    RELAY_DONE,             /* both sides finished cleanly */
+    RELAY_IDLE_TIMEOUT,     /* no byte either way for the idle timeout */
+    RELAY_CLIENT_ERROR,     /* reset, TLS alert, bad record ... */
+    RELAY_BACKEND_ERROR,    /* reset or other socket error */
+};
+
+struct relay_result {
+    uint64_t to_backend;    /* decrypted bytes from the client */
+    uint64_t to_client;     /* bytes from the backend */
+    enum relay_end end;
+    char reason[160];
+};
+
+/*
+ * Copies until both directions are closed, an error, or idle seconds pass
+ * with no byte moved. The client connection is switched to non-blocking
+ * TLS I/O; backend must be a non-blocking socket.
+ */
+void relay_run(struct tls_conn *client, int backend, double idle, struct relay_result *res);
+
+const char *relay_end_outcome(enum relay_end e);
+
+#endif

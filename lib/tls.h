@@ -1,0 +1,84 @@
+/*
+ * tls — wolfSSL server contexts and one TLS connection's I/O.
+ *
+ * Owns: the policy applied to every context (protocol range, AEAD-only
+ * suites, groups, no renegotiation, no compression), certificate loading
+ * and checking, and the I/O callbacks that bound every read and write by
+ * an absolute deadline (a slow-drip client cannot hold a worker).
+ */
+#ifndef TLSOFFD_TLS_H
+#define TLSOFFD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* wolfSSL's opaque types, without pulling its headers into every file. */
+typedef struct WOLFSSL_CTX WOLFSSL_CTX;
+typedef struct WOLFSSL WOLFSSL;
+
+void tls_global_init(void);
+void tls_global_cleanup(void);
+/* After fork: the child must not reuse the parent's DRBG state. */
+void tls_after_fork(void);
+/* "wolfSSL 5.5.4" */
+const char *tls_library_version(void);
+
+/*
+ * A server context for one frontend: policy from tc, certificates from fe.
+ * Returns NULL with "file:line: ..." in err (a missing file, an unreadable
+ * or mismatched key, an unknown cipher or group).
+ */
+WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend_conf *fe,
+                                char *err, size_t errlen);
+void tls_ctx_free(WOLFSSL_CTX *ctx);
+
+/* One connection. The fd is made non-blocking; every wait is a poll(). */
+struct tls_conn {
+    WOLFSSL *ssl;
+    int fd;
+    int64_t deadline;       /* ms, CLOCK_MONOTONIC; waits give up at this time */
+    bool nonblock;          /* true: return "want read/write" instead of waiting */
+    bool timed_out;         /* the last failure was the deadline */
+    bool peer_closed;       /* the transport saw EOF */
+    int sys_errno;          /* the last socket error, 0 if none */
+};
+
+enum tls_io {
+    TLS_IO_OK = 0,
+    TLS_IO_WANT_READ,       /* only in non-blocking mode */
+    TLS_IO_WANT_WRITE,
+    TLS_IO_CLOSED,          /* close_notify or EOF from the peer */
+    TLS_IO_TIMEOUT,
+    TLS_IO_ERROR,
+};
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t tls_now_ms(void);
+
+int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
+void tls_conn_free(struct tls_conn *c);
+
+/* The handshake, bounded by timeout seconds. On failure, reason is set. */
+enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len);
+
+/* Reads decrypted bytes; *n is set on TLS_IO_OK (never 0). */
+enum tls_io tls_conn_read(struct tls_conn *c, void *buf, size_t len, size_t *n);
+/* Writes all of buf (one record per 16 KiB); in non-blocking mode it may
+ * return WANT_WRITE and must then be called again with the same buffer. */
+enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
+/* Decrypted bytes buffered inside wolfSSL (no poll() needed to read them). */
+bool tls_conn_pending(struct tls_conn *c);
+/* Sends close_notify (best effort, bounded by the deadline). */
+void tls_conn_close_notify(struct tls_conn *c);
+
+/* Negotiated parameters, for the access log. */
+const char *tls_conn_version(struct tls_conn *c);
+const char *tls_conn_cipher(struct tls_conn *c);
+const char *tls_conn_sni(struct tls_conn *c);      /* "-" if none */
+/* The last wolfSSL error as text. */
+void tls_conn_error(struct tls_conn *c, int ret, char *buf, size_t len);
+
+#endif

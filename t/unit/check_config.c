@@ -1,0 +1,245 @@
+#include "unit.h"
+
+#include <netinet/in.h>
+
+#include "config.h"
+#include "log.h"
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+static char err[CONFIG_ERR_MAX];
+
+#define MINIMAL_FE \
+    "frontends = ( { name = \"https\"; listen = \"127.0.0.1:8443\";\n" \
+    "  certificates = ( { cert = \"a.pem\"; } ); upstream = \"web\"; } );\n"
+#define MINIMAL_UP \
+    "upstreams = ( { name = \"web\"; servers = ( { address = \"127.0.0.1:8080\"; } ); } );\n"
+
+static struct config *load(const char *text)
+{
+    char *path = unit_tempfile(text);
+    struct config *cfg = config_load(path, err, sizeof err);
+    unlink(path);
+    free(path);
+    return cfg;
+}
+
+/* The error names the file, the line and says what. */
+static void expect_error(const char *text, int line, const char *what)
+{
+    char *path = unit_tempfile(text);
+    struct config *cfg = config_load(path, err, sizeof err);
+    char prefix[600];
+    if (line)
+        snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+    else
+        snprintf(prefix, sizeof prefix, "%s: ", path);
+    ck_assert_msg(cfg == NULL, "accepted: %s", text);
+    ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "want prefix '%s', got '%s'",
+                  prefix, err);
+    ck_assert_msg(strstr(err, what) != NULL, "want '%s' in '%s'", what, err);
+    unlink(path);
+    free(path);
+}
+
+START_TEST(minimal_defaults)
+{
+    struct config *cfg = load(MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert(cfg->daemon);
+    ck_assert_str_eq(cfg->pidfile, CONFIG_DEFAULT_PIDFILE);
+    ck_assert_str_eq(cfg->log.destination, "syslog");
+    ck_assert_int_eq(cfg->log.level, LOG_LVL_INFO);
+    ck_assert_ptr_null(cfg->log.access_log);
+    ck_assert_int_eq(cfg->workers.count, CONFIG_DEFAULT_WORKERS);
+    ck_assert(cfg->timeouts.handshake == CONFIG_DEFAULT_HANDSHAKE);
+    ck_assert(cfg->timeouts.connect == CONFIG_DEFAULT_CONNECT);
+    ck_assert(cfg->timeouts.idle == CONFIG_DEFAULT_IDLE);
+    ck_assert(cfg->timeouts.shutdown == CONFIG_DEFAULT_SHUTDOWN);
+    ck_assert_int_eq(cfg->tls.min_version, TLS1_2_VERSION);
+    ck_assert_int_eq(cfg->tls.max_version, TLS1_3_VERSION);
+    ck_assert_str_eq(cfg->tls.ciphers, CONFIG_DEFAULT_CIPHERS);
+    ck_assert_str_eq(cfg->tls.ciphersuites, CONFIG_DEFAULT_CIPHERSUITES);
+    ck_assert_str_eq(cfg->tls.groups, CONFIG_DEFAULT_GROUPS);
+    ck_assert_uint_eq(cfg->nfrontends, 1);
+    ck_assert_uint_eq(cfg->frontends[0].nlisten, 1);
+    ck_assert_str_eq(cfg->frontends[0].certs[0].key, "a.pem");   /* key defaults to cert */
+    ck_assert_str_eq(config_frontend_upstream(cfg, &cfg->frontends[0])->name, "web");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(full_file)
+{
+    struct config *cfg = load(
+        "daemon = false;\n"
+        "pidfile = \"\";\n"
+        "log = { destination = \"stderr\"; facility = \"local3\"; level = \"debug\";\n"
+        "        access_log = \"/tmp/a.log\"; };\n"
+        "workers = { count = 7; };\n"
+        "timeouts = { handshake = 2.5; connect = 1; idle = 60; shutdown = 5; };\n"
+        "tls = { preset = \"modern\"; groups = [ \"P-256\" ];\n"
+        "        ciphersuites = \"TLS13-CHACHA20-POLY1305-SHA256\"; };\n"
+        "frontends = (\n"
+        "  { name = \"a\"; listen = [ \"127.0.0.1:1\", \"[::1]:1\" ];\n"
+        "    certificates = ( { cert = \"c.pem\"; key = \"c.key\"; } ); upstream = \"u2\"; },\n"
+        "  { name = \"b\"; listen = \"*:2\"; certificates = ( { cert = \"d.pem\"; } );\n"
+        "    upstream = \"u1\"; }\n"
+        ");\n"
+        "upstreams = (\n"
+        "  { name = \"u1\"; servers = ( { address = \"127.0.0.1:80\"; }, { address = \"[::1]:81\"; } ); },\n"
+        "  { name = \"u2\"; servers = ( { address = \"localhost:82\"; } ); }\n"
+        ");\n");
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert(!cfg->daemon);
+    ck_assert_str_eq(cfg->pidfile, "");
+    ck_assert_str_eq(cfg->log.destination, "stderr");
+    ck_assert_int_eq(cfg->log.level, LOG_LVL_DEBUG);
+    ck_assert_str_eq(cfg->log.access_log, "/tmp/a.log");
+    ck_assert_int_eq(cfg->workers.count, 7);
+    ck_assert(cfg->timeouts.handshake == 2.5);
+    ck_assert(cfg->timeouts.connect == 1.0);
+    ck_assert_int_eq(cfg->tls.min_version, TLS1_3_VERSION);
+    ck_assert_int_eq(cfg->tls.max_version, TLS1_3_VERSION);
+    ck_assert_str_eq(cfg->tls.groups, "P-256");
+    ck_assert_str_eq(cfg->tls.ciphersuites, "TLS13-CHACHA20-POLY1305-SHA256");
+    ck_assert_uint_eq(cfg->nfrontends, 2);
+    ck_assert_uint_eq(cfg->frontends[0].nlisten, 2);
+    ck_assert_int_eq(cfg->frontends[0].listen[1].addr.sa.ss_family, AF_INET6);
+    ck_assert_str_eq(config_frontend_upstream(cfg, &cfg->frontends[0])->name, "u2");
+    ck_assert_str_eq(config_frontend_upstream(cfg, &cfg->frontends[1])->name, "u1");
+    ck_assert_uint_eq(cfg->upstreams[0].nservers, 2);
+    ck_assert_str_eq(cfg->upstreams[0].servers[1].address, "[::1]:81");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(protocols)
+{
+    struct config *cfg = load("tls = { protocols = [ \"TLSv1.2\" ]; };\n" MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->tls.min_version, TLS1_2_VERSION);
+    ck_assert_int_eq(cfg->tls.max_version, TLS1_2_VERSION);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(include)
+{
+    char *inc = unit_tempfile("workers = { count = 3; };\n");
+    char text[1024];
+    snprintf(text, sizeof text, "@include \"%s\"\n" MINIMAL_FE MINIMAL_UP, inc);
+    struct config *cfg = load(text);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->workers.count, 3);
+    config_free(cfg);
+    unlink(inc);
+    free(inc);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    ck_assert_ptr_null(config_load("/nonexistent/tlsoffd.conf", err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/tlsoffd.conf: cannot open: No such file"));
+}
+END_TEST
+
+START_TEST(syntax_error)
+{
+    expect_error("workers = { count = 3 };\n\nfoo = ;\n", 3, "syntax error");
+}
+END_TEST
+
+START_TEST(unknown_keys)
+{
+    expect_error("workers = { count = 3; };\ntimeout = { idle = 3; };\n" MINIMAL_FE MINIMAL_UP,
+                 2, "timeout: unknown key");
+    expect_error("timeouts = {\n  idle = 3;\n  handshak = 2;\n};\n" MINIMAL_FE MINIMAL_UP,
+                 3, "timeouts.handshak: unknown key (known here: handshake, connect");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"x\"; listen = \"127.0.0.1:1\";\n"
+                 "  certificates = ( { cert = \"a\";\n keyfile = \"b\"; } ); upstream = \"web\"; } );\n",
+                 4, "frontends[0].certificates[0].keyfile: unknown key");
+}
+END_TEST
+
+START_TEST(types_and_ranges)
+{
+    expect_error("workers = {\n count = \"four\"; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "workers.count: expected an integer, got a string");
+    expect_error("workers = { count = 0; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must be from 1 to 1024, got 0");
+    expect_error("\ntimeouts = { idle = -1; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "timeouts.idle: must be a duration");
+    expect_error("timeouts = { idle = \"5s\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "expected a duration in seconds");
+    expect_error("daemon = 1;\n" MINIMAL_FE MINIMAL_UP, 1, "daemon: expected true or false");
+    expect_error("log = { level = \"loud\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "unknown level");
+    expect_error("log = { facility = \"kern2\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "unknown syslog facility");
+    expect_error("log = { destination = \"\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "must not be empty");
+    expect_error("workers = 4;\n" MINIMAL_FE MINIMAL_UP, 1, "expected a group");
+}
+END_TEST
+
+START_TEST(tls_errors)
+{
+    expect_error("tls = {\n protocols = [ \"TLSv1.1\" ]; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "unsupported protocol 'TLSv1.1'");
+    expect_error("tls = { ciphers = \"ECDHE-RSA-NULL-SHA\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "contains 'NULL'");
+    expect_error("tls = { preset = \"old\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "unknown preset");
+    expect_error("tls = { groups = [ \"P-192\" ]; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "unknown group 'P-192'");
+}
+END_TEST
+
+START_TEST(structure_errors)
+{
+    expect_error(MINIMAL_UP, 0, "missing required key 'frontends'");
+    expect_error(MINIMAL_FE, 0, "missing required key 'upstreams'");
+    expect_error("frontends = ();\n" MINIMAL_UP, 1, "must have at least one entry");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"https\"; listen = \"127.0.0.1:1\";\n"
+                 "  certificates = ( { cert = \"a.pem\"; } );\n  upstream = \"nope\"; } );\n",
+                 4, "no upstream is named 'nope'");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+                 "  certificates = ( { cert = \"a\"; } ); upstream = \"web\"; },\n"
+                 " { name = \"a\"; listen = \"127.0.0.1:2\";\n"
+                 "  certificates = ( { cert = \"a\"; } ); upstream = \"web\"; } );\n",
+                 4, "frontend name 'a' is already used");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"a\"; listen = [ \"127.0.0.1:1\",\n"
+                 " \"127.0.0.1\" ];\n"
+                 "  certificates = ( { cert = \"a\"; } ); upstream = \"web\"; } );\n",
+                 3, "has no port");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"a\";\n listen = [ \"127.0.0.1:1\",\n \"127.0.0.1:1\" ];\n"
+                 "  certificates = ( { cert = \"a\"; } ); upstream = \"web\"; } );\n",
+                 4, "already listened on by frontend 'a'");
+    expect_error(MINIMAL_UP "frontends = ( { name = \"a\"; listen = \"127.0.0.1:1\";\n"
+                 "  certificates = ( { key = \"a\"; } ); upstream = \"web\"; } );\n",
+                 3, "missing required key 'cert'");
+    expect_error(MINIMAL_FE "upstreams = ( { name = \"web\";\n servers = ( { address = \"nohost.invalid:80\"; } ); } );\n",
+                 4, "cannot resolve");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *ok = tcase_create("valid");
+    tcase_add_test(ok, minimal_defaults);
+    tcase_add_test(ok, full_file);
+    tcase_add_test(ok, protocols);
+    tcase_add_test(ok, include);
+    suite_add_tcase(s, ok);
+    TCase *bad = tcase_create("errors");
+    tcase_add_test(bad, missing_file);
+    tcase_add_test(bad, syntax_error);
+    tcase_add_test(bad, unknown_keys);
+    tcase_add_test(bad, types_and_ranges);
+    tcase_add_test(bad, tls_errors);
+    tcase_add_test(bad, structure_errors);
+    suite_add_tcase(s, bad);
+    return s;
+}
+
+UNIT_MAIN(suite)
