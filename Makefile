@@ -57,29 +57,37 @@ HELPERS     := $(BUILD)/t/helper/backend
 
 TLSOFFD     := $(BUILD)/tlsoffd
 
+# V=1 shows the full commands.
+Q           := $(if $(V),,@)
+
 .PHONY: all check unit-check daemon-check demo install clean helpers
 .DELETE_ON_ERROR:
 
 all: $(TLSOFFD)
 
 $(BUILD)/libtlsoffd.a: $(LIB_OBJS)
-	ar rcs $@ $^
+	@echo "  AR   $@"
+	$(Q)ar rcs $@ $^
 
 $(TLSOFFD): $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(LIBS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(LIBS)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile $(wildcard config.mk)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
+	@echo "  CC   $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
 
 $(BUILD)/t/unit/check_%: t/unit/check_%.c t/unit/unit.h t/unit/tlspair.h $(BUILD)/libtlsoffd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a \
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a \
 	    $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS)
 
 $(BUILD)/t/helper/%: t/helper/%.c $(BUILD)/libtlsoffd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a $(ALL_LDFLAGS) $(LIBS)
+	@echo "  CC   $@"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a $(ALL_LDFLAGS) $(LIBS)
 
 helpers: $(HELPERS)
 
@@ -87,7 +95,8 @@ helpers: $(HELPERS)
 # once per build directory by t/mkcerts.
 $(BUILD)/t/certs/.stamp: t/mkcerts
 	@mkdir -p $(dir $@)
-	sh t/mkcerts $(dir $@)
+	@echo "  CERT $(dir $@)"
+	$(Q)sh t/mkcerts $(dir $@)
 	@touch $@
 
 check: unit-check daemon-check

@@ -89,6 +89,11 @@ int runtime_bind(struct runtime *rt, char *err, size_t errlen)
             rt->listeners[rt->nlisteners++] = (struct listener){ fd, i };
         }
     }
+    /* One listener: workers wait in a blocking accept(2) (see worker.c). */
+    if (rt->nlisteners == 1) {
+        int fl = fcntl(rt->listeners[0].fd, F_GETFL);
+        fcntl(rt->listeners[0].fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
     if (rt->nlisteners > 1 && !(rt->accept_lock = worker_accept_lock_create())) {
         snprintf(err, errlen, "cannot create the accept lock: %s", strerror(errno));
         return -1;
@@ -257,7 +262,8 @@ int main(int argc, char **argv)
 
 fail:
     fprintf(stderr, "tlsoffd: %s\n", err);
-    log_error("%s", err);
+    if (!log_to_stderr())
+        log_error("%s", err);
     runtime_free(&rt);
     return EXIT_FAIL;
 }

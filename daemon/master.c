@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,6 +59,18 @@ static void signal_workers(int sig)
     for (int i = 0; i < nslots; i++)
         if (slots[i].pid > 0)
             kill(slots[i].pid, sig);
+}
+
+/*
+ * Closes the listening sockets for every process at once: shutdown() on a
+ * listening socket stops it in the kernel, so new clients are refused at
+ * once instead of waiting in a queue nobody serves, and workers blocked in
+ * accept() wake up.
+ */
+static void stop_listening(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        shutdown(rt->listeners[i].fd, SHUT_RDWR);
 }
 
 static int live_workers(void)
@@ -141,7 +154,7 @@ int master_run(struct runtime *rt, int ready_fd)
         sigaddset(&set, sigs[s]);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+    if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         log_error("signalfd: %s", strerror(errno));
         return 1;
     }
@@ -186,6 +199,7 @@ int master_run(struct runtime *rt, int ready_fd)
                         stop = STOP_GRACEFUL;
                         deadline = tls_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
                         signal_workers(SIGQUIT);
+                        stop_listening(rt);
                     }
                     break;
                 case SIGUSR1: {

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tlsoffd.h"
@@ -60,9 +61,17 @@ pthread_mutex_t *worker_accept_lock_create(void)
     return m;
 }
 
+/*
+ * Takes the accept lock. A mutex wait cannot be interrupted by a signal,
+ * so it gives up every second to let the caller see a stop or log-reopen
+ * request. Returns 0 when held.
+ */
 static int lock_accept(pthread_mutex_t *m)
 {
-    int rc = pthread_mutex_lock(m);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    int rc = pthread_mutex_timedlock(m, &until);
     if (rc == EOWNERDEAD) {
         log_warning("accept lock: its holder died; recovered");
         pthread_mutex_consistent(m);
@@ -95,21 +104,22 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
 {
     socklen_t len = sizeof *peer;
     if (rt->nlisteners == 1) {
-        struct pollfd p = { .fd = rt->listeners[0].fd, .events = POLLIN };
-        /* The listener is non-blocking (it is shared); the wait is poll,
-         * and the accept that loses a race just returns EAGAIN. */
-        if (poll(&p, 1, -1) <= 0)
-            return -1;
+        /* A blocking listener: SIGQUIT interrupts the wait (EINTR). */
         *which = 0;
         return accept4(rt->listeners[0].fd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
     }
-    struct pollfd p[64];
-    size_t n = rt->nlisteners < 64 ? rt->nlisteners : 64;
+    static struct pollfd *p;
+    size_t n = rt->nlisteners;
     int fd = -1;
-    if (lock_accept(rt->accept_lock) != 0)
+    if (!p) {
+        p = calloc(n, sizeof *p);
+        for (size_t i = 0; i < n; i++)
+            p[i] = (struct pollfd){ .fd = rt->listeners[i].fd, .events = POLLIN };
+    }
+    if (lock_accept(rt->accept_lock) != 0) {
+        errno = EINTR;
         return -1;
-    for (size_t i = 0; i < n; i++)
-        p[i] = (struct pollfd){ .fd = rt->listeners[i].fd, .events = POLLIN };
+    }
     while (!stopping && fd < 0) {
         if (poll(p, n, -1) <= 0)
             break;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
@@ -16,7 +17,7 @@ struct ctx {
     size_t errlen;
 };
 
-/* "tls.groups", "frontends.[0].listen.[1]" */
+/* "tls.groups", "frontends[0].listen[1]" */
 static void setting_path(const config_setting_t *s, char *buf, size_t len)
 {
     const config_setting_t *chain[16];
@@ -249,6 +250,27 @@ static int each_string(const struct ctx *c, const config_setting_t *s, str_fn fn
     return 0;
 }
 
+/* An absolute version of path: the daemon runs in "/", and files are
+ * opened again later (log rotation, stop). */
+static char *absolute(const char *path)
+{
+    char cwd[4096], *out;
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return strdup(path);
+    if (asprintf(&out, "%s/%s", cwd, path) < 0)
+        return strdup(path);
+    return out;
+}
+
+static void make_absolute(char **path)
+{
+    if (*path && **path) {
+        char *a = absolute(*path);
+        free(*path);
+        *path = a;
+    }
+}
+
 /* ---- log, workers, timeouts ---- */
 
 static int load_log(const struct ctx *c, const config_setting_t *root, struct config *cfg)
@@ -286,7 +308,12 @@ static int load_log(const struct ctx *c, const config_setting_t *root, struct co
         if (cfg->log.level < 0)
             return fail(c, s, "unknown level (expected error, warning, notice, info or debug)");
     }
-    return get_string(c, g, "access_log", false, NULL, &cfg->log.access_log);
+    if (get_string(c, g, "access_log", false, NULL, &cfg->log.access_log) < 0)
+        return -1;
+    if (strcmp(cfg->log.destination, "stderr") != 0 && strcmp(cfg->log.destination, "syslog") != 0)
+        make_absolute(&cfg->log.destination);
+    make_absolute(&cfg->log.access_log);
+    return 0;
 }
 
 static int load_workers(const struct ctx *c, const config_setting_t *root, struct config *cfg)
@@ -363,19 +390,37 @@ static int add_group(const struct ctx *c, const config_setting_t *s, const char 
     return fail(c, s, "unknown group '%s' (expected X25519, X448, P-256, P-384 or P-521)", v);
 }
 
-/* Cipher names are checked against wolfSSL by tls.c; here only what must
- * never be configured is refused. */
-static int check_cipher_string(const struct ctx *c, const config_setting_t *s, const char *v)
+/*
+ * Cipher lists name suites one by one (no keywords such as HIGH or ALL):
+ * AEAD suites only, and for TLS 1.2 only ECDHE or DHE key exchange, so an
+ * override can narrow the defaults but never weaken them. Whether wolfSSL
+ * knows each name is checked by tls.c.
+ */
+static int check_cipher_string(const struct ctx *c, const config_setting_t *s, const char *v,
+                               bool tls12)
 {
-    static const char *const banned[] = { "NULL", "ANON", "ADH", "AECDH", "EXP", "RC4", "DES",
-                                          "MD5", NULL };
+    static const char *const aead[] = { "GCM", "CHACHA20", "CCM", NULL };
     if (!*v)
         return fail(c, s, "must not be empty");
-    for (const char *const *b = banned; *b; b++)
-        if (strcasestr(v, *b))
-            return fail(c, s, "'%s' contains '%s': unauthenticated, export-grade or broken "
-                              "ciphers are never offered", v, *b);
-    return 0;
+    char *copy = strdup(v), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ":", &save); t && rc == 0; t = strtok_r(NULL, ":", &save)) {
+        bool ok = false;
+        for (const char *const *a = aead; *a; a++)
+            ok |= strstr(t, *a) != NULL;
+        if (!ok)
+            rc = fail(c, s, "'%s' is not an AEAD suite (name suites one by one: AES-GCM, "
+                            "ChaCha20-Poly1305 or AES-CCM; keywords like HIGH are not taken)", t);
+        else if (tls12 && strncmp(t, "ECDHE-", 6) != 0 && strncmp(t, "DHE-", 4) != 0 &&
+                 strncmp(t, "TLS_ECDHE_", 10) != 0 && strncmp(t, "TLS_DHE_", 8) != 0)
+            rc = fail(c, s, "'%s' has no forward secrecy (TLS 1.2 suites must be ECDHE or DHE)",
+                      t);
+        else if (!tls12 && ((strncmp(t, "TLS13-", 6) != 0 && strncmp(t, "TLS_", 4) != 0) ||
+                            strstr(t, "_WITH_")))
+            rc = fail(c, s, "'%s' is not a TLS 1.3 suite (TLS13-... or TLS_... names)", t);
+    }
+    free(copy);
+    return rc;
 }
 
 static int load_tls(const struct ctx *c, const config_setting_t *root, struct config *cfg)
@@ -414,17 +459,24 @@ static int load_tls(const struct ctx *c, const config_setting_t *root, struct co
 
     if (g && get_string(c, g, "ciphers", false, NULL, &t->ciphers) < 0)
         return -1;
-    if (t->ciphers && check_cipher_string(c, config_setting_get_member(g, "ciphers"), t->ciphers) < 0)
-        return -1;
-    if (!t->ciphers)
+    if ((s = g ? config_setting_get_member(g, "ciphers") : NULL)) {
+        if (check_cipher_string(c, s, t->ciphers, true) < 0)
+            return -1;
+        t->ciphers_where = where(c, s);
+    } else {
         t->ciphers = strdup(CONFIG_DEFAULT_CIPHERS);
+        t->ciphers_where = strdup(t->where);
+    }
     if (g && get_string(c, g, "ciphersuites", false, NULL, &t->ciphersuites) < 0)
         return -1;
-    if (t->ciphersuites &&
-        check_cipher_string(c, config_setting_get_member(g, "ciphersuites"), t->ciphersuites) < 0)
-        return -1;
-    if (!t->ciphersuites)
+    if ((s = g ? config_setting_get_member(g, "ciphersuites") : NULL)) {
+        if (check_cipher_string(c, s, t->ciphersuites, false) < 0)
+            return -1;
+        t->suites_where = where(c, s);
+    } else {
         t->ciphersuites = strdup(CONFIG_DEFAULT_CIPHERSUITES);
+        t->suites_where = strdup(t->where);
+    }
 
     if (g && (s = config_setting_get_member(g, "groups"))) {
         struct strlist l = { .len = 0 };
@@ -473,6 +525,8 @@ static int load_cert(const struct ctx *c, const config_setting_t *g, struct cert
         return -1;
     if (!cc->key)                       /* key in the same PEM file as the chain */
         cc->key = strdup(cc->cert);
+    make_absolute(&cc->cert);
+    make_absolute(&cc->key);
     return 0;
 }
 
@@ -605,6 +659,7 @@ static int load_root(const struct ctx *c, const config_setting_t *root, struct c
     for (size_t i = 0; i < cfg->nfrontends; i++)
         if (load_frontend(c, config_setting_get_elem(fes, (unsigned)i), &cfg->frontends[i]) < 0)
             return -1;
+    make_absolute(&cfg->pidfile);
     return cross_check(c, root, cfg);
 }
 
@@ -676,6 +731,8 @@ void config_free(struct config *cfg)
     free(cfg->tls.ciphersuites);
     free(cfg->tls.groups);
     free(cfg->tls.where);
+    free(cfg->tls.ciphers_where);
+    free(cfg->tls.suites_where);
     free(cfg->log.destination);
     free(cfg->log.access_log);
     free(cfg->pidfile);

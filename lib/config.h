@@ -58,7 +58,9 @@ struct tls_conf {
     char *ciphers;          /* TLS 1.2 suites, ':'-separated */
     char *ciphersuites;     /* TLS 1.3 suites, ':'-separated */
     char *groups;           /* ':'-separated group names */
-    char *where;
+    char *where;            /* "file:line" of the tls group */
+    char *ciphers_where;    /* ... of the ciphers key (or of tls) */
+    char *suites_where;     /* ... of the ciphersuites key (or of tls) */
 };
 
 struct config {

@@ -148,6 +148,11 @@ void log_close(void)
     L.access_fd = -1;
 }
 
+bool log_to_stderr(void)
+{
+    return L.dest == LOG_DEST_STDERR;
+}
+
 bool log_enabled(int level)
 {
     return level <= L.level;

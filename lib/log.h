@@ -44,6 +44,8 @@ void log_set_role(const char *role);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap);
 bool log_enabled(int level);
+/* Whether the main log is standard error. */
+bool log_to_stderr(void);
 
 /*
  * One access-log line (without newline). Goes to the access log if one is

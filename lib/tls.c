@@ -207,10 +207,11 @@ static WOLFSSL_CTX *policy_ctx(const struct tls_conf *tc, char *err, size_t errl
         wolfSSL_CTX_set_max_proto_version(ctx, tc->max_version) != WOLFSSL_SUCCESS)
         return ctx_fail(ctx, err, errlen, "%s: cannot set the protocol range", tc->where);
     if (check_suites(ctx, tc->ciphers, bad, sizeof bad) < 0)
-        return ctx_fail(ctx, err, errlen, "%s: tls.ciphers: unknown cipher '%s'", tc->where, bad);
+        return ctx_fail(ctx, err, errlen, "%s: tls.ciphers: this wolfSSL has no cipher '%s'",
+                        tc->ciphers_where, bad);
     if (check_suites(ctx, tc->ciphersuites, bad, sizeof bad) < 0)
-        return ctx_fail(ctx, err, errlen, "%s: tls.ciphersuites: unknown suite '%s'",
-                        tc->where, bad);
+        return ctx_fail(ctx, err, errlen, "%s: tls.ciphersuites: this wolfSSL has no suite '%s'",
+                        tc->suites_where, bad);
     snprintf(list, sizeof list, "%s%s%s",
              tc->max_version == TLS1_3_VERSION ? tc->ciphersuites : "",
              tc->max_version == TLS1_3_VERSION && tc->min_version == TLS1_2_VERSION ? ":" : "",

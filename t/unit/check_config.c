@@ -63,7 +63,7 @@ START_TEST(minimal_defaults)
     ck_assert_str_eq(cfg->tls.groups, CONFIG_DEFAULT_GROUPS);
     ck_assert_uint_eq(cfg->nfrontends, 1);
     ck_assert_uint_eq(cfg->frontends[0].nlisten, 1);
-    ck_assert_str_eq(cfg->frontends[0].certs[0].key, "a.pem");   /* key defaults to cert */
+    ck_assert_str_eq(cfg->frontends[0].certs[0].key, cfg->frontends[0].certs[0].cert);
     ck_assert_str_eq(config_frontend_upstream(cfg, &cfg->frontends[0])->name, "web");
     config_free(cfg);
 }
@@ -114,12 +114,52 @@ START_TEST(full_file)
 }
 END_TEST
 
+START_TEST(cipher_names)
+{
+    struct config *cfg = load("tls = { ciphers = \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:"
+                              "ECDHE-RSA-CHACHA20-POLY1305\";\n"
+                              "  ciphersuites = \"TLS_CHACHA20_POLY1305_SHA256\"; };\n"
+                              MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_str_eq(cfg->tls.ciphersuites, "TLS_CHACHA20_POLY1305_SHA256");
+    ck_assert_ptr_nonnull(strstr(cfg->tls.ciphers_where, ":1"));
+    ck_assert_ptr_nonnull(strstr(cfg->tls.suites_where, ":2"));
+    config_free(cfg);
+    expect_error("tls = { ciphersuites = \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"; };\n"
+                 MINIMAL_FE MINIMAL_UP, 1, "is not a TLS 1.3 suite");
+}
+END_TEST
+
 START_TEST(protocols)
 {
     struct config *cfg = load("tls = { protocols = [ \"TLSv1.2\" ]; };\n" MINIMAL_FE MINIMAL_UP);
     ck_assert_msg(cfg != NULL, "%s", err);
     ck_assert_int_eq(cfg->tls.min_version, TLS1_2_VERSION);
     ck_assert_int_eq(cfg->tls.max_version, TLS1_2_VERSION);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(relative_paths)
+{
+    /* The daemon runs in "/": relative paths are made absolute at load. */
+    char cwd[4096], want[4200];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    struct config *cfg = load("pidfile = \"run/t.pid\";\n"
+                              "log = { destination = \"logs/main.log\"; access_log = \"a.log\"; };\n"
+                              MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    snprintf(want, sizeof want, "%s/run/t.pid", cwd);
+    ck_assert_str_eq(cfg->pidfile, want);
+    snprintf(want, sizeof want, "%s/logs/main.log", cwd);
+    ck_assert_str_eq(cfg->log.destination, want);
+    snprintf(want, sizeof want, "%s/a.pem", cwd);
+    ck_assert_str_eq(cfg->frontends[0].certs[0].cert, want);
+    ck_assert_str_eq(cfg->frontends[0].certs[0].key, want);
+    config_free(cfg);
+    cfg = load("log = { destination = \"syslog\"; access_log = \"\"; };\n" MINIMAL_FE MINIMAL_UP);
+    ck_assert_str_eq(cfg->log.destination, "syslog");
+    ck_assert_str_eq(cfg->log.access_log, "");
     config_free(cfg);
 }
 END_TEST
@@ -187,7 +227,16 @@ START_TEST(tls_errors)
     expect_error("tls = {\n protocols = [ \"TLSv1.1\" ]; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "unsupported protocol 'TLSv1.1'");
     expect_error("tls = { ciphers = \"ECDHE-RSA-NULL-SHA\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
-                 "contains 'NULL'");
+                 "'ECDHE-RSA-NULL-SHA' is not an AEAD suite");
+    expect_error("tls = {\n  ciphers = \"ECDHE-RSA-AES128-GCM-SHA256:HIGH\"; };\n" MINIMAL_FE MINIMAL_UP,
+                 2, "tls.ciphers: 'HIGH' is not an AEAD suite");
+    expect_error("tls = { ciphers = \"ECDHE-ECDSA-AES128-SHA\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "not an AEAD suite");
+    expect_error("tls = { ciphers = \"AES128-GCM-SHA256\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "has no forward secrecy");
+    expect_error("tls = { ciphersuites = \"ECDHE-RSA-AES128-GCM-SHA256\"; };\n" MINIMAL_FE MINIMAL_UP,
+                 1, "is not a TLS 1.3 suite");
+    expect_error("tls = { ciphers = \"\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "must not be empty");
     expect_error("tls = { preset = \"old\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "unknown preset");
     expect_error("tls = { groups = [ \"P-192\" ]; };\n" MINIMAL_FE MINIMAL_UP, 1,
                  "unknown group 'P-192'");
@@ -229,7 +278,9 @@ static Suite *suite(void)
     tcase_add_test(ok, minimal_defaults);
     tcase_add_test(ok, full_file);
     tcase_add_test(ok, protocols);
+    tcase_add_test(ok, cipher_names);
     tcase_add_test(ok, include);
+    tcase_add_test(ok, relative_paths);
     suite_add_tcase(s, ok);
     TCase *bad = tcase_create("errors");
     tcase_add_test(bad, missing_file);

@@ -19,7 +19,7 @@ static inline struct tls_conf pair_tls_conf(void)
         .preset = TLS_PRESET_INTERMEDIATE, .min_version = TLS1_2_VERSION,
         .max_version = TLS1_3_VERSION, .ciphers = CONFIG_DEFAULT_CIPHERS,
         .ciphersuites = CONFIG_DEFAULT_CIPHERSUITES, .groups = CONFIG_DEFAULT_GROUPS,
-        .where = "test.conf:1",
+        .where = "test.conf:1", .ciphers_where = "test.conf:2", .suites_where = "test.conf:3",
     };
     return tc;
 }
