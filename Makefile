@@ -48,7 +48,7 @@ ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
 ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
 LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread
 
-LIB_MODULES := addr config log listen tls upstream relay
+LIB_MODULES := addr config log listen tls upstream relay shm sesscache ticketkeys stats
 DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef HAVE_JEMALLOC
@@ -20,6 +22,8 @@
 #include "tlsoffd.h"
 #include "listen.h"
 #include "log.h"
+#include "sesscache.h"
+#include "ticketkeys.h"
 
 #define DEFAULT_CONFIG TLSOFFD_SYSCONFDIR "/tlsoffd/tlsoffd.conf"
 
@@ -29,10 +33,13 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tlsoffd [-ftvh] [-c file]\n"
+            "usage: tlsoffd [-ftvh] [-c file] [-s stats]\n"
+            "       tlsoffd --gen-ticket-key file\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "  -f, --foreground    do not daemonize\n"
             "  -t, --test          check the configuration and certificates, then exit\n"
+            "  -s, --send stats    print the counters of the running instance\n"
+            "  --gen-ticket-key FILE  write a new session-ticket key file (mode 0600)\n"
             "  -v, --version       print the versions of tlsoffd and its libraries\n"
             "  -h, --help          this text\n");
 }
@@ -68,6 +75,85 @@ int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
         if (!(rt->ctx[i] = tls_server_ctx_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
             return -1;
     return 0;
+}
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads every configured ticket key file into keys; returns how many. */
+static int read_key_files(const struct tls_conf *tc, struct ticket_key *keys, char *err,
+                          size_t errlen)
+{
+    for (size_t i = 0; i < tc->tickets.nkey_files; i++) {
+        char why[512];
+        if (ticketkeys_read_file(tc->tickets.key_files[i], &keys[i], why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: tls.tickets.key_files: %s", tc->where, why);
+            return -1;
+        }
+    }
+    return (int)tc->tickets.nkey_files;
+}
+
+int runtime_shared(struct runtime *rt, char *err, size_t errlen)
+{
+    const struct config *cfg = rt->cfg;
+    const struct tls_conf *tc = &cfg->tls;
+    size_t sizes[SHM_NREGIONS] = {
+        [SHM_SESSCACHE] = tc->session_cache.size,
+        [SHM_TICKETKEYS] = ticketkeys_region_size(),
+        [SHM_STATS] = stats_region_size((unsigned)cfg->workers.count),
+    };
+    struct ticket_key keys[CONFIG_MAX_TICKET_KEYS];
+    struct tls_resumption r = { .cache_timeout = tc->session_cache.timeout,
+                                .ticket_lifetime = tc->tickets.lifetime };
+    uint64_t seed = 0;
+    int nkeys = 0;
+
+    if (tc->tickets.enabled && (nkeys = read_key_files(tc, keys, err, errlen)) < 0)
+        return -1;
+    if (shm_create(&rt->shm, sizes, err, errlen) < 0)
+        return -1;
+    if (tc->session_cache.size) {
+        size_t size;
+        void *region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
+        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+            seed = (uint64_t)realtime_ms();
+        r.cache = sesscache_init(region, size, (int64_t)(tc->session_cache.timeout * 1000), seed);
+        if (!r.cache) {
+            snprintf(err, errlen, "%s: tls.session_cache.size: %zu bytes is too small for "
+                     "one shard of the cache (use 0 to turn it off)", tc->where, size);
+            return -1;
+        }
+    }
+    if (tc->tickets.enabled) {
+        rt->keys = ticketkeys_init(shm_region(&rt->shm, SHM_TICKETKEYS, NULL));
+        if (nkeys > 0)
+            ticketkeys_set(rt->keys, keys, (size_t)nkeys);
+        else
+            runtime_rotate_ticket_key(rt);
+        r.keys = rt->keys;
+    }
+    rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), (unsigned)cfg->workers.count);
+    tls_set_resumption(&r);
+    return 0;
+}
+
+void runtime_rotate_ticket_key(struct runtime *rt)
+{
+    struct ticket_key k;
+    if (!rt->keys || rt->cfg->tls.tickets.nkey_files)
+        return;
+    if (ticketkeys_generate(&k) < 0) {
+        log_error("cannot make a ticket key: %s; keeping the current one", strerror(errno));
+        return;
+    }
+    ticketkeys_rotate(rt->keys, &k, realtime_ms(),
+                      (int64_t)(rt->cfg->tls.tickets.lifetime * 1000));
+    memset(&k, 0, sizeof k);
 }
 
 int runtime_bind(struct runtime *rt, char *err, size_t errlen)
@@ -109,7 +195,73 @@ void runtime_free(struct runtime *rt)
         close(rt->listeners[i].fd);
     free(rt->ctx);
     free(rt->listeners);
+    if (rt->shm.base)
+        shm_detach(&rt->shm);
     config_free(rt->cfg);
+}
+
+/* The pid in the configured pidfile, or -1 with a message on stderr. */
+static int running_pid(const struct config *cfg)
+{
+    char buf[32] = "";
+    if (!cfg->pidfile[0]) {
+        fprintf(stderr, "tlsoffd: %s sets no pidfile: cannot find the running master\n",
+                cfg->path);
+        return -1;
+    }
+    int fd = open(cfg->pidfile, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    int pid = n > 0 ? atoi(buf) : 0;
+    if (pid <= 0 || kill(pid, 0) < 0) {
+        fprintf(stderr, "tlsoffd: no running master (pidfile %s%s%s)\n", cfg->pidfile,
+                pid > 0 ? " names a dead pid " : n < 0 ? ": " : " is empty",
+                pid > 0 ? buf : n < 0 ? strerror(errno) : "");
+        return -1;
+    }
+    return pid;
+}
+
+/* -s: talk to the running master. */
+static int send_command(const struct config *cfg, const char *what)
+{
+    char err[512];
+    struct shm shm = { .fd = -1 };
+    if (strcmp(what, "stats") != 0) {
+        fprintf(stderr, "tlsoffd: -s %s: unknown command (known: stats)\n", what);
+        return EXIT_USAGE;
+    }
+    int pid = running_pid(cfg);
+    if (pid < 0)
+        return EXIT_FAIL;
+    if (shm_attach_pid(&shm, pid, err, sizeof err) < 0) {
+        fprintf(stderr, "tlsoffd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    size_t ssize, csize, ksize;
+    void *sreg = shm_region(&shm, SHM_STATS, &ssize);
+    void *creg = shm_region(&shm, SHM_SESSCACHE, &csize);
+    void *kreg = shm_region(&shm, SHM_TICKETKEYS, &ksize);
+    struct stats *st = stats_open(sreg, ssize);
+    struct sesscache *cache = csize ? sesscache_open(creg, csize) : NULL;
+    struct ticketkeys *keys = ticketkeys_open(kreg, ksize);
+    printf("master=%d\n", pid);
+    if (cache)
+        printf("session_cache capacity=%zu repairs=%llu\n", sesscache_capacity(cache),
+               (unsigned long long)sesscache_repairs(cache));
+    else
+        printf("session_cache off\n");
+    if (keys)
+        printf("ticket_keys generation=%llu decrypting=%zu\n",
+               (unsigned long long)ticketkeys_generation(keys),
+               ticketkeys_count(keys, realtime_ms()));
+    else
+        printf("ticket_keys off\n");
+    if (st)
+        stats_print(st, stdout);
+    shm_detach(&shm);
+    return st ? EXIT_OK : EXIT_FAIL;
 }
 
 /*
@@ -184,16 +336,26 @@ int main(int argc, char **argv)
         { "test", no_argument, NULL, 't' },
         { "version", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "send", required_argument, NULL, 's' },
+        { "gen-ticket-key", required_argument, NULL, 'K' },
         { NULL, 0, NULL, 0 },
     };
+    const char *send = NULL;
     const char *path = DEFAULT_CONFIG;
     bool foreground = false, test = false;
     char err[CONFIG_ERR_MAX];
     int c;
 
-    while ((c = getopt_long(argc, argv, "c:ftvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:fts:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
+        case 's': send = optarg; break;
+        case 'K':
+            if (ticketkeys_write_file(optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "tlsoffd: %s\n", err);
+                return EXIT_FAIL;
+            }
+            return EXIT_OK;
         case 'f': foreground = true; break;
         case 't': test = true; break;
         case 'v': version(); return EXIT_OK;
@@ -213,7 +375,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "tlsoffd: %s\n", err);
         return EXIT_FAIL;
     }
+    if (send) {
+        int rc = send_command(rt.cfg, send);
+        runtime_free(&rt);
+        return rc;
+    }
     tls_global_init();
+    if (!test && runtime_shared(&rt, err, sizeof err) < 0) {
+        fprintf(stderr, "tlsoffd: %s\n", err);
+        runtime_free(&rt);
+        return EXIT_FAIL;
+    }
+    if (test && rt.cfg->tls.tickets.enabled) {
+        struct ticket_key keys[CONFIG_MAX_TICKET_KEYS];
+        if (read_key_files(&rt.cfg->tls, keys, err, sizeof err) < 0) {
+            fprintf(stderr, "tlsoffd: %s\n", err);
+            runtime_free(&rt);
+            return EXIT_FAIL;
+        }
+        memset(keys, 0, sizeof keys);
+    }
     if (runtime_load_tls(&rt, err, sizeof err) < 0) {
         fprintf(stderr, "tlsoffd: %s\n", err);
         runtime_free(&rt);

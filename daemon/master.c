@@ -18,6 +18,7 @@
 
 #include "tlsoffd.h"
 #include "log.h"
+#include "ticketkeys.h"
 
 #define RESPAWN_MIN_MS   100
 #define RESPAWN_MAX_MS   10000
@@ -127,9 +128,11 @@ static void reap(enum stop stop)
     }
 }
 
+static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
+
 static int next_timeout(enum stop stop, int64_t deadline)
 {
-    int64_t now = tls_now_ms(), when = INT64_MAX;
+    int64_t now = tls_now_ms(), when = next_rotation;
     if (stop != RUNNING)
         when = deadline;
     else
@@ -159,6 +162,10 @@ int master_run(struct runtime *rt, int ready_fd)
         return 1;
     }
 
+    const struct tls_conf *tc = &rt->cfg->tls;
+    int64_t rotate_ms = (int64_t)(tc->tickets.rotate * 1000);
+    if (rt->keys && !tc->tickets.nkey_files)
+        next_rotation = tls_now_ms() + rotate_ms;
     nslots = rt->cfg->workers.count;
     slots = calloc((size_t)nslots, sizeof *slots);
     for (int i = 0; i < nslots; i++)
@@ -238,6 +245,12 @@ int master_run(struct runtime *rt, int ready_fd)
             continue;
         }
         int64_t now = tls_now_ms();
+        if (now >= next_rotation) {
+            runtime_rotate_ticket_key(rt);
+            next_rotation = now + rotate_ms;
+            log_info("ticket key rotated (generation %llu)",
+                     (unsigned long long)ticketkeys_generation(rt->keys));
+        }
         for (int i = 0; i < nslots; i++)
             if (slots[i].pid == 0 && slots[i].respawn_at <= now && !spawn(rt, i))
                 slots[i].respawn_at = now + RESPAWN_MAX_MS;

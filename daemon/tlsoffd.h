@@ -9,6 +9,8 @@
 #include <pthread.h>
 
 #include "config.h"
+#include "shm.h"
+#include "stats.h"
 #include "tls.h"
 
 /* One listening socket and the frontend it belongs to. */
@@ -24,10 +26,17 @@ struct runtime {
     struct listener *listeners;
     size_t nlisteners;
     pthread_mutex_t *accept_lock;   /* shared by the workers; NULL with one listener */
+    struct shm shm;                 /* sessions, ticket keys, counters */
+    struct ticketkeys *keys;        /* NULL: tickets off */
+    struct stats *stats;
 };
 
 /* main.c: contexts from a config (certificates loaded and checked). */
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen);
+/* main.c: the shared segment (before the contexts: they use it). */
+int runtime_shared(struct runtime *rt, char *err, size_t errlen);
+/* main.c: a fresh ticket key, when rotating. */
+void runtime_rotate_ticket_key(struct runtime *rt);
 int runtime_bind(struct runtime *rt, char *err, size_t errlen);
 void runtime_free(struct runtime *rt);
 

@@ -138,7 +138,7 @@ struct conn_log {
     char client[ADDR_STRLEN];
     const char *frontend;
     char backend[ADDR_STRLEN];
-    const char *version, *cipher, *sni;
+    const char *version, *cipher, *sni, *resumed;
     uint64_t in, out;
     int64_t start;
     const char *outcome;
@@ -149,9 +149,9 @@ static void log_conn(const struct conn_log *l)
 {
     double dur = (double)(tls_now_ms() - l->start) / 1000.0;
     bool ok = strcmp(l->outcome, "ok") == 0;
-    log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s in=%llu out=%llu "
-               "duration=%.3f outcome=%s%s%s%s", l->client, l->frontend, l->backend,
-               l->version, l->cipher, l->sni, (unsigned long long)l->in,
+    log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s resumed=%s "
+               "in=%llu out=%llu duration=%.3f outcome=%s%s%s%s", l->client, l->frontend,
+               l->backend, l->version, l->cipher, l->sni, l->resumed, (unsigned long long)l->in,
                (unsigned long long)l->out, dur, l->outcome,
                l->reason[0] ? " reason=\"" : "", l->reason, l->reason[0] ? "\"" : "");
 }
@@ -163,7 +163,8 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     const struct config *cfg = rt->cfg;
     struct tls_conn tc;
     struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
-                          .cipher = "-", .sni = "-", .start = tls_now_ms(), .outcome = "ok" };
+                          .cipher = "-", .sni = "-", .resumed = "-", .start = tls_now_ms(),
+                          .outcome = "ok" };
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
     listen_tune_conn(fd);
@@ -180,6 +181,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     l.version = tls_conn_version(&tc);
     l.cipher = tls_conn_cipher(&tc);
     l.sni = tls_conn_sni(&tc);
+    l.resumed = tls_resumed_name(tls_conn_resumed(&tc));
 
     const struct server_conf *sv = upstream_pick(config_frontend_upstream(cfg, fe));
     enum upstream_err ue;
@@ -213,6 +215,10 @@ void worker_run(struct runtime *rt, int id)
         _exit(0);
     setup_signals();
     tls_after_fork();
+    struct stats_worker *st = stats_worker(rt->stats, (unsigned)id);
+    if (st)
+        st->pid = (int32_t)getpid();
+    tls_set_stats(st);
     log_debug("started");
 
     while (!stopping) {

@@ -423,10 +423,99 @@ static int check_cipher_string(const struct ctx *c, const config_setting_t *s, c
     return rc;
 }
 
+/* Sizes: an integer of bytes, or a string with a K, M or G suffix. */
+static int get_size(const struct ctx *c, const config_setting_t *grp, const char *name,
+                    size_t def, size_t max, size_t *out)
+{
+    const config_setting_t *s = config_setting_get_member(grp, name);
+    long long v;
+    if (!s) {
+        *out = def;
+        return 0;
+    }
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        v = config_setting_get_int64(s);
+    } else if (t == CONFIG_TYPE_STRING) {
+        const char *str = config_setting_get_string(s);
+        char *end;
+        v = strtoll(str, &end, 10);
+        if (end == str)
+            return fail(c, s, "expected a size such as 32M, got '%s'", str);
+        switch (*end) {
+        case 'K': case 'k': v <<= 10; end++; break;
+        case 'M': case 'm': v <<= 20; end++; break;
+        case 'G': case 'g': v <<= 30; end++; break;
+        }
+        if (*end)
+            return fail(c, s, "expected a size such as 32M (suffix K, M or G), got '%s'", str);
+    } else {
+        return fail(c, s, "expected a size (bytes, or a string such as \"32M\"), got %s",
+                    type_name(t));
+    }
+    if (v < 0 || (unsigned long long)v > max)
+        return fail(c, s, "must be from 0 to %zu bytes, got %lld", max, v);
+    *out = (size_t)v;
+    return 0;
+}
+
+static int add_key_file(const struct ctx *c, const config_setting_t *s, const char *v, void *arg)
+{
+    struct tls_conf *t = arg;
+    if (!*v)
+        return fail(c, s, "must not be empty");
+    if (t->tickets.nkey_files == CONFIG_MAX_TICKET_KEYS)
+        return fail(c, s, "at most %d key files", CONFIG_MAX_TICKET_KEYS);
+    t->tickets.key_files = realloc(t->tickets.key_files,
+                                   (t->tickets.nkey_files + 1) * sizeof(char *));
+    t->tickets.key_files[t->tickets.nkey_files++] = absolute(v);
+    return 0;
+}
+
+static int load_resumption(const struct ctx *c, const config_setting_t *g, struct tls_conf *t)
+{
+    static const char *const cache_keys[] = { "size", "timeout", NULL };
+    static const char *const ticket_keys[] = { "enabled", "rotate", "lifetime", "key_files",
+                                               NULL };
+    const config_setting_t *sc = NULL, *tk = NULL, *s;
+
+    t->session_cache.size = CONFIG_DEFAULT_CACHE_SIZE;
+    t->session_cache.timeout = CONFIG_DEFAULT_CACHE_TIMEOUT;
+    t->tickets.enabled = true;
+    t->tickets.rotate = CONFIG_DEFAULT_TICKET_ROTATE;
+    t->tickets.lifetime = CONFIG_DEFAULT_TICKET_LIFETIME;
+    if (g && (get_group(c, g, "session_cache", cache_keys, &sc) < 0 ||
+              get_group(c, g, "tickets", ticket_keys, &tk) < 0))
+        return -1;
+    if (sc && (get_size(c, sc, "size", CONFIG_DEFAULT_CACHE_SIZE, (size_t)4 << 30,
+                        &t->session_cache.size) < 0 ||
+               get_duration(c, sc, "timeout", CONFIG_DEFAULT_CACHE_TIMEOUT,
+                            &t->session_cache.timeout) < 0))
+        return -1;
+    if (!tk)
+        return 0;
+    if (get_bool(c, tk, "enabled", true, &t->tickets.enabled) < 0 ||
+        get_duration(c, tk, "rotate", CONFIG_DEFAULT_TICKET_ROTATE, &t->tickets.rotate) < 0 ||
+        get_duration(c, tk, "lifetime", CONFIG_DEFAULT_TICKET_LIFETIME, &t->tickets.lifetime) < 0)
+        return -1;
+    if ((s = config_setting_get_member(tk, "key_files")) &&
+        (config_setting_type(s) != CONFIG_TYPE_ARRAY || config_setting_length(s) > 0) &&
+        each_string(c, s, add_key_file, t) < 0)
+        return -1;
+    if (!t->tickets.nkey_files &&
+        t->tickets.lifetime / t->tickets.rotate > CONFIG_MAX_TICKET_KEYS - 2) {
+        s = config_setting_get_member(tk, "lifetime");
+        return fail(c, s ? s : tk, "lifetime / rotate must be at most %d (keys that still "
+                    "decrypt), got %g / %g", CONFIG_MAX_TICKET_KEYS - 2, t->tickets.lifetime,
+                    t->tickets.rotate);
+    }
+    return 0;
+}
+
 static int load_tls(const struct ctx *c, const config_setting_t *root, struct config *cfg)
 {
     static const char *const keys[] = { "preset", "protocols", "ciphers", "ciphersuites",
-                                        "groups", NULL };
+                                        "groups", "session_cache", "tickets", NULL };
     const config_setting_t *g, *s;
     struct tls_conf *t = &cfg->tls;
     int mask = 3;
@@ -486,7 +575,7 @@ static int load_tls(const struct ctx *c, const config_setting_t *root, struct co
     } else {
         t->groups = strdup(CONFIG_DEFAULT_GROUPS);
     }
-    return 0;
+    return load_resumption(c, g, t);
 }
 
 /* ---- frontends and upstreams ---- */
@@ -730,6 +819,9 @@ void config_free(struct config *cfg)
     free(cfg->tls.ciphers);
     free(cfg->tls.ciphersuites);
     free(cfg->tls.groups);
+    for (size_t i = 0; i < cfg->tls.tickets.nkey_files; i++)
+        free(cfg->tls.tickets.key_files[i]);
+    free(cfg->tls.tickets.key_files);
     free(cfg->tls.where);
     free(cfg->tls.ciphers_where);
     free(cfg->tls.suites_where);

@@ -58,6 +58,17 @@ struct tls_conf {
     char *ciphers;          /* TLS 1.2 suites, ':'-separated */
     char *ciphersuites;     /* TLS 1.3 suites, ':'-separated */
     char *groups;           /* ':'-separated group names */
+    struct {
+        size_t size;        /* bytes of shared memory; 0 = no session-ID cache */
+        double timeout;
+    } session_cache;
+    struct {
+        bool enabled;
+        double rotate;      /* a new key this often */
+        double lifetime;    /* a retired key still decrypts this long */
+        size_t nkey_files;
+        char **key_files;   /* instead of rotation: the first encrypts */
+    } tickets;
     char *where;            /* "file:line" of the tls group */
     char *ciphers_where;    /* ... of the ciphers key (or of tls) */
     char *suites_where;     /* ... of the ciphersuites key (or of tls) */
@@ -101,6 +112,11 @@ struct config {
 #define CONFIG_DEFAULT_CIPHERSUITES \
     "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
 #define CONFIG_DEFAULT_GROUPS           "X25519:P-256"
+#define CONFIG_DEFAULT_CACHE_SIZE       (32u << 20)
+#define CONFIG_DEFAULT_CACHE_TIMEOUT    300.0
+#define CONFIG_DEFAULT_TICKET_ROTATE    3600.0
+#define CONFIG_DEFAULT_TICKET_LIFETIME  43200.0
+#define CONFIG_MAX_TICKET_KEYS          32      /* keys that decrypt at once */
 
 /*
  * Reads and validates path. Returns a config (free with config_free), or

@@ -18,6 +18,10 @@
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
 
+#include "sesscache.h"
+#include "stats.h"
+#include "ticketkeys.h"
+
 int64_t tls_now_ms(void)
 {
     struct timespec ts;
@@ -128,6 +132,185 @@ static int send_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     }
 }
 
+/* ---- resumption: the shared session cache and ticket keys ---- */
+
+static struct tls_resumption resumption;
+static struct stats_worker *counters;
+
+void tls_set_resumption(const struct tls_resumption *r)
+{
+    resumption = *r;
+}
+
+void tls_set_stats(struct stats_worker *w)
+{
+    counters = w;
+}
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A new session: TLS 1.2 sessions with an ID go to the shared cache.
+ * TLS 1.3 resumes statelessly by ticket, and a TLS 1.2 ticket session has
+ * no ID, so those are not stored. Returns 0: wolfSSL keeps no reference.
+ */
+static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
+{
+    unsigned int idlen = 0;
+    const unsigned char *id = wolfSSL_SESSION_get_id(sess, &idlen);
+    unsigned char buf[SESSCACHE_SLOT_SIZE];
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || idlen == 0)
+        return 0;
+    int sz = wolfSSL_i2d_SSL_SESSION(sess, NULL);
+    if (sz <= 0 || (size_t)sz > sesscache_max_data()) {
+        stats_inc(counters, ST_CACHE_OVERSIZE);
+        return 0;
+    }
+    unsigned char *p = buf;
+    wolfSSL_i2d_SSL_SESSION(sess, &p);      /* writes at p; does not advance it */
+    switch (sesscache_store(resumption.cache, id, idlen, buf, (size_t)sz, tls_now_ms())) {
+    case SESSCACHE_STORED_EVICTING:
+        stats_inc(counters, ST_CACHE_EVICT);
+        /* fall through */
+    case SESSCACHE_STORED:
+        stats_inc(counters, ST_CACHE_STORE);
+        break;
+    case SESSCACHE_OVERSIZE:
+        stats_inc(counters, ST_CACHE_OVERSIZE);
+        break;
+    case SESSCACHE_BADID:
+        break;
+    }
+    return 0;
+}
+
+static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    unsigned char buf[SESSCACHE_SLOT_SIZE];
+    *copy = 0;
+    /* TLS 1.3 asks by the ticket's ID on every resumption; its tickets
+     * carry the session themselves. */
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || len <= 0)
+        return NULL;
+    size_t n = sesscache_lookup(resumption.cache, id, (size_t)len, buf, sizeof buf, tls_now_ms());
+    if (n == 0) {
+        stats_inc(counters, ST_CACHE_MISS);
+        return NULL;
+    }
+    const unsigned char *p = buf;
+    WOLFSSL_SESSION *sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)n);
+    stats_inc(counters, sess ? ST_CACHE_HIT : ST_CACHE_MISS);
+    return sess;
+}
+
+/*
+ * Session tickets under the shared key ring. A ticket under an older key
+ * is accepted and a new one issued (wolfSSL 5.5.4 issues it for TLS 1.3
+ * only). TLS 1.3 may call this once per offered suite while a ticket does
+ * not decrypt, so a failure only sets a flag, counted once per connection.
+ */
+static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc, unsigned char *ticket,
+                     int len, int *outlen, void *ctx)
+{
+    struct tls_conn *c = wolfSSL_GetIOReadCtx(ssl);
+    (void)ctx;
+    if (len <= 0)
+        return WOLFSSL_TICKET_RET_REJECT;
+    if (enc) {
+        if (ticketkeys_encrypt(resumption.keys, name, iv, mac, ticket, (size_t)len) < 0)
+            return WOLFSSL_TICKET_RET_FATAL;
+        *outlen = len;
+        return WOLFSSL_TICKET_RET_OK;
+    }
+    switch (ticketkeys_decrypt(resumption.keys, name, iv, mac, ticket, (size_t)len,
+                               realtime_ms())) {
+    case TICKET_DEC_CURRENT:
+        *outlen = len;
+        c->ticket_ok = true;
+        return WOLFSSL_TICKET_RET_OK;
+    case TICKET_DEC_OLDER:
+        *outlen = len;
+        c->ticket_ok = true;
+        return WOLFSSL_TICKET_RET_CREATE;
+    default:
+        c->ticket_failed = true;
+        return WOLFSSL_TICKET_RET_REJECT;
+    }
+}
+
+static void setup_resumption(WOLFSSL_CTX *ctx)
+{
+    const struct tls_resumption *r = &resumption;
+    double life = r->keys ? r->ticket_lifetime : r->cache_timeout;
+    if (life < r->cache_timeout)
+        life = r->cache_timeout;
+    /* wolfSSL refuses TLS 1.3 tickets older than the session timeout. */
+    wolfSSL_CTX_set_timeout(ctx, life < 1 ? 1 : (unsigned)life);
+    if (r->cache) {
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_SERVER |
+                                                WOLFSSL_SESS_CACHE_NO_INTERNAL);
+        wolfSSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
+        wolfSSL_CTX_sess_set_get_cb(ctx, sess_get_cb);
+        /* No remove callback: wolfSSL 5.5.4 calls it whenever a session
+         * object is freed, which would delete what was just stored. */
+    } else {
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+    }
+    if (r->keys) {
+        wolfSSL_CTX_set_TicketEncCb(ctx, ticket_cb);
+        wolfSSL_CTX_set_TicketHint(ctx, (int)(r->ticket_lifetime > 604800 ? 604800
+                                                                          : r->ticket_lifetime));
+    } else {
+        wolfSSL_CTX_NoTicketTLSv12(ctx);
+        wolfSSL_CTX_no_ticket_TLSv13(ctx);
+    }
+}
+
+enum tls_resumed tls_conn_resumed(struct tls_conn *c)
+{
+    if (!wolfSSL_session_reused(c->ssl))
+        return TLS_RESUMED_NO;
+    if (wolfSSL_version(c->ssl) == TLS1_3_VERSION || c->ticket_ok)
+        return TLS_RESUMED_TICKET;
+    return TLS_RESUMED_ID;
+}
+
+const char *tls_resumed_name(enum tls_resumed r)
+{
+    return r == TLS_RESUMED_ID ? "id" : r == TLS_RESUMED_TICKET ? "ticket" : "no";
+}
+
+/* Counts one finished handshake. */
+static void count_handshake(struct tls_conn *c, bool ok)
+{
+    stats_inc(counters, ST_CONNECTIONS);
+    if (c->ticket_failed && !c->ticket_ok)
+        stats_inc(counters, ST_TICKET_FAIL);
+    if (!ok) {
+        stats_inc(counters, ST_HANDSHAKE_FAILED);
+        return;
+    }
+    switch (tls_conn_resumed(c)) {
+    case TLS_RESUMED_NO:
+        stats_inc(counters, ST_FULL);
+        break;
+    case TLS_RESUMED_ID:
+        stats_inc(counters, ST_RESUMED_ID);
+        break;
+    case TLS_RESUMED_TICKET:
+        stats_inc(counters, wolfSSL_version(c->ssl) == TLS1_3_VERSION ? ST_RESUMED_TICKET13
+                                                                      : ST_RESUMED_TICKET12);
+        break;
+    }
+}
+
 /* ---- contexts ---- */
 
 __attribute__((format(printf, 4, 5)))
@@ -226,6 +409,7 @@ static WOLFSSL_CTX *policy_ctx(const struct tls_conf *tc, char *err, size_t errl
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
     wolfSSL_CTX_SetIORecv(ctx, recv_cb);
     wolfSSL_CTX_SetIOSend(ctx, send_cb);
+    setup_resumption(ctx);
     return ctx;
 }
 
@@ -348,6 +532,7 @@ enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, si
     c->nonblock = false;
     c->deadline = tls_now_ms() + (int64_t)(timeout * 1000);
     int ret = wolfSSL_accept(c->ssl);
+    count_handshake(c, ret == WOLFSSL_SUCCESS);
     if (ret == WOLFSSL_SUCCESS)
         return TLS_IO_OK;
     tls_conn_error(c, ret, reason, len);

@@ -27,6 +27,23 @@ void tls_after_fork(void);
 const char *tls_library_version(void);
 
 /*
+ * Resumption shared by every worker (see sesscache.h, ticketkeys.h): set
+ * once in the master before the contexts are made and the workers forked.
+ */
+struct sesscache;
+struct ticketkeys;
+struct stats_worker;
+struct tls_resumption {
+    struct sesscache *cache;        /* NULL: no session-ID cache */
+    struct ticketkeys *keys;        /* NULL: no session tickets */
+    double cache_timeout;           /* seconds */
+    double ticket_lifetime;         /* seconds */
+};
+void tls_set_resumption(const struct tls_resumption *r);
+/* The counters this process adds to (a worker's slot); NULL: none. */
+void tls_set_stats(struct stats_worker *w);
+
+/*
  * A server context for one frontend: policy from tc, certificates from fe.
  * Returns NULL with "file:line: ..." in err (a missing file, an unreadable
  * or mismatched key, an unknown cipher or group).
@@ -44,7 +61,11 @@ struct tls_conn {
     bool timed_out;         /* the last failure was the deadline */
     bool peer_closed;       /* the transport saw EOF */
     int sys_errno;          /* the last socket error, 0 if none */
+    bool ticket_ok;         /* a ticket decrypted in this handshake */
+    bool ticket_failed;     /* a ticket was offered and did not decrypt */
 };
+
+enum tls_resumed { TLS_RESUMED_NO, TLS_RESUMED_ID, TLS_RESUMED_TICKET };
 
 enum tls_io {
     TLS_IO_OK = 0,
@@ -73,6 +94,10 @@ enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 bool tls_conn_pending(struct tls_conn *c);
 /* Sends close_notify (best effort, bounded by the deadline). */
 void tls_conn_close_notify(struct tls_conn *c);
+
+/* How the handshake went: full, or resumed by session ID or ticket. */
+enum tls_resumed tls_conn_resumed(struct tls_conn *c);
+const char *tls_resumed_name(enum tls_resumed r);
 
 /* Negotiated parameters, for the access log. */
 const char *tls_conn_version(struct tls_conn *c);

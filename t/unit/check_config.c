@@ -130,6 +130,44 @@ START_TEST(cipher_names)
 }
 END_TEST
 
+START_TEST(resumption_keys)
+{
+    struct config *cfg = load(MINIMAL_FE MINIMAL_UP);
+    ck_assert_uint_eq(cfg->tls.session_cache.size, 32u << 20);
+    ck_assert(cfg->tls.session_cache.timeout == 300.0);
+    ck_assert(cfg->tls.tickets.enabled);
+    ck_assert(cfg->tls.tickets.rotate == 3600.0 && cfg->tls.tickets.lifetime == 43200.0);
+    ck_assert_uint_eq(cfg->tls.tickets.nkey_files, 0);
+    config_free(cfg);
+    cfg = load("tls = { session_cache = { size = \"64K\"; timeout = 60; };\n"
+               "  tickets = { enabled = false; rotate = 10; lifetime = 20;\n"
+               "              key_files = [ \"/k/a.key\", \"b.key\" ]; }; };\n"
+               MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->tls.session_cache.size, 64u << 10);
+    ck_assert(!cfg->tls.tickets.enabled);
+    ck_assert_uint_eq(cfg->tls.tickets.nkey_files, 2);
+    ck_assert_str_eq(cfg->tls.tickets.key_files[0], "/k/a.key");
+    ck_assert_int_eq(cfg->tls.tickets.key_files[1][0], '/');       /* made absolute */
+    config_free(cfg);
+    cfg = load("tls = { session_cache = { size = 0; }; tickets = { key_files = []; }; };\n"
+               MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->tls.session_cache.size, 0);
+    config_free(cfg);
+    expect_error("tls = { session_cache = {\n size = \"32Q\"; }; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "tls.session_cache.size: expected a size such as 32M");
+    expect_error("tls = { session_cache = { size = -1; }; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must be from 0 to");
+    expect_error("tls = { session_cache = { sizes = 1; }; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "tls.session_cache.sizes: unknown key");
+    expect_error("tls = { tickets = {\n rotate = 60;\n lifetime = 86400; }; };\n"
+                 MINIMAL_FE MINIMAL_UP, 3, "lifetime / rotate must be at most 30");
+    expect_error("tls = { tickets = { key_files = [ \"\" ]; }; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must not be empty");
+}
+END_TEST
+
 START_TEST(protocols)
 {
     struct config *cfg = load("tls = { protocols = [ \"TLSv1.2\" ]; };\n" MINIMAL_FE MINIMAL_UP);
@@ -279,6 +317,7 @@ static Suite *suite(void)
     tcase_add_test(ok, full_file);
     tcase_add_test(ok, protocols);
     tcase_add_test(ok, cipher_names);
+    tcase_add_test(ok, resumption_keys);
     tcase_add_test(ok, include);
     tcase_add_test(ok, relative_paths);
     suite_add_tcase(s, ok);

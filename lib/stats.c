@@ -1,0 +1,90 @@
+#include "stats.h"
+
+#include <string.h>
+
+#define ST_MAGIC 0x53544154u   /* "STAT" */
+
+struct stats {
+    uint32_t magic;
+    uint32_t nworkers;
+    uint8_t pad[56];
+    struct stats_worker w[];
+};
+
+_Static_assert(sizeof(struct stats_worker) % 64 == 0, "one worker per cache line group");
+
+static const char *const names[ST_COUNT] = {
+    [ST_CONNECTIONS] = "connections",
+    [ST_HANDSHAKE_FAILED] = "handshakes_failed",
+    [ST_FULL] = "full_handshakes",
+    [ST_RESUMED_ID] = "resumed_id",
+    [ST_RESUMED_TICKET12] = "resumed_ticket_tls12",
+    [ST_RESUMED_TICKET13] = "resumed_ticket_tls13",
+    [ST_CACHE_HIT] = "cache_hits",
+    [ST_CACHE_MISS] = "cache_misses",
+    [ST_CACHE_STORE] = "cache_stores",
+    [ST_CACHE_EVICT] = "cache_evictions",
+    [ST_CACHE_OVERSIZE] = "cache_oversize",
+    [ST_TICKET_FAIL] = "ticket_decrypt_failures",
+};
+
+size_t stats_region_size(unsigned nworkers)
+{
+    return sizeof(struct stats) + (size_t)nworkers * sizeof(struct stats_worker);
+}
+
+struct stats *stats_init(void *region, unsigned nworkers)
+{
+    struct stats *s = region;
+    memset(s, 0, stats_region_size(nworkers));
+    s->nworkers = nworkers;
+    __atomic_store_n(&s->magic, ST_MAGIC, __ATOMIC_RELEASE);
+    return s;
+}
+
+struct stats *stats_open(void *region, size_t size)
+{
+    struct stats *s = region;
+    if (size < sizeof *s || __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE) != ST_MAGIC ||
+        stats_region_size(s->nworkers) > size)
+        return NULL;
+    return s;
+}
+
+unsigned stats_nworkers(const struct stats *s)
+{
+    return s->nworkers;
+}
+
+struct stats_worker *stats_worker(struct stats *s, unsigned id)
+{
+    return s && id < s->nworkers ? &s->w[id] : NULL;
+}
+
+uint64_t stats_total(const struct stats *s, enum stat_id st)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        n += __atomic_load_n(&s->w[i].v[st], __ATOMIC_RELAXED);
+    return n;
+}
+
+const char *stats_name(enum stat_id st)
+{
+    return names[st];
+}
+
+void stats_print(const struct stats *s, FILE *f)
+{
+    fprintf(f, "total");
+    for (int st = 0; st < ST_COUNT; st++)
+        fprintf(f, " %s=%llu", names[st], (unsigned long long)stats_total(s, st));
+    fputc('\n', f);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        fprintf(f, "worker=%u pid=%d", i, s->w[i].pid);
+        for (int st = 0; st < ST_COUNT; st++)
+            fprintf(f, " %s=%llu", names[st],
+                    (unsigned long long)__atomic_load_n(&s->w[i].v[st], __ATOMIC_RELAXED));
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,240 @@
+#include "ticketkeys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+
+#define TK_MAGIC 0x544b5231u     /* "TKR1" */
+
+struct ticketkeys {
+    uint32_t magic;
+    uint32_t seq;           /* odd while the master writes */
+    uint32_t nkeys;
+    uint32_t pad;
+    uint64_t generation;
+    struct ticket_key keys[TICKETKEYS_MAX];   /* keys[0] encrypts */
+};
+
+size_t ticketkeys_region_size(void)
+{
+    return sizeof(struct ticketkeys);
+}
+
+struct ticketkeys *ticketkeys_init(void *region)
+{
+    struct ticketkeys *r = region;
+    memset(r, 0, sizeof *r);
+    __atomic_store_n(&r->magic, TK_MAGIC, __ATOMIC_RELEASE);
+    return r;
+}
+
+struct ticketkeys *ticketkeys_open(void *region, size_t size)
+{
+    struct ticketkeys *r = region;
+    if (size < sizeof *r || __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != TK_MAGIC)
+        return NULL;
+    return r;
+}
+
+int ticketkeys_generate(struct ticket_key *k)
+{
+    uint8_t buf[TICKET_KEY_FILE_LEN];
+    if (getrandom(buf, sizeof buf, 0) != (ssize_t)sizeof buf)
+        return -1;
+    memcpy(k->name, buf, TICKET_NAME_LEN);
+    memcpy(k->secret, buf + TICKET_NAME_LEN, TICKET_SECRET_LEN);
+    k->expires = 0;
+    return 0;
+}
+
+/* Writer side of the sequence lock (only the master writes). */
+static void write_begin(struct ticketkeys *r)
+{
+    __atomic_add_fetch(&r->seq, 1, __ATOMIC_ACQ_REL);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void write_end(struct ticketkeys *r)
+{
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_add_fetch(&r->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+void ticketkeys_rotate(struct ticketkeys *r, const struct ticket_key *fresh, int64_t now,
+                       int64_t lifetime)
+{
+    struct ticket_key keep[TICKETKEYS_MAX];
+    size_t n = 0;
+    keep[n] = *fresh;
+    keep[n++].expires = 0;
+    for (uint32_t i = 0; i < r->nkeys && n < TICKETKEYS_MAX; i++) {
+        struct ticket_key k = r->keys[i];
+        if (i == 0)
+            k.expires = now + lifetime;         /* the retiring current key */
+        if (k.expires > now)
+            keep[n++] = k;
+    }
+    write_begin(r);
+    memcpy(r->keys, keep, n * sizeof keep[0]);
+    r->nkeys = (uint32_t)n;
+    r->generation++;
+    write_end(r);
+}
+
+void ticketkeys_set(struct ticketkeys *r, const struct ticket_key *keys, size_t n)
+{
+    if (n > TICKETKEYS_MAX)
+        n = TICKETKEYS_MAX;
+    write_begin(r);
+    memcpy(r->keys, keys, n * sizeof keys[0]);
+    for (size_t i = 0; i < n; i++)
+        r->keys[i].expires = 0;
+    r->nkeys = (uint32_t)n;
+    r->generation++;
+    write_end(r);
+}
+
+uint64_t ticketkeys_generation(const struct ticketkeys *r)
+{
+    return __atomic_load_n(&r->generation, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Reader side: copies key i (or the key named name, if name) out of the
+ * ring, retrying while the master writes. Returns its index, or -1.
+ */
+static int read_key(struct ticketkeys *r, const uint8_t *name, int64_t now, struct ticket_key *out)
+{
+    for (;;) {
+        uint32_t s1 = __atomic_load_n(&r->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1)
+            continue;
+        int found = -1;
+        uint32_t n = r->nkeys < TICKETKEYS_MAX ? r->nkeys : TICKETKEYS_MAX;
+        for (uint32_t i = 0; i < n && found < 0; i++) {
+            if (name && memcmp(r->keys[i].name, name, TICKET_NAME_LEN) != 0)
+                continue;
+            if (r->keys[i].expires && r->keys[i].expires <= now)
+                continue;
+            *out = r->keys[i];
+            found = (int)i;
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&r->seq, __ATOMIC_ACQUIRE) == s1)
+            return found;
+    }
+}
+
+size_t ticketkeys_count(const struct ticketkeys *r, int64_t now)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < r->nkeys && i < TICKETKEYS_MAX; i++)
+        n += !r->keys[i].expires || r->keys[i].expires > now;
+    return n;
+}
+
+static void aad(uint8_t out[34], const uint8_t name[16], const uint8_t iv[16], size_t len)
+{
+    memcpy(out, name, 16);
+    memcpy(out + 16, iv, 16);
+    out[32] = (uint8_t)(len >> 8);
+    out[33] = (uint8_t)len;
+}
+
+int ticketkeys_encrypt(struct ticketkeys *r, uint8_t name[16], uint8_t iv[16], uint8_t mac[32],
+                       uint8_t *ticket, size_t len)
+{
+    struct ticket_key k;
+    uint8_t ad[34], out[TICKET_MAX_PLAIN];
+    if (len > sizeof out || read_key(r, NULL, 0, &k) != 0)
+        return -1;
+    if (getrandom(iv, 16, 0) != 16)
+        return -1;
+    memcpy(name, k.name, 16);
+    aad(ad, name, iv, len);
+    if (wc_ChaCha20Poly1305_Encrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, out, mac) != 0)
+        return -1;
+    memcpy(ticket, out, len);
+    /* wolfSSL wants a MAC that is not all zero: the tag fills the first
+     * 16 bytes, the key name the rest. */
+    memcpy(mac + 16, name, 16);
+    memset(&k, 0, sizeof k);
+    return 0;
+}
+
+enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t name[16],
+                                   const uint8_t iv[16], const uint8_t mac[32], uint8_t *ticket,
+                                   size_t len, int64_t now)
+{
+    struct ticket_key k;
+    uint8_t ad[34], out[TICKET_MAX_PLAIN];
+    int at = read_key(r, name, now, &k);
+    if (at < 0)
+        return TICKET_DEC_UNKNOWN;
+    if (len > sizeof out)
+        return TICKET_DEC_BAD;
+    aad(ad, name, iv, len);
+    int rc = wc_ChaCha20Poly1305_Decrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, mac,
+                                         out);
+    memset(&k, 0, sizeof k);
+    if (rc != 0)
+        return TICKET_DEC_BAD;
+    memcpy(ticket, out, len);
+    return at == 0 ? TICKET_DEC_CURRENT : TICKET_DEC_OLDER;
+}
+
+int ticketkeys_read_file(const char *path, struct ticket_key *k, char *err, size_t errlen)
+{
+    uint8_t buf[TICKET_KEY_FILE_LEN + 1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "ticket key file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n != TICKET_KEY_FILE_LEN) {
+        snprintf(err, errlen, "ticket key file '%s': must hold exactly %d bytes (made by "
+                 "tlsoffd --gen-ticket-key), has %s%zd", path, TICKET_KEY_FILE_LEN,
+                 n > TICKET_KEY_FILE_LEN ? "more than " : "", n < 0 ? 0 : n);
+        return -1;
+    }
+    memcpy(k->name, buf, TICKET_NAME_LEN);
+    memcpy(k->secret, buf + TICKET_NAME_LEN, TICKET_SECRET_LEN);
+    k->expires = 0;
+    memset(buf, 0, sizeof buf);
+    return 0;
+}
+
+int ticketkeys_write_file(const char *path, char *err, size_t errlen)
+{
+    struct ticket_key k;
+    uint8_t buf[TICKET_KEY_FILE_LEN];
+    if (ticketkeys_generate(&k) < 0) {
+        snprintf(err, errlen, "getrandom: %s", strerror(errno));
+        return -1;
+    }
+    memcpy(buf, k.name, TICKET_NAME_LEN);
+    memcpy(buf + TICKET_NAME_LEN, k.secret, TICKET_SECRET_LEN);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create '%s': %s%s", path, strerror(errno),
+                 errno == EEXIST ? " (a key file is never overwritten; remove it first)" : "");
+        return -1;
+    }
+    ssize_t w = write(fd, buf, sizeof buf);
+    memset(buf, 0, sizeof buf);
+    if (w != (ssize_t)sizeof buf || fsync(fd) < 0 || close(fd) < 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Shared resumption: TLS 1.2 session IDs (shared cache), TLS 1.2 tickets and
+TLS 1.3 tickets resume whichever worker a client lands on; ticket key
+rotation; two daemons sharing a key file; `tlsoffd -s stats`;
+`--gen-ticket-key`."""
+import os
+import re
+import stat
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tlsoffd_test import *  # noqa: E402,F401,F403
+
+REQ = b"GET / HTTP/1.0\r\n\r\n"
+RECONNECTS = 50
+be = Backend("http", "resume")
+
+
+def stats(d):
+    """`tlsoffd -s stats` of daemon d as {'total': {...}, 'workers': [...], ...}."""
+    r = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], timeout=10, cwd=d.dir)
+    out = {"rc": r.returncode, "text": r.stdout.decode() + r.stderr.decode(), "workers": []}
+    for line in r.stdout.decode().splitlines():
+        kv = dict(re.findall(r"(\w+)=(\d+)", line))
+        kv = {k: int(v) for k, v in kv.items()}
+        if line.startswith("total "):
+            out["total"] = kv
+        elif line.startswith("worker="):
+            out["workers"].append(kv)
+        elif line.startswith("ticket_keys "):
+            out["keys"] = kv
+        elif line.startswith("session_cache "):
+            out["cache"] = kv
+    if "total" not in out:
+        diag(f"tlsoffd -s stats failed: {out['text']}")
+        out["total"] = {}
+    return out
+
+
+def connect(d, args, sess_in=None, sess_out=None):
+    a = list(args)
+    if sess_in:
+        a += ["-sess_in", sess_in]
+    if sess_out:
+        a += ["-sess_out", sess_out]
+    # -ign_eof: read until the server closes, so TLS 1.3 tickets (sent after
+    # the handshake) arrive before the session is saved.
+    r = s_client(d.port, a + ["-servername", "example.test", "-ign_eof"], input=REQ)
+    out = r.stdout.decode(errors="replace")
+    m = re.search(r"^(New|Reused), (TLSv1\.[23])", out, re.M)
+    return (m.group(1), m.group(2)) if m else (None, out[-400:])
+
+
+def reconnect_many(d, args, want_version, sess):
+    """One full handshake, then RECONNECTS resumptions from the saved session."""
+    first = connect(d, args, sess_out=sess)
+    ok(first == ("New", want_version), f"{args}: the first connection is New, {want_version}",
+       first)
+    reused = 0
+    for _ in range(RECONNECTS):
+        how, ver = connect(d, args, sess_in=sess)
+        reused += how == "Reused" and ver == want_version
+    ok(reused == RECONNECTS, f"{args}: {RECONNECTS} of {RECONNECTS} reconnects say Reused",
+       f"{reused} reused")
+
+
+def spread(st, field):
+    return sum(1 for w in st["workers"] if w.get(field, 0) > 0)
+
+
+d = Daemon(upstream=be.address, workers=4, pidfile="tlsoffd.pid")
+
+
+@case
+def session_ids_tickets_off():
+    # (a) TLS 1.2 session IDs through the shared cache, tickets off.
+    text = config_text([{"name": "fe", "listen": [f"127.0.0.1:{free_port()}"],
+                         "upstream": "up"}], {"up": be.address}, workers=4,
+                       pidfile="tlsoffd.pid").replace(
+        "frontends = (", "tls = { tickets = { enabled = false; }; };\nfrontends = (")
+    with Daemon(text, workers=4, pidfile="tlsoffd.pid") as da:
+        reconnect_many(da, ["-tls1_2"], "TLSv1.2", os.path.join(da.dir, "sess"))
+        st = stats(da)
+        ok(st["rc"] == 0, "tlsoffd -s stats reads the running daemon's counters", st["text"])
+        t = st.get("total", {})
+        ok(t.get("resumed_id") == RECONNECTS and t.get("full_handshakes") == 1,
+           f"counters: resumed_id={RECONNECTS}, full_handshakes=1", st["text"])
+        ok(t.get("cache_hits") == RECONNECTS and t.get("cache_stores") == 1,
+           "counters: the cache was hit every time, stored once", st["text"])
+        ok(t.get("resumed_ticket_tls12") == 0, "no ticket resumptions with tickets off",
+           st["text"])
+        ok(spread(st, "resumed_id") >= 2, "the resumptions were served by several workers",
+           st["text"])
+        ok("ticket_keys off" in st["text"],
+           "stats: ticket keys are off", st["text"])
+        l = [a for a in da.access() if a.get("resumed") == "id"]
+        ok(len(l) == RECONNECTS, "access log: resumed=id on every reconnect", len(l))
+
+
+@case
+def tls12_tickets():
+    # (b) TLS 1.2 session tickets under the shared key ring.
+    before = stats(d)["total"]
+    reconnect_many(d, ["-tls1_2"], "TLSv1.2", os.path.join(d.dir, "sess12"))
+    st = stats(d)
+    t = st["total"]
+    ok(t["resumed_ticket_tls12"] - before["resumed_ticket_tls12"] == RECONNECTS,
+       f"counters: resumed_ticket_tls12 grew by {RECONNECTS}", st["text"])
+    ok(spread(st, "resumed_ticket_tls12") >= 2, "TLS 1.2 ticket resumptions on several workers",
+       st["text"])
+    ok(any(a.get("resumed") == "ticket" and a.get("tls") == "TLSv1.2" for a in d.access()),
+       "access log: resumed=ticket for TLS 1.2")
+
+
+@case
+def tls13_tickets():
+    # (c) TLS 1.3 PSK tickets.
+    before = stats(d)["total"]
+    reconnect_many(d, ["-tls1_3"], "TLSv1.3", os.path.join(d.dir, "sess13"))
+    st = stats(d)
+    t = st["total"]
+    ok(t["resumed_ticket_tls13"] - before["resumed_ticket_tls13"] == RECONNECTS,
+       f"counters: resumed_ticket_tls13 grew by {RECONNECTS}", st["text"])
+    ok(spread(st, "resumed_ticket_tls13") >= 2, "TLS 1.3 resumptions on several workers",
+       st["text"])
+    ok(t["cache_misses"] == 0, "TLS 1.3 never consults the session-ID cache", st["text"])
+    ok(any(a.get("resumed") == "no" for a in d.access()), "access log: resumed=no for full")
+
+
+@case
+def ticket_from_a_stranger():
+    # A ticket that no key here made: a full handshake, counted once.
+    other = Daemon(upstream=be.address, workers=1, name="stranger")
+    sess = os.path.join(other.dir, "sess")
+    connect(other, ["-tls1_2"], sess_out=sess)
+    other.stop()
+    before = stats(d)["total"]["ticket_decrypt_failures"]
+    how = connect(d, ["-tls1_2"], sess_in=sess)
+    ok(how == ("New", "TLSv1.2"), "a foreign TLS 1.2 ticket: full handshake (New)", how)
+    how = connect(d, ["-tls1_3"], sess_in=sess)
+    after = stats(d)["total"]["ticket_decrypt_failures"]
+    ok(after - before == 1, "ticket_decrypt_failures counted once for the rejected ticket",
+       f"{before} -> {after}")
+
+
+@case
+def rotation():
+    # rotate every 2 s, keep retired keys 4 s: a ticket under the previous
+    # key resumes; once its key is dropped it does not.
+    text = config_text([{"name": "fe", "listen": [f"127.0.0.1:{free_port()}"],
+                         "upstream": "up"}], {"up": be.address}, workers=2,
+                       pidfile="tlsoffd.pid").replace(
+        "frontends = (", "tls = { tickets = { rotate = 2; lifetime = 4; }; };\nfrontends = (")
+    with Daemon(text, workers=2, pidfile="tlsoffd.pid", name="rotating") as dr:
+        sess = os.path.join(dr.dir, "sess")
+        g0 = stats(dr)["keys"]["generation"]
+        first = connect(dr, ["-tls1_2"], sess_out=sess)
+        ok(first[0] == "New", "rotation: first connection New", first)
+        got = poll_until(lambda: stats(dr)["keys"]["generation"] >= g0 + 1, 10)
+        ok(got, "rotation: the master made a new key within 10 s")
+        keys = stats(dr)["keys"]
+        ok(keys["decrypting"] == 2, "rotation: two keys decrypt (current and previous)", keys)
+        how = connect(dr, ["-tls1_2"], sess_in=sess)
+        ok(how == ("Reused", "TLSv1.2"), "a ticket under the previous key is accepted", how)
+        got = poll_until(lambda: stats(dr)["keys"]["generation"] >= g0 + 4, 15)
+        ok(got, "rotation: three more rotations (the first key is now past its lifetime)")
+        how = connect(dr, ["-tls1_2"], sess_in=sess)
+        ok(how == ("New", "TLSv1.2"), "a ticket under a rotated-out key is refused (New)", how)
+        ok(dr.wait_log(r"master info: ticket key rotated"), "the log says the key rotated")
+
+
+@case
+def shared_key_file():
+    key = os.path.join(d.dir, "cluster.key")
+    r = run([TLSOFFD, "--gen-ticket-key", key])
+    ok(r.returncode == 0, "tlsoffd --gen-ticket-key FILE", r.stderr)
+    st = os.stat(key)
+    ok(stat.S_IMODE(st.st_mode) == 0o600 and st.st_size == 48,
+       "the key file has mode 0600 and 48 bytes", (oct(st.st_mode), st.st_size))
+    r = run([TLSOFFD, "--gen-ticket-key", key])
+    ok(r.returncode == 1 and b"never overwritten" in r.stderr,
+       "--gen-ticket-key refuses to overwrite a key file", r.stderr)
+
+    def daemon(name):
+        text = config_text([{"name": "fe", "listen": [f"127.0.0.1:{free_port()}"],
+                             "upstream": "up"}], {"up": be.address}, workers=2).replace(
+            "frontends = (", f'tls = {{ tickets = {{ key_files = [ "{key}" ]; }}; }};\n'
+                             "frontends = (")
+        return Daemon(text, workers=2, name=name)
+
+    a, b = daemon("cluster-a"), daemon("cluster-b")
+    for ver, flag in (("TLSv1.2", "-tls1_2"), ("TLSv1.3", "-tls1_3")):
+        sess = os.path.join(a.dir, "sess" + flag)
+        first = connect(a, [flag], sess_out=sess)
+        how = connect(b, [flag], sess_in=sess)
+        ok(first[0] == "New" and how == ("Reused", ver),
+           f"{ver}: a ticket from daemon A resumes at daemon B (shared key file)", (first, how))
+    a.stop()
+    b.stop()
+    bad = os.path.join(d.dir, "bad.key")
+    with open(bad, "w") as f:
+        f.write("short")
+    text = config_text([{"name": "fe", "listen": ["127.0.0.1:1"], "upstream": "up"}],
+                       {"up": be.address}).replace(
+        "frontends = (", f'tls = {{ tickets = {{ key_files = [ "{bad}" ]; }}; }};\n'
+                         "frontends = (")
+    path = os.path.join(d.dir, "bad.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    r = run([TLSOFFD, "-t", "-c", path])
+    ok(r.returncode == 1 and b"must hold exactly 48 bytes" in r.stderr,
+       "-t: a damaged key file is an error naming it", r.stderr)
+
+
+@case
+def stats_without_daemon():
+    path = os.path.join(d.dir, "none.conf")
+    with open(path, "w") as f:
+        f.write(config_text([{"name": "fe", "listen": ["127.0.0.1:1"], "upstream": "up"}],
+                            {"up": be.address}, pidfile=os.path.join(d.dir, "nope.pid")))
+    r = run([TLSOFFD, "-c", path, "-s", "stats"])
+    ok(r.returncode == 1 and b"no running master" in r.stderr,
+       "-s stats with no running daemon fails and says so", r.stderr)
+    r = run([TLSOFFD, "-c", path, "-s", "frobnicate"])
+    ok(r.returncode == 2 and b"unknown command" in r.stderr, "-s with an unknown command: usage",
+       r.stderr)
+
+
+rc = d.stop()
+ok(rc == 0, "the daemon stops cleanly", rc)
+be.stop()
+done()

@@ -1,0 +1,174 @@
+#include "unit.h"
+
+#include <sys/stat.h>
+
+#include "ticketkeys.h"
+
+static char err[512];
+static uint8_t region[sizeof(struct ticket_key) * TICKETKEYS_MAX + 128];
+
+static struct ticketkeys *ring_with_one_key(void)
+{
+    struct ticketkeys *r = ticketkeys_init(region);
+    struct ticket_key k;
+    ck_assert_int_eq(ticketkeys_generate(&k), 0);
+    ticketkeys_rotate(r, &k, 1000, 5000);
+    return r;
+}
+
+/* Encrypts a 108-byte ticket; returns it with its name, iv and mac. */
+struct sealed {
+    uint8_t name[16], iv[16], mac[32], ticket[108];
+};
+
+static void seal(struct ticketkeys *r, struct sealed *s)
+{
+    for (int i = 0; i < 108; i++)
+        s->ticket[i] = (uint8_t)i;
+    ck_assert_int_eq(ticketkeys_encrypt(r, s->name, s->iv, s->mac, s->ticket, 108), 0);
+}
+
+static enum ticket_dec open_sealed(struct ticketkeys *r, struct sealed s, int64_t now)
+{
+    enum ticket_dec d = ticketkeys_decrypt(r, s.name, s.iv, s.mac, s.ticket, 108, now);
+    if (d == TICKET_DEC_CURRENT || d == TICKET_DEC_OLDER)
+        for (int i = 0; i < 108; i++)
+            ck_assert_int_eq(s.ticket[i], i);
+    return d;
+}
+
+START_TEST(round_trip)
+{
+    struct ticketkeys *r = ring_with_one_key();
+    struct sealed s;
+    seal(r, &s);
+    ck_assert_int_ne(s.ticket[5], 5);                  /* really encrypted */
+    int nonzero = 0;
+    for (int i = 0; i < 32; i++)
+        nonzero |= s.mac[i];
+    ck_assert(nonzero);
+    ck_assert_int_eq(open_sealed(r, s, 2000), TICKET_DEC_CURRENT);
+    /* Two tickets never share an IV. */
+    struct sealed t;
+    seal(r, &t);
+    ck_assert(memcmp(s.iv, t.iv, 16) != 0);
+}
+END_TEST
+
+START_TEST(tampering)
+{
+    struct ticketkeys *r = ring_with_one_key();
+    struct sealed s, t;
+    seal(r, &s);
+    t = s;
+    t.ticket[10] ^= 1;
+    ck_assert_int_eq(open_sealed(r, t, 2000), TICKET_DEC_BAD);
+    t = s;
+    t.iv[0] ^= 1;
+    ck_assert_int_eq(open_sealed(r, t, 2000), TICKET_DEC_BAD);
+    t = s;
+    t.mac[0] ^= 1;
+    ck_assert_int_eq(open_sealed(r, t, 2000), TICKET_DEC_BAD);
+    t = s;
+    t.name[0] ^= 1;
+    ck_assert_int_eq(open_sealed(r, t, 2000), TICKET_DEC_UNKNOWN);
+}
+END_TEST
+
+START_TEST(rotation)
+{
+    struct ticketkeys *r = ring_with_one_key();        /* at t=1000, lifetime 5000 */
+    struct sealed old, newer;
+    seal(r, &old);
+    ck_assert_uint_eq(ticketkeys_generation(r), 1);
+    struct ticket_key k;
+    ticketkeys_generate(&k);
+    ticketkeys_rotate(r, &k, 2000, 5000);              /* old key decrypts until 7000 */
+    ck_assert_uint_eq(ticketkeys_generation(r), 2);
+    ck_assert_uint_eq(ticketkeys_count(r, 2000), 2);
+    seal(r, &newer);
+    ck_assert(memcmp(old.name, newer.name, 16) != 0);  /* the new key encrypts */
+    ck_assert_int_eq(open_sealed(r, old, 6999), TICKET_DEC_OLDER);
+    ck_assert_int_eq(open_sealed(r, newer, 6999), TICKET_DEC_CURRENT);
+    ck_assert_int_eq(open_sealed(r, old, 7000), TICKET_DEC_UNKNOWN);   /* lifetime over */
+    ticketkeys_generate(&k);
+    ticketkeys_rotate(r, &k, 8000, 5000);              /* drops the expired key */
+    ck_assert_uint_eq(ticketkeys_count(r, 8000), 2);
+    ck_assert_int_eq(open_sealed(r, newer, 9000), TICKET_DEC_OLDER);
+}
+END_TEST
+
+START_TEST(ring_is_bounded)
+{
+    struct ticketkeys *r = ticketkeys_init(region);
+    struct ticket_key k;
+    for (int i = 0; i < 3 * TICKETKEYS_MAX; i++) {
+        ticketkeys_generate(&k);
+        ticketkeys_rotate(r, &k, i, 1000000);
+    }
+    ck_assert_uint_eq(ticketkeys_count(r, 0), TICKETKEYS_MAX);
+}
+END_TEST
+
+START_TEST(key_files)
+{
+    char path[] = "/tmp/tlsoffd-unit-keyXXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    ck_assert_msg(ticketkeys_write_file(path, err, sizeof err) == 0, "%s", err);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(st.st_size, TICKET_KEY_FILE_LEN);
+    /* Never overwritten. */
+    ck_assert_int_eq(ticketkeys_write_file(path, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "never overwritten"), "%s", err);
+
+    /* Two rings from the same file: one's tickets open in the other. */
+    struct ticket_key k;
+    ck_assert_msg(ticketkeys_read_file(path, &k, err, sizeof err) == 0, "%s", err);
+    static uint8_t other[sizeof region];
+    struct ticketkeys *a = ticketkeys_init(region), *b = ticketkeys_init(other);
+    ticketkeys_set(a, &k, 1);
+    ticketkeys_set(b, &k, 1);
+    struct sealed s;
+    seal(a, &s);
+    ck_assert_int_eq(open_sealed(b, s, 1LL << 50), TICKET_DEC_CURRENT);   /* no expiry */
+    unlink(path);
+
+    char *bad = unit_tempfile("short");
+    ck_assert_int_eq(ticketkeys_read_file(bad, &k, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "must hold exactly 48 bytes"), "%s", err);
+    unlink(bad);
+    free(bad);
+    ck_assert_int_eq(ticketkeys_read_file("/nonexistent/key", &k, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "No such file"), "%s", err);
+}
+END_TEST
+
+START_TEST(empty_ring)
+{
+    struct ticketkeys *r = ticketkeys_init(region);
+    uint8_t name[16], iv[16], mac[32], t[108] = { 0 };
+    ck_assert_int_eq(ticketkeys_encrypt(r, name, iv, mac, t, sizeof t), -1);
+    ck_assert_ptr_null(ticketkeys_open(region, 10));
+    ck_assert_ptr_nonnull(ticketkeys_open(region, ticketkeys_region_size()));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("ticketkeys");
+    TCase *tc = tcase_create("ticketkeys");
+    tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, tampering);
+    tcase_add_test(tc, rotation);
+    tcase_add_test(tc, ring_is_bounded);
+    tcase_add_test(tc, key_files);
+    tcase_add_test(tc, empty_ring);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+UNIT_MAIN(suite)
