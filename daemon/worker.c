@@ -138,7 +138,8 @@ struct conn_log {
     char client[ADDR_STRLEN];
     const char *frontend;
     char backend[ADDR_STRLEN];
-    const char *version, *cipher, *sni, *resumed;
+    const char *version, *cipher, *resumed;     /* static strings */
+    char sni[256];          /* a copy: wolfSSL may free its own at close_notify */
     uint64_t in, out;
     int64_t start;
     const char *outcome;
@@ -180,7 +181,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     }
     l.version = tls_conn_version(&tc);
     l.cipher = tls_conn_cipher(&tc);
-    l.sni = tls_conn_sni(&tc);
+    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
     l.resumed = tls_resumed_name(tls_conn_resumed(&tc));
 
     const struct server_conf *sv = upstream_pick(config_frontend_upstream(cfg, fe));
@@ -205,6 +206,16 @@ out:
     close(fd);
 }
 
+static void reopen_if_asked(void)
+{
+    if (reopen_logs) {
+        char err[256];
+        reopen_logs = 0;
+        if (log_reopen(err, sizeof err) < 0)
+            log_error("%s", err);
+    }
+}
+
 void worker_run(struct runtime *rt, int id)
 {
     char role[32];
@@ -224,13 +235,9 @@ void worker_run(struct runtime *rt, int id)
     while (!stopping) {
         struct sockaddr_storage peer;
         size_t which = 0;
-        if (reopen_logs) {
-            char err[256];
-            reopen_logs = 0;
-            if (log_reopen(err, sizeof err) < 0)
-                log_error("%s", err);
-        }
+        reopen_if_asked();
         int fd = accept_one(rt, &which, &peer);
+        reopen_if_asked();      /* a USR1 that came while waiting for a client */
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 log_error("accept: %s; pausing 100 ms", strerror(errno));

@@ -98,33 +98,29 @@ def session_ids_tickets_off():
         ok(len(l) == RECONNECTS, "access log: resumed=id on every reconnect", len(l))
 
 
-@case
-def tls12_tickets():
-    # (b) TLS 1.2 session tickets under the shared key ring.
+def tickets(flag, ver, field):
+    """(b) and (c): tickets under the shared key ring, for one TLS version."""
     before = stats(d)["total"]
-    reconnect_many(d, ["-tls1_2"], "TLSv1.2", os.path.join(d.dir, "sess12"))
+    reconnect_many(d, [flag], ver, os.path.join(d.dir, "sess" + flag))
     st = stats(d)
     t = st["total"]
-    ok(t["resumed_ticket_tls12"] - before["resumed_ticket_tls12"] == RECONNECTS,
-       f"counters: resumed_ticket_tls12 grew by {RECONNECTS}", st["text"])
-    ok(spread(st, "resumed_ticket_tls12") >= 2, "TLS 1.2 ticket resumptions on several workers",
+    ok(t[field] - before[field] == RECONNECTS, f"counters: {field} grew by {RECONNECTS}",
        st["text"])
-    ok(any(a.get("resumed") == "ticket" and a.get("tls") == "TLSv1.2" for a in d.access()),
-       "access log: resumed=ticket for TLS 1.2")
+    ok(spread(st, field) >= 2, f"{ver} ticket resumptions on several workers", st["text"])
+    ok(any(a.get("resumed") == "ticket" and a.get("tls") == ver for a in d.access()),
+       f"access log: resumed=ticket for {ver}")
+    return t
+
+
+@case
+def tls12_tickets():
+    tickets("-tls1_2", "TLSv1.2", "resumed_ticket_tls12")
 
 
 @case
 def tls13_tickets():
-    # (c) TLS 1.3 PSK tickets.
-    before = stats(d)["total"]
-    reconnect_many(d, ["-tls1_3"], "TLSv1.3", os.path.join(d.dir, "sess13"))
-    st = stats(d)
-    t = st["total"]
-    ok(t["resumed_ticket_tls13"] - before["resumed_ticket_tls13"] == RECONNECTS,
-       f"counters: resumed_ticket_tls13 grew by {RECONNECTS}", st["text"])
-    ok(spread(st, "resumed_ticket_tls13") >= 2, "TLS 1.3 resumptions on several workers",
-       st["text"])
-    ok(t["cache_misses"] == 0, "TLS 1.3 never consults the session-ID cache", st["text"])
+    t = tickets("-tls1_3", "TLSv1.3", "resumed_ticket_tls13")
+    ok(t["cache_misses"] == 0, "TLS 1.3 never consults the session-ID cache", t)
     ok(any(a.get("resumed") == "no" for a in d.access()), "access log: resumed=no for full")
 
 

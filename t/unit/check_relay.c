@@ -25,6 +25,7 @@ static void *relay_thread(void *arg)
     relay_run(&c, j->backend_fd, j->idle, &j->res);
     j->took = tls_now_ms() - t0;
     tls_conn_free(&c);
+    pair_thread_done();
     return NULL;
 }
 
@@ -79,6 +80,7 @@ static void setup(void)
 static void teardown(void)
 {
     tls_ctx_free(sctx);
+    tls_global_cleanup();
 }
 
 START_TEST(both_ways_and_client_half_close)

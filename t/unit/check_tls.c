@@ -14,6 +14,7 @@ static void setup(void)
 static void teardown(void)
 {
     tls_ctx_free(sctx);
+    tls_global_cleanup();
 }
 
 START_TEST(load_errors)
@@ -78,6 +79,7 @@ static void *accept_thread(void *arg)
     int64_t t0 = tls_now_ms();
     j->result = tls_conn_accept(&j->conn, j->timeout, j->reason, sizeof j->reason);
     j->took = tls_now_ms() - t0;
+    pair_thread_done();
     return NULL;
 }
 

@@ -8,6 +8,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "config.h"
 #include "tls.h"
@@ -44,6 +45,13 @@ static inline WOLFSSL *pair_client(int fd, int version)
     wolfSSL_set_fd(ssl, fd);
     wolfSSL_CTX_free(ctx);      /* the WOLFSSL keeps a reference */
     return ssl;
+}
+
+/* wolfSSL keeps a per-thread cache of ECC tables (FP_ECC): a thread that
+ * did ECC frees it before it ends. */
+static inline void pair_thread_done(void)
+{
+    wc_ecc_fp_free();
 }
 
 static inline void pair_sockets(int sv[2])

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""
+run.py — runs tlsoffd's integration tests: t/t*.py (sorted), or the files
+named as arguments, each with a time limit; streams their output, counts
+the `ok` / `not ok` lines and ends with "N passed, M failed".
+
+A file that exits non-zero without a failed check, crashes or runs out of
+time counts as one more failure. Exit status: 0 if nothing failed, else 1.
+
+    python3 t/run.py [t/t0100-basic.py ...]
+    TLSOFFD_TEST_TIMEOUT=300 (seconds per file)
+"""
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TIMEOUT = float(os.environ.get("TLSOFFD_TEST_TIMEOUT", "300"))
+OK_RE = re.compile(r"^(not )?ok \d+\b(.*)$")
+
+
+def find_tests(args):
+    if not args:
+        return sorted(glob.glob(os.path.join(HERE, "t[0-9]*.py")))
+    out = []
+    for a in args:
+        for cand in (a, os.path.join(HERE, a), os.path.join(HERE, os.path.basename(a)),
+                     os.path.join(HERE, a + ".py")):
+            if os.path.isfile(cand):
+                out.append(cand)
+                break
+        else:
+            matches = sorted(glob.glob(os.path.join(HERE, f"{a}*.py")))
+            if not matches:
+                print(f"run.py: no test file {a!r}", flush=True)
+                out.append(None)
+            out += matches
+    return out
+
+
+def run_one(path):
+    """Returns (passed, failed, skipped, problem or None)."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    # Its own process group, so that a timeout can end it and everything it
+    # started; SIGTERM first lets the file stop its daemons itself.
+    p = subprocess.Popen([sys.executable, "-u", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True,
+                         cwd=os.path.dirname(HERE))
+
+    def reader():
+        for raw in p.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            print("    " + line, flush=True)
+            m = OK_RE.match(line)
+            if not m:
+                continue
+            if m.group(1):
+                counts["failed"] += 1
+            elif "# skip" in m.group(2).lower():
+                counts["skipped"] += 1
+                counts["passed"] += 1
+            else:
+                counts["passed"] += 1
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    problem = None
+    try:
+        rc = p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        problem = f"timed out after {TIMEOUT:g} s"
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+            rc = p.wait(timeout=15)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            rc = None
+        try:
+            os.killpg(p.pid, signal.SIGKILL)    # the group we created for it
+        except ProcessLookupError:
+            pass
+        p.wait()
+    t.join(timeout=10)
+    if problem is None and rc != 0 and counts["failed"] == 0:
+        problem = (f"killed by signal {-rc}" if rc < 0 else f"exited with status {rc}") + \
+            " without a failed check"
+    if problem is None and rc == 0 and counts["failed"]:
+        problem = f"exited with status 0 despite {counts['failed']} failed checks"
+    return counts["passed"], counts["failed"], counts["skipped"], problem
+
+
+def main():
+    tests = find_tests(sys.argv[1:])
+    passed = failed = skipped = 0
+    bad_files = []
+    start = time.monotonic()
+    for path in tests:
+        if path is None:
+            failed += 1
+            continue
+        name = os.path.basename(path)
+        print(f"== {name}", flush=True)
+        t0 = time.monotonic()
+        p, f, s, problem = run_one(path)
+        passed += p
+        failed += f
+        skipped += s
+        if problem:
+            failed += 1
+            print(f"not ok - {name}: {problem}", flush=True)
+        if f or problem:
+            bad_files.append(name)
+        print(f"== {name}: {p} passed, {f} failed{', ' + problem if problem else ''} "
+              f"({time.monotonic() - t0:.1f} s)", flush=True)
+    print(f"== {len(tests)} files in {time.monotonic() - start:.1f} s"
+          + (f"; {skipped} checks skipped" if skipped else "")
+          + (f"; failures in: {' '.join(bad_files)}" if bad_files else ""), flush=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed or not tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

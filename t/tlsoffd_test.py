@@ -1,0 +1,912 @@
+"""
+tlsoffd_test — a small library for tlsoffd's integration tests (stdlib only).
+
+A test file is a plain script:
+
+    from tlsoffd_test import *
+    with Backend() as be, Daemon(upstream=be.address) as d:
+        r = curl(d.port, "/")
+        ok(r.returncode == 0 and r.stdout == b"hello from backend\n", "curl through the daemon")
+    done()
+
+It prints TAP-ish lines (`ok N - desc` / `not ok N - desc`, diagnostics as
+`# ...`), and done() exits 1 if any check failed. Every process it starts is
+killed by PID when the script ends, however it ends.
+
+Environment (set by `make daemon-check`): TLSOFFD, TLSOFFD_HELPERS,
+TLSOFFD_CERTS, TLSOFFD_SANITIZE.
+"""
+import atexit
+import hashlib
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+__all__ = [
+    "ROOT", "TLSOFFD", "HELPERS", "CERTS", "SANITIZE", "SLOW", "CA", "CERT", "KEY",
+    "ok", "skip", "diag", "done", "case", "poll_until", "free_port", "stamp",
+    "Backend", "Daemon", "PyBackend", "curl", "s_client", "tls_context", "tls_connect",
+    "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
+    "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
+]
+
+# ---------------------------------------------------------------- paths
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANITIZE = os.environ.get("TLSOFFD_SANITIZE", "") == "1"
+_BUILD = os.path.join(ROOT, "build-san" if SANITIZE else "build")
+
+
+def _path(var, default):
+    p = os.environ.get(var) or default
+    return p if os.path.isabs(p) else os.path.join(ROOT, p)
+
+
+TLSOFFD = _path("TLSOFFD", os.path.join(_BUILD, "tlsoffd"))
+HELPERS = _path("TLSOFFD_HELPERS", os.path.join(_BUILD, "t", "helper"))
+CERTS = _path("TLSOFFD_CERTS", os.path.join(_BUILD, "t", "certs"))
+CA = os.path.join(CERTS, "ca.pem")
+CERT = os.path.join(CERTS, "example.test.pem")
+KEY = os.path.join(CERTS, "example.test.key")
+
+# Slower under ASan: scale the generous bounds (never the asserted ones).
+SLOW = 2.0 if SANITIZE else 1.0
+
+# ---------------------------------------------------------------- reporting
+
+_count = 0
+_failed = 0
+_skipped = 0
+_lock = threading.Lock()
+_daemons = []          # live Daemon objects, for failure diagnostics
+_procs = []            # every Popen we started, killed at exit
+_tmpdir = None
+
+
+def diag(text):
+    for line in str(text).rstrip("\n").split("\n"):
+        print("# " + line, flush=True)
+
+
+def ok(cond, desc, detail=None):
+    """One check. On failure prints detail and the tails of the live daemons' logs."""
+    global _count, _failed
+    with _lock:
+        _count += 1
+        n = _count
+        if cond:
+            print(f"ok {n} - {desc}", flush=True)
+            return True
+        _failed += 1
+        print(f"not ok {n} - {desc}", flush=True)
+        if detail is not None:
+            diag(detail)
+        for d in _daemons:
+            d.dump_tail()
+        return False
+
+
+def skip(desc, why):
+    global _count, _skipped
+    with _lock:
+        _count += 1
+        _skipped += 1
+        print(f"ok {_count} # skip {desc}: {why}", flush=True)
+
+
+def done():
+    """Stops everything and exits: 0 if every check passed, else 1."""
+    _cleanup()
+    print(f"1..{_count}", flush=True)
+    if _failed:
+        diag(f"{_failed} of {_count} checks failed; files kept in {_tmpdir}")
+    elif _tmpdir:
+        shutil.rmtree(_tmpdir, ignore_errors=True)
+    sys.exit(1 if _failed or _count == 0 else 0)
+
+
+def case(fn):
+    """Decorator: runs fn now; an exception is a failed check, not the end of the file.
+    If a running daemon has lost all its workers (and nothing respawned them), the
+    case fails at once instead of waiting out every client timeout."""
+    for d in _daemons:
+        if d.proc and d.proc.poll() is None and d.workers and not d.worker_pids():
+            ok(False, f"{fn.__name__}: not run: {d.name} has no worker left",
+               "(an earlier failure killed them and none was respawned)")
+            return fn
+    try:
+        fn()
+    except Exception:
+        ok(False, f"{fn.__name__}: unexpected exception", traceback.format_exc())
+    return fn
+
+
+def stamp(offset=0.0):
+    """Now (+ offset seconds), in the access log's time format: lines logged
+    later compare >= it."""
+    t = time.time() + offset
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int(t % 1 * 1000)
+
+
+def poll_until(pred, timeout, interval=0.05):
+    """Calls pred until it returns something true or timeout seconds pass;
+    returns the last value. Used instead of sleeping for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def tmpdir():
+    """This test file's temporary directory (kept if a check fails)."""
+    global _tmpdir
+    if _tmpdir is None:
+        base = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        _tmpdir = tempfile.mkdtemp(prefix=f"tlsoffd-{base}-")
+    return _tmpdir
+
+
+# ---------------------------------------------------------------- processes
+
+def _register(p):
+    _procs.append(p)
+    return p
+
+
+def _kill(p, grace=5.0):
+    """SIGTERM, bounded wait, SIGKILL: by PID, only processes we started."""
+    if p.poll() is not None:
+        return p.returncode
+    try:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    return p.returncode
+
+
+def _cleanup():
+    for d in list(_daemons):
+        try:
+            d.stop(check=True)     # still report sanitizer findings
+        except Exception:
+            pass
+    for p in _procs:
+        try:
+            _kill(p, grace=2.0)
+        except Exception:
+            pass
+
+
+atexit.register(_cleanup)
+
+
+def _on_term(sig, frame):
+    # run.py's timeout: clean up our processes, then fail.
+    print(f"not ok {_count + 1} - killed by signal {sig} (timeout?)", flush=True)
+    _cleanup()
+    os._exit(1)
+
+
+signal.signal(signal.SIGTERM, _on_term)
+signal.signal(signal.SIGHUP, _on_term)
+
+
+def run(argv, input=None, timeout=30, **kw):
+    """subprocess.run with a bound; a timeout is returned as returncode -999."""
+    try:
+        return subprocess.run(argv, input=input, capture_output=True, timeout=timeout * SLOW, **kw)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(argv, -999, e.stdout or b"", e.stderr or b"")
+
+
+def proc_state(pid):
+    """'R', 'S', 'Z', ... or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def pid_alive(pid):
+    s = proc_state(pid)
+    return s is not None and s != "Z"
+
+
+def children_of(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return sorted(int(x) for x in f.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def listen_backlog(port):
+    """Connections waiting in the accept queue of the listener on 127.0.0.1:port."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+# ---------------------------------------------------------------- ports
+
+def free_port(ipv6=False, tries=50):
+    """A port free on 127.0.0.1 (and on [::1] too, if ipv6)."""
+    for _ in range(tries):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if ipv6:
+            s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            try:
+                s6.bind(("::1", port))
+            except OSError:
+                continue
+            finally:
+                s6.close()
+        return port
+    raise RuntimeError("no free port found")
+
+
+# ---------------------------------------------------------------- backends
+
+class Backend:
+    """The helper backend: `with Backend("echo", "b1") as be: be.port, be.address`."""
+
+    def __init__(self, mode="http", name="backend", listen=None):
+        self.mode, self.name = mode, name
+        argv = [os.path.join(HELPERS, "backend"), "-m", mode, "-n", name]
+        if listen:
+            argv += ["-l", listen]
+        self.proc = _register(subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE))
+        r, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode() if r else ""
+        m = re.match(r"PORT (\d+)$", line.strip())
+        if not m:
+            _kill(self.proc)
+            raise RuntimeError(f"backend did not report its port: {line!r} "
+                               f"{self.proc.stderr.read().decode(errors='replace')}")
+        self.port = int(m.group(1))
+        self.address = f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        _kill(self.proc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+class PyBackend:
+    """A backend written in Python for behaviours the helper does not have.
+    handler(conn) runs in a thread for each connection."""
+
+    def __init__(self, handler, backlog=16):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.handler = handler
+        self.conns = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            self.handler(c)
+        except OSError:
+            pass
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+# ---------------------------------------------------------------- config
+
+def _q(s):
+    return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def config_text(frontends, upstreams, workers=2, timeouts=None, tls=None, log=None,
+                daemon=False, pidfile=""):
+    """libconfig text. frontends: [{name, listen: [...], cert, key, upstream}];
+    upstreams: {name: address}; timeouts/tls: dicts of raw libconfig values
+    (strings are quoted, lists become arrays)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[ " + ", ".join(val(x) for x in v) + " ]"
+        return _q(v)
+
+    out = [f"daemon = {val(daemon)};", f"pidfile = {_q(pidfile)};"]
+    if log:
+        out.append("log = { " + " ".join(f"{k} = {val(v)};" for k, v in log.items()) + " };")
+    if workers is not None:
+        out.append(f"workers = {{ count = {workers}; }};")
+    if timeouts:
+        out.append("timeouts = { " + " ".join(f"{k} = {val(v)};" for k, v in timeouts.items())
+                   + " };")
+    if tls:
+        out.append("tls = { " + " ".join(f"{k} = {val(v)};" for k, v in tls.items()) + " };")
+    out.append("frontends = (")
+    for i, fe in enumerate(frontends):
+        out.append("  {")
+        out.append(f"    name = {_q(fe['name'])};")
+        out.append(f"    listen = {val(list(fe['listen']))};")
+        key = fe.get("key", KEY)
+        out.append(f"    certificates = ( {{ cert = {_q(fe.get('cert', CERT))}; "
+                   + (f"key = {_q(key)}; " if key else "") + "} );")
+        out.append(f"    upstream = {_q(fe['upstream'])};")
+        out.append("  }" + ("," if i + 1 < len(frontends) else ""))
+    out.append(");")
+    out.append("upstreams = (")
+    items = list(upstreams.items())
+    for i, (name, addr) in enumerate(items):
+        out.append(f"  {{ name = {_q(name)}; servers = ( {{ address = {_q(addr)}; }} ); }}"
+                   + ("," if i + 1 < len(items) else ""))
+    out.append(");")
+    return "\n".join(out) + "\n"
+
+
+OUTCOMES = ("ok", "handshake-failed", "handshake-timeout", "backend-refused", "backend-timeout",
+            "backend-unreachable", "backend-error", "client-error", "idle-timeout",
+            "internal-error")
+# The documented fields, in order; a field added later (key=value) is let through.
+_X = r"(?: [a-z_]+=[^\s\"]+)*"
+ACCESS_LINE_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    r"client=(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:.]+\]):\d+" + _X + " frontend=\\S+" + _X +
+    r" backend=\S+" + _X + r" tls=(TLSv1\.[23]|-)" + _X + r" cipher=\S+" + _X +
+    r" sni=\S+" + _X + r" in=\d+" + _X + r" out=\d+" + _X + r" duration=\d+\.\d{3}" + _X +
+    r" outcome=(?P<outcome>" + "|".join(OUTCOMES) + r")"
+    r'(?P<reason> reason="[^"]+")?$')
+
+_ACCESS_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+
+
+def parse_access(line):
+    """An access log line as a dict; numbers converted; 'ts' is the timestamp,
+    'client_port' the client's port."""
+    ts, _, rest = line.partition(" ")
+    d = {"ts": ts, "raw": line}
+    for k, v in _ACCESS_RE.findall(rest):
+        if v.startswith('"'):
+            v = v[1:-1]
+        d[k] = v
+    for k in ("in", "out"):
+        if k in d:
+            d[k] = int(d[k])
+    if "duration" in d:
+        d["duration"] = float(d["duration"])
+    if "client" in d:
+        d["client_port"] = int(d["client"].rsplit(":", 1)[1])
+    return d
+
+
+# ---------------------------------------------------------------- the daemon
+
+class DaemonFailed(Exception):
+    pass
+
+
+class Daemon:
+    """Runs `tlsoffd -f -c FILE` from a per-daemon temporary directory.
+
+    Either pass config (libconfig text; `log`, `daemon` and `pidfile` are
+    added unless present), or let it build one: one frontend "fe" listening
+    on 127.0.0.1:PORT (plus [::1]:PORT if ipv6) with upstream "up" at
+    `upstream`. `d.port` is the (first) frontend port.
+    """
+    _seq = 0
+
+    def __init__(self, config=None, *, upstream=None, workers=2, timeouts=None, tls=None,
+                 ipv6=False, frontends=None, upstreams=None, level="debug", start=True,
+                 wait_workers=True, name=None, log=None, pidfile=""):
+        Daemon._seq += 1
+        self.name = name or f"d{Daemon._seq}"
+        self.dir = os.path.join(tmpdir(), self.name)
+        os.makedirs(self.dir)
+        self.log_path = os.path.join(self.dir, "main.log")
+        self.access_path = os.path.join(self.dir, "access.log")
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        self.conf_path = os.path.join(self.dir, "tlsoffd.conf")
+        self.workers = workers
+        self.proc = None
+        self.probe_ports = set()
+        self.ready_stamp = None
+        self.known_workers = set()
+        self._stopped = False
+        logcfg = {"destination": self.log_path, "level": level, "access_log": self.access_path}
+        logcfg.update(log or {})
+        log = {k: v for k, v in logcfg.items() if v is not None}
+        # Where the logs really go (relative names are taken from self.dir, the cwd).
+        self.log_path = {"stderr": self.stderr_path, "syslog": None}.get(
+            log["destination"], os.path.join(self.dir, log["destination"]))
+        self.access_path = os.path.join(self.dir, log["access_log"]) \
+            if log.get("access_log") else None
+        self.pidfile = os.path.join(self.dir, pidfile) if pidfile else None
+        if config is None:
+            if frontends is None:
+                self.port = free_port(ipv6=ipv6)
+                listen = [f"127.0.0.1:{self.port}"] + ([f"[::1]:{self.port}"] if ipv6 else [])
+                frontends = [{"name": "fe", "listen": listen, "upstream": "up"}]
+                upstreams = {"up": upstream}
+            config = config_text(frontends, upstreams, workers=workers, timeouts=timeouts,
+                                 tls=tls, log=log, pidfile=pidfile)
+            self.listen = [a for fe in frontends for a in fe["listen"]]
+        else:
+            head = []
+            if not re.search(r"^\s*log\s*[=:]", config, re.M):
+                head.append("log = { " + " ".join(f"{k} = {_q(v)};" for k, v in log.items())
+                            + " };")
+            if not re.search(r"^\s*daemon\s*[=:]", config, re.M):
+                head.append("daemon = false;")
+            if not re.search(r"^\s*pidfile\s*[=:]", config, re.M):
+                head.append(f"pidfile = {_q(pidfile)};")
+            config = "\n".join(head) + ("\n" if head else "") + config
+            self.listen = re.findall(r'"((?:\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):\d+)"',
+                                     config.split("upstreams")[0])
+        if not hasattr(self, "port"):
+            self.port = int(self.listen[0].rsplit(":", 1)[1]) if self.listen else None
+        self.config = config
+        with open(self.conf_path, "w") as f:
+            f.write(config)
+        self.env = dict(os.environ)
+        if SANITIZE:
+            self.env["ASAN_OPTIONS"] = f"log_path={self.dir}/asan:detect_leaks=0"
+            self.env["UBSAN_OPTIONS"] = f"print_stacktrace=1:log_path={self.dir}/ubsan"
+        if start:
+            self.start(wait_workers=wait_workers)
+
+    # -- life cycle
+
+    def start(self, wait_workers=True):
+        self.stderr_f = open(self.stderr_path, "ab")
+        self.proc = _register(subprocess.Popen([TLSOFFD, "-f", "-c", self.conf_path],
+                                               stdin=subprocess.DEVNULL, stdout=self.stderr_f,
+                                               stderr=self.stderr_f, env=self.env,
+                                               cwd=self.dir))
+        self.pid = self.proc.pid
+        _daemons.append(self)
+        try:
+            self._wait_ready(wait_workers)
+        except Exception:
+            self.dump_tail()
+            raise
+
+    def _wait_ready(self, wait_workers):
+        deadline = time.monotonic() + 10 * SLOW
+        pending = list(self.listen)
+        while pending:
+            if self.proc.poll() is not None:
+                raise DaemonFailed(f"tlsoffd exited with status {self.proc.returncode} "
+                                   f"at start: {self.stderr_text().strip()}")
+            if time.monotonic() > deadline:
+                raise DaemonFailed(f"tlsoffd does not accept on {pending} after 10 s")
+            addr = pending[0]
+            host, port = addr.rsplit(":", 1)
+            fam = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.settimeout(1)
+            try:
+                s.connect((host.strip("[]"), int(port)))
+                self.probe_ports.add(s.getsockname()[1])
+                pending.pop(0)
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                s.close()
+        if wait_workers:
+            got = poll_until(lambda: len(self.worker_pids()) >= self.workers, 10 * SLOW)
+            if not got:
+                raise DaemonFailed(f"tlsoffd has {len(self.worker_pids())} workers, "
+                                   f"not {self.workers}, after 10 s")
+            self.known_workers.update(self.worker_pids())
+        # A probe's line (a connect-and-close fails at once) is logged by then.
+        self.ready_stamp = stamp(2.0)
+
+    def worker_pids(self):
+        return children_of(self.pid) if self.proc and self.proc.poll() is None else []
+
+    def send_signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout):
+        """The master's exit status, or None if it still runs after timeout seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, check=True, sig=signal.SIGTERM, timeout=2):
+        """Stops the master (sig, bounded wait, then SIGKILL) and returns its exit
+        status. With check, a sanitizer report is a failing check."""
+        if self._stopped:
+            return self.proc.returncode if self.proc else None
+        self._stopped = True
+        if self in _daemons:
+            _daemons.remove(self)
+        rc = None
+        if self.proc:
+            workers = set(self.known_workers) | set(self.worker_pids())
+            if self.proc.poll() is None:
+                try:
+                    os.kill(self.pid, sig)
+                except ProcessLookupError:
+                    pass
+            try:
+                rc = self.proc.wait(timeout=timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                diag(f"tlsoffd pid {self.pid} still runs {timeout * SLOW:g} s after "
+                     f"signal {sig}; SIGKILL")
+                self.proc.kill()
+                rc = self.proc.wait(timeout=10)
+            # Workers die with the master (PR_SET_PDEATHSIG); make sure.
+            for w in workers:
+                if not poll_until(lambda: not pid_alive(w), 5 * SLOW):
+                    diag(f"worker pid {w} outlived the master; SIGKILL")
+                    try:
+                        os.kill(w, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            self.stderr_f.close()
+        if check:
+            self.check_sanitizers()
+            self.check_access_format()
+        return rc
+
+    def check_access_format(self):
+        """A failing check unless every access line is well-formed, as in
+        tlsoffd(8): the fields in order, a known outcome, a reason iff not ok."""
+        bad = []
+        for line in self._read(self.access_path).splitlines():
+            m = ACCESS_LINE_RE.match(line)
+            if not m or (m.group("outcome") == "ok") != (m.group("reason") is None):
+                bad.append(line)
+        return ok(not bad, f"{self.name}: every access log line is well-formed "
+                  f"(fields, outcome; a reason unless outcome=ok)", "\n".join(bad[:5]) or None)
+
+    def check_sanitizers(self):
+        """A failing check if ASan/UBSan wrote a report for this daemon."""
+        if not SANITIZE:
+            return True
+        reports = sorted(f for f in os.listdir(self.dir)
+                         if f.startswith("asan.") or f.startswith("ubsan."))
+        text = ""
+        for f in reports:
+            with open(os.path.join(self.dir, f), errors="replace") as fh:
+                text += f"--- {f}\n" + fh.read()[-6000:]
+        return ok(not reports, f"{self.name}: no sanitizer reports", text or None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+    # -- logs
+
+    def _read(self, path):
+        if not path:
+            return ""
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_text(self):
+        return self._read(self.log_path)
+
+    def stderr_text(self):
+        return self._read(self.stderr_path)
+
+    def access(self, include_probes=False):
+        """Access log lines as dicts (without the readiness probes' lines)."""
+        lines = [parse_access(l) for l in self._read(self.access_path).splitlines() if l.strip()]
+        if not include_probes:
+            lines = [l for l in lines if not self._is_probe(l)]
+        return lines
+
+    def _is_probe(self, l):
+        return (l.get("client_port") in self.probe_ports and l.get("outcome") ==
+                "handshake-failed" and l.get("in") == 0 and
+                (not self.ready_stamp or l["ts"] <= self.ready_stamp))
+
+    def main_log_access(self):
+        """Access lines written to the main log: a list of (level, dict)."""
+        out = []
+        for line in self.log_text().splitlines():
+            m = re.match(r"^(\S+) tlsoffd\[\d+\] worker \d+ (\w+): (client=.*)$", line)
+            if m:
+                out.append((m.group(2), parse_access(m.group(1) + " " + m.group(3))))
+        return [(lv, l) for lv, l in out if not self._is_probe(l)]
+
+    def wait_access(self, timeout=5, after=None, **match):
+        """The first access line whose fields equal match (None if none within
+        timeout). after: a stamp() taken before the connection began; older lines
+        are skipped (a client port is reused across frontends)."""
+        def find():
+            for l in self.access():
+                if after and l["ts"] < after:
+                    continue
+                if all(l.get(k) == v for k, v in match.items()):
+                    return l
+            return None
+        return poll_until(find, timeout * SLOW)
+
+    def wait_log(self, pattern, timeout=5):
+        """The first match of the regex in the main log (None if none within timeout)."""
+        rx = re.compile(pattern, re.M)
+        return poll_until(lambda: rx.search(self.log_text()), timeout * SLOW)
+
+    def tail_text(self, n=15):
+        out = [f"--- {self.name} ({self.dir}) main log tail:",
+               "\n".join(self.log_text().splitlines()[-n:]) or "(empty)",
+               f"--- {self.name} access log tail:",
+               "\n".join(self._read(self.access_path).splitlines()[-6:]) or "(empty)"]
+        err = self.stderr_text().strip()
+        if err:
+            out += [f"--- {self.name} stderr:", "\n".join(err.splitlines()[-10:])]
+        return "\n".join(out)
+
+    def dump_tail(self, n=15):
+        diag(self.tail_text(n))
+
+
+# ---------------------------------------------------------------- clients
+
+def curl(port, path="/", host="127.0.0.1", name="example.test", args=(), timeout=15):
+    """curl https://NAME:PORT/PATH resolved to host, verifying against the test CA.
+    stdout is the body; `-w` output can be added through args."""
+    h = f"[{host}]" if ":" in host else host
+    argv = ["curl", "-sS", "--cacert", CA, "--max-time", str(int(timeout * SLOW)),
+            "--resolve", f"{name}:{port}:{h}", *args, f"https://{name}:{port}{path}"]
+    return run(argv, timeout=timeout + 5)
+
+
+def s_client(port, args=(), input=b"", host="127.0.0.1", timeout=10):
+    argv = ["openssl", "s_client", "-connect", f"{host}:{port}", "-CAfile", CA, *args]
+    return run(argv, input=input, timeout=timeout)
+
+
+def tls_context(version=None, ca=CA):
+    ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    if version:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def tls_connect(port, host="127.0.0.1", sni="example.test", version=None, timeout=10):
+    """A verified SSLSocket (blocking, with a timeout)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout * SLOW)
+    s.connect((host, port))
+    return tls_context(version).wrap_socket(s, server_hostname=sni)
+
+
+class TLSClient:
+    """A TLS client over a non-blocking socket and memory BIOs, driven by one
+    select loop: it can send and receive at once (no deadlock with an echo
+    backend), and half-close with a TCP FIN or a close_notify while reading on."""
+
+    def __init__(self, port, host="127.0.0.1", sni="example.test", version=None, timeout=5,
+                 ctx=None):
+        self.started = stamp()
+        self.sock = socket.create_connection((host, port), timeout=timeout * SLOW)
+        self.local_port = self.sock.getsockname()[1]
+        self.sock.setblocking(False)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = (ctx or tls_context(version)).wrap_bio(self.inc, self.out, server_hostname=sni)
+        self.wbuf = bytearray()
+        self.eof = False
+        self.error = None
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._io(deadline, want_read=True)
+                if self.eof:
+                    raise ConnectionError("EOF during the handshake")
+        self._flush_all(deadline)
+
+    def version(self):
+        return self.obj.version()
+
+    def _io(self, deadline, want_read):
+        self.wbuf += self.out.read()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("TLSClient: deadline passed")
+        r, w, _ = select.select([self.sock] if want_read and not self.eof else [],
+                                [self.sock] if self.wbuf else [], [], min(left, 1.0))
+        if w:
+            try:
+                n = self.sock.send(self.wbuf)
+                del self.wbuf[:n]
+            except BlockingIOError:
+                pass
+        if r:
+            try:
+                d = self.sock.recv(262144)
+            except BlockingIOError:
+                return
+            except ConnectionResetError as e:
+                self.error = e
+                d = b""
+            if d:
+                self.inc.write(d)
+            else:
+                self.eof = True
+                self.inc.write_eof()
+
+    def _flush_all(self, deadline):
+        self.wbuf += self.out.read()
+        while self.wbuf:
+            self._io(deadline, want_read=True)
+
+    def exchange(self, data=b"", then=None, read=True, timeout=20, chunk=65536,
+                 on_progress=None):
+        """Sends data while reading, then (then='fin': TCP SHUT_WR; 'close_notify':
+        a TLS close_notify; None: nothing) and reads until the peer ends.
+        Returns (received bytes, how) with how one of 'close_notify', 'eof'
+        (FIN without close_notify), 'reset', 'timeout', 'error: ...'.
+        on_progress(received_so_far) is called after each read (for pacing)."""
+        deadline = time.monotonic() + timeout * SLOW
+        got = bytearray()
+        view = memoryview(data)
+        sent = 0
+        ended = False
+        while True:
+            # queue more plaintext when the socket has room
+            while sent < len(view) and len(self.wbuf) < 4 * chunk:
+                self.obj.write(view[sent:sent + chunk])
+                sent += min(chunk, len(view) - sent)
+                self.wbuf += self.out.read()
+            if sent >= len(view) and not ended:
+                if then == "close_notify":
+                    try:
+                        self.obj.unwrap()
+                    except (ssl.SSLWantReadError, ssl.SSLError):
+                        pass
+                    self.wbuf += self.out.read()
+                elif then == "fin":
+                    self._flush_all(deadline)
+                    self.sock.shutdown(socket.SHUT_WR)
+                ended = True
+                if not read:
+                    self._flush_all(deadline)
+                    return bytes(got), None
+            # read what is decryptable
+            while True:
+                try:
+                    b = self.obj.read(262144)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    return bytes(got), "close_notify"
+                except ssl.SSLEOFError:
+                    return bytes(got), "reset" if self.error else "eof"
+                except ssl.SSLError as e:
+                    return bytes(got), f"error: {e}"
+                if not b:
+                    return bytes(got), "close_notify"
+                got += b
+                if on_progress:
+                    on_progress(len(got))
+            if self.eof and self.inc.pending == 0:
+                return bytes(got), "reset" if self.error else "eof"
+            try:
+                self._io(deadline, want_read=True)
+            except TimeoutError:
+                return bytes(got), "timeout"
+
+    def send(self, data, timeout=10):
+        self.obj.write(data)
+        self._flush_all(time.monotonic() + timeout * SLOW)
+
+    def recv_exact(self, n, timeout=10):
+        """Reads n bytes; returns (bytes, None) or (fewer bytes, how it ended)."""
+        deadline = time.monotonic() + timeout * SLOW
+        got = bytearray()
+        while len(got) < n:
+            try:
+                got += self.obj.read(n - len(got))
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                return bytes(got), "close_notify"
+            except ssl.SSLError as e:
+                return bytes(got), f"error: {e}"
+            if self.eof and self.inc.pending == 0:
+                return bytes(got), "reset" if self.error else "eof"
+            try:
+                self._io(deadline, want_read=True)
+            except TimeoutError:
+                return bytes(got), "timeout"
+        return bytes(got), None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- data
+
+def pattern_bytes(n):
+    """The helper's /bytes/N body: byte i = i % 251."""
+    block = bytes(range(251)) * 64
+    full, rest = divmod(n, len(block))
+    return block * full + block[:rest]
+
+
+def pattern_sha256(n):
+    block = bytes(range(251)) * 1024       # a multiple of 251, so blocks line up
+    h = hashlib.sha256()
+    full, rest = divmod(n, len(block))
+    for _ in range(full):
+        h.update(block)
+    h.update(block[:rest])
+    return h.hexdigest()
