@@ -18,6 +18,7 @@
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
 
+#include "log.h"
 #include "sesscache.h"
 #include "stats.h"
 #include "ticketkeys.h"
@@ -169,8 +170,11 @@ static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     int sz = wolfSSL_i2d_SSL_SESSION(sess, NULL);
     if (sz <= 0 || (size_t)sz > sesscache_max_data()) {
         stats_inc(counters, ST_CACHE_OVERSIZE);
+        log_debug("session cache: a %d-byte session does not fit a slot (%zu bytes)", sz,
+                  sesscache_max_data());
         return 0;
     }
+    log_debug("session cache: storing a %d-byte session", sz);
     unsigned char *p = buf;
     wolfSSL_i2d_SSL_SESSION(sess, &p);      /* writes at p; does not advance it */
     switch (sesscache_store(resumption.cache, id, idlen, buf, (size_t)sz, tls_now_ms())) {

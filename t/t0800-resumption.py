@@ -65,6 +65,13 @@ def reconnect_many(d, args, want_version, sess):
        f"{reused} reused")
 
 
+def ticket_key_name(sess):
+    """The first 16 bytes of the session's ticket: the name of its key."""
+    r = run(["openssl", "sess_id", "-in", sess, "-text", "-noout"])
+    m = re.search(r"TLS session ticket:\n\s*0000 - ([0-9a-f -]+?)\s\s", r.stdout.decode())
+    return m.group(1).replace(" ", "").replace("-", "") if m else None
+
+
 def spread(st, field):
     return sum(1 for w in st["workers"] if w.get(field, 0) > 0)
 
@@ -153,12 +160,19 @@ def rotation():
         g0 = stats(dr)["keys"]["generation"]
         first = connect(dr, ["-tls1_2"], sess_out=sess)
         ok(first[0] == "New", "rotation: first connection New", first)
+        sess13, renewed13 = sess + "13", sess + "13b"
+        connect(dr, ["-tls1_3"], sess_out=sess13)
         got = poll_until(lambda: stats(dr)["keys"]["generation"] >= g0 + 1, 10)
         ok(got, "rotation: the master made a new key within 10 s")
         keys = stats(dr)["keys"]
         ok(keys["decrypting"] == 2, "rotation: two keys decrypt (current and previous)", keys)
         how = connect(dr, ["-tls1_2"], sess_in=sess)
         ok(how == ("Reused", "TLSv1.2"), "a ticket under the previous key is accepted", how)
+        how = connect(dr, ["-tls1_3"], sess_in=sess13, sess_out=renewed13)
+        old_name, new_name = ticket_key_name(sess13), ticket_key_name(renewed13)
+        ok(how == ("Reused", "TLSv1.3") and old_name and new_name and old_name != new_name,
+           "TLS 1.3: a ticket under the previous key resumes and is re-issued under the "
+           "current key", (how, old_name, new_name))
         got = poll_until(lambda: stats(dr)["keys"]["generation"] >= g0 + 4, 15)
         ok(got, "rotation: three more rotations (the first key is now past its lifetime)")
         how = connect(dr, ["-tls1_2"], sess_in=sess)
