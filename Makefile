@@ -46,10 +46,11 @@ CPPFLAGS    += -D_GNU_SOURCE -DTLSOFFD_VERSION='"$(VERSION)"' \
 ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
                $(LIBCONFIG_CFLAGS) $(ALLOC_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
-LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread
+LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
-LIB_MODULES := addr config log listen tls upstream relay shm sesscache ticketkeys stats
-DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c
+LIB_MODULES := addr config log listen tls upstream relay shm sesscache ticketkeys stats \
+               proxyproto probe
+DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c daemon/health.c
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 UNIT_TESTS  := $(LIB_MODULES:%=$(BUILD)/t/unit/check_%)

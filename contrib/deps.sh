@@ -3,7 +3,7 @@
 # skipping what is already there. Uses sudo when not run as root.
 set -eu
 pkgs="build-essential pkg-config autoconf libwolfssl-dev libconfig-dev libjemalloc-dev check
-      openssl curl python3 mandoc"
+      openssl curl python3 mandoc nginx haproxy"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

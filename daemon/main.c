@@ -24,6 +24,7 @@
 #include "log.h"
 #include "sesscache.h"
 #include "ticketkeys.h"
+#include "upstream.h"
 
 #define DEFAULT_CONFIG TLSOFFD_SYSCONFDIR "/tlsoffd/tlsoffd.conf"
 
@@ -74,6 +75,16 @@ int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
     for (size_t i = 0; i < cfg->nfrontends; i++)
         if (!(rt->ctx[i] = tls_server_ctx_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
             return -1;
+    rt->backend_ctx = calloc(cfg->nupstreams, sizeof *rt->backend_ctx);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const struct upstream_conf *up = &cfg->upstreams[i];
+        rt->backend_ctx[i] = calloc(up->nservers, sizeof **rt->backend_ctx);
+        for (size_t j = 0; j < up->nservers; j++)
+            if (up->servers[j].tls.enabled &&
+                !(rt->backend_ctx[i][j] = tls_client_ctx_new(&up->servers[j].tls,
+                                                             up->servers[j].where, err, errlen)))
+                return -1;
+    }
     return 0;
 }
 
@@ -106,6 +117,7 @@ int runtime_shared(struct runtime *rt, char *err, size_t errlen)
         [SHM_SESSCACHE] = tc->session_cache.size,
         [SHM_TICKETKEYS] = ticketkeys_region_size(),
         [SHM_STATS] = stats_region_size((unsigned)cfg->workers.count),
+        [SHM_UPSTREAMS] = upstream_region_size(cfg),
     };
     struct ticket_key keys[CONFIG_MAX_TICKET_KEYS];
     struct tls_resumption r = { .cache_timeout = tc->session_cache.timeout,
@@ -138,6 +150,9 @@ int runtime_shared(struct runtime *rt, char *err, size_t errlen)
         r.keys = rt->keys;
     }
     rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), (unsigned)cfg->workers.count);
+    size_t usize;
+    void *ureg = shm_region(&rt->shm, SHM_UPSTREAMS, &usize);
+    rt->ups = upstream_init(ureg, usize, cfg);
     tls_set_resumption(&r);
     return 0;
 }
@@ -191,10 +206,17 @@ void runtime_free(struct runtime *rt)
 {
     for (size_t i = 0; rt->ctx && i < rt->cfg->nfrontends; i++)
         tls_ctx_free(rt->ctx[i]);
+    for (size_t i = 0; rt->backend_ctx && i < rt->cfg->nupstreams; i++) {
+        for (size_t j = 0; rt->backend_ctx[i] && j < rt->cfg->upstreams[i].nservers; j++)
+            tls_ctx_free(rt->backend_ctx[i][j]);
+        free(rt->backend_ctx[i]);
+    }
+    free(rt->backend_ctx);
     for (size_t i = 0; i < rt->nlisteners; i++)
         close(rt->listeners[i].fd);
     free(rt->ctx);
     free(rt->listeners);
+    upstream_free(rt->ups);
     if (rt->shm.base)
         shm_detach(&rt->shm);
     config_free(rt->cfg);
@@ -260,6 +282,22 @@ static int send_command(const struct config *cfg, const char *what)
         printf("ticket_keys off\n");
     if (st)
         stats_print(st, stdout);
+    size_t usize;
+    void *ureg = shm_region(&shm, SHM_UPSTREAMS, &usize);
+    struct upstreams *ups = upstream_open(ureg, usize, cfg);
+    for (size_t i = 0; ups && i < cfg->nupstreams; i++)
+        for (size_t j = 0; j < cfg->upstreams[i].nservers; j++) {
+            const struct server_state *ss = upstream_state(ups, i, j);
+            printf("server upstream=%s address=%s state=%s active=%llu total=%llu "
+                   "failures=%llu fails=%u passes=%u last_error=\"%s\"\n",
+                   cfg->upstreams[i].name, cfg->upstreams[i].servers[j].address,
+                   ss->up ? "up" : "down", (unsigned long long)ss->active,
+                   (unsigned long long)ss->total, (unsigned long long)ss->failures, ss->fails,
+                   ss->passes, ss->error);
+        }
+    if (!ups && cfg->nupstreams)
+        printf("servers: the running instance has another configuration\n");
+    upstream_free(ups);
     shm_detach(&shm);
     return st ? EXIT_OK : EXIT_FAIL;
 }

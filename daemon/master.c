@@ -55,11 +55,17 @@ static pid_t spawn(struct runtime *rt, int id)
     return pid;
 }
 
+static pid_t prober;             /* the health prober; 0: none running */
+static int64_t prober_respawn_at = INT64_MAX;
+
+/* Workers and the prober. */
 static void signal_workers(int sig)
 {
     for (int i = 0; i < nslots; i++)
         if (slots[i].pid > 0)
             kill(slots[i].pid, sig);
+    if (prober > 0)
+        kill(prober, sig == SIGQUIT ? SIGTERM : sig);
 }
 
 /*
@@ -76,7 +82,7 @@ static void stop_listening(struct runtime *rt)
 
 static int live_workers(void)
 {
-    int n = 0;
+    int n = prober > 0;
     for (int i = 0; i < nslots; i++)
         n += slots[i].pid > 0;
     return n;
@@ -98,6 +104,17 @@ static void reap(enum stop stop)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == prober) {
+            char how[128];
+            describe_exit(status, how, sizeof how);
+            prober = 0;
+            if (stop == RUNNING) {
+                log_error("the health prober (pid %d) %s; restarting it in 1 s (server "
+                          "states stay as they are meanwhile)", (int)pid, how);
+                prober_respawn_at = tls_now_ms() + 1000;
+            }
+            continue;
+        }
         for (int i = 0; i < nslots; i++) {
             struct slot *s = &slots[i];
             if (s->pid != pid)
@@ -135,7 +152,9 @@ static int next_timeout(enum stop stop, int64_t deadline)
     int64_t now = tls_now_ms(), when = next_rotation;
     if (stop != RUNNING)
         when = deadline;
-    else
+    else if (prober_respawn_at < when)
+        when = prober_respawn_at;
+    if (stop == RUNNING)
         for (int i = 0; i < nslots; i++)
             if (slots[i].pid == 0 && slots[i].respawn_at < when)
                 when = slots[i].respawn_at;
@@ -171,6 +190,10 @@ int master_run(struct runtime *rt, int ready_fd)
     for (int i = 0; i < nslots; i++)
         if (!spawn(rt, i))
             slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
+    if ((prober = health_start(rt)) < 0) {
+        prober = 0;
+        prober_respawn_at = tls_now_ms() + 1000;
+    }
     log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
                nslots, rt->nlisteners, tls_library_version());
     if (ready_fd >= 0) {
@@ -240,11 +263,20 @@ int master_run(struct runtime *rt, int ready_fd)
                 for (int i = 0; i < nslots; i++)
                     if (slots[i].pid > 0)
                         waitpid(slots[i].pid, NULL, 0);
+                if (prober > 0)
+                    waitpid(prober, NULL, 0);
                 break;
             }
             continue;
         }
         int64_t now = tls_now_ms();
+        if (now >= prober_respawn_at) {
+            prober_respawn_at = INT64_MAX;
+            if ((prober = health_start(rt)) < 0) {
+                prober = 0;
+                prober_respawn_at = now + 1000;
+            }
+        }
         if (now >= next_rotation) {
             runtime_rotate_ticket_key(rt);
             next_rotation = now + rotate_ms;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "shm.h"
@@ -29,6 +30,9 @@ struct runtime {
     struct shm shm;                 /* sessions, ticket keys, counters */
     struct ticketkeys *keys;        /* NULL: tickets off */
     struct stats *stats;
+    struct upstreams *ups;          /* servers' live state and balancing */
+    WOLFSSL_CTX ***backend_ctx;     /* [upstream][server]: TLS to that server, or NULL */
+    pid_t prober;                   /* the health prober process; 0: none */
 };
 
 /* main.c: contexts from a config (certificates loaded and checked). */
@@ -43,6 +47,10 @@ void runtime_free(struct runtime *rt);
 /* master.c: runs until stopped; returns the exit status. ready_fd, if
  * >= 0, is written to and closed once the workers run. */
 int master_run(struct runtime *rt, int ready_fd);
+
+/* health.c: forks the prober if any upstream has health checks; returns
+ * its pid, 0 if none is needed, -1 on error. */
+pid_t health_start(struct runtime *rt);
 
 /* worker.c */
 pthread_mutex_t *worker_accept_lock_create(void);

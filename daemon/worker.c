@@ -28,6 +28,7 @@
 #include "tlsoffd.h"
 #include "listen.h"
 #include "log.h"
+#include "proxyproto.h"
 #include "relay.h"
 #include "upstream.h"
 
@@ -157,6 +158,124 @@ static void log_conn(const struct conn_log *l)
                l->reason[0] ? " reason=\"" : "", l->reason, l->reason[0] ? "\"" : "");
 }
 
+/*
+ * Connects to a server of the frontend's upstream: the balancer's choice,
+ * then, if that connect fails, the next eligible server, up to `retries`
+ * more. A failed connect counts against its server (passive check).
+ * Returns the socket, or -1 with the outcome and reason in l.
+ */
+static int connect_backend(struct runtime *rt, const struct frontend_conf *fe,
+                           const struct sockaddr_storage *peer, int *si, struct conn_log *l)
+{
+    const struct upstream_conf *up = config_frontend_upstream(rt->cfg, fe);
+    size_t ui = fe->upstream_index;
+    bool tried[CONFIG_MAX_SERVERS] = { false };
+    char why[128] = "";
+    enum upstream_err ue = UPSTREAM_ERROR;
+    int attempts = 0;
+
+    for (; attempts <= up->retries; attempts++) {
+        int i = upstream_choose(rt->ups, ui, (const struct sockaddr *)peer, tried);
+        if (i < 0)
+            break;
+        const struct server_conf *sv = &up->servers[i];
+        tried[i] = true;
+        snprintf(l->backend, sizeof l->backend, "%s", sv->address);
+        int b = upstream_connect(&sv->addr, rt->cfg->timeouts.connect, &ue, why, sizeof why);
+        if (b >= 0) {
+            if (upstream_report(rt->ups, ui, (size_t)i, true, false, NULL) > 0)
+                log_notice("upstream '%s': server %s is up again (a connect worked)",
+                           up->name, sv->address);
+            upstream_conn_begin(rt->ups, ui, (size_t)i);
+            *si = i;
+            return b;
+        }
+        char err[160];
+        snprintf(err, sizeof err, "connect: %s", why);
+        if (upstream_report(rt->ups, ui, (size_t)i, false, false, err) < 0)
+            log_warning("upstream '%s': server %s is down: %s (passive check)", up->name,
+                        sv->address, err);
+        log_info("upstream '%s': connect to %s failed: %s%s", up->name, sv->address, why,
+                 attempts < up->retries ? "; trying another server" : "");
+    }
+    if (attempts == 0) {
+        static int64_t warned;      /* at most one line a second per worker */
+        l->outcome = "no-server";
+        snprintf(l->reason, sizeof l->reason, "upstream '%s' has no server up", up->name);
+        if (tls_now_ms() - warned >= 1000) {
+            warned = tls_now_ms();
+            log_warning("upstream '%s' has no server up: clients are turned away", up->name);
+        }
+    } else {
+        l->outcome = upstream_err_outcome(ue);
+        snprintf(l->reason, sizeof l->reason, "%s%s", why,
+                 attempts > 1 ? " (and on every other server tried)" : "");
+    }
+    return -1;
+}
+
+/* Per server: the backend TLS session to resume next time (this worker's). */
+static void ***backend_sessions;
+
+static void **session_slot(struct runtime *rt, size_t up, size_t server)
+{
+    if (!backend_sessions)
+        backend_sessions = calloc(rt->cfg->nupstreams, sizeof *backend_sessions);
+    if (!backend_sessions[up])
+        backend_sessions[up] = calloc(rt->cfg->upstreams[up].nservers, sizeof(void *));
+    return &backend_sessions[up][server];
+}
+
+/*
+ * What the backend gets before the client's bytes: a PROXY protocol header
+ * (if configured), then, for a TLS server, our TLS handshake. 0, or -1 with
+ * the outcome and reason in l.
+ */
+static int open_backend(struct runtime *rt, const struct frontend_conf *fe, size_t si, int b,
+                        int client_fd, const struct sockaddr_storage *peer,
+                        struct tls_conn *client, struct tls_conn *bt, struct conn_log *l)
+{
+    const struct upstream_conf *up = config_frontend_upstream(rt->cfg, fe);
+    const struct server_conf *sv = &up->servers[si];
+    double timeout = rt->cfg->timeouts.connect;
+
+    if (sv->proxy != PROXY_OFF) {
+        struct sockaddr_storage local;
+        socklen_t ll = sizeof local;
+        unsigned char hdr[PROXYPROTO_V2_MAX];
+        getsockname(client_fd, (struct sockaddr *)&local, &ll);
+        struct proxy_info pi = {
+            .src = (const struct sockaddr *)peer, .dst = (const struct sockaddr *)&local,
+            .authority = strcmp(l->sni, "-") ? l->sni : NULL,
+            .tls_version = tls_conn_version(client), .cipher = tls_conn_cipher(client),
+        };
+        ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
+                                          : proxyproto_v2(&pi, hdr, sizeof hdr);
+        if (n < 0 || upstream_send(b, hdr, (size_t)n, timeout, l->reason, sizeof l->reason) < 0) {
+            if (n < 0)
+                snprintf(l->reason, sizeof l->reason, "cannot build the PROXY header");
+            l->outcome = "backend-error";
+            return -1;
+        }
+    }
+    if (!sv->tls.enabled)
+        return 0;
+    char why[160];
+    void **session = session_slot(rt, fe->upstream_index, si);
+    if (tls_conn_init(bt, rt->backend_ctx[fe->upstream_index][si], b) < 0) {
+        l->outcome = "internal-error";
+        snprintf(l->reason, sizeof l->reason, "cannot set up TLS to the backend");
+        return -1;
+    }
+    if (tls_conn_connect(bt, &sv->tls, *session, timeout, why, sizeof why) != TLS_IO_OK) {
+        l->outcome = "backend-tls-failed";
+        snprintf(l->reason, sizeof l->reason, "TLS to %s: %s", sv->address, why);
+        log_warning("upstream '%s': TLS to server %s failed: %s", up->name, sv->address, why);
+        return -1;
+    }
+    return 0;
+}
+
 static void serve(struct runtime *rt, const struct listener *ls, int fd,
                   const struct sockaddr_storage *peer)
 {
@@ -184,18 +303,27 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
     l.resumed = tls_resumed_name(tls_conn_resumed(&tc));
 
-    const struct server_conf *sv = upstream_pick(config_frontend_upstream(cfg, fe));
-    enum upstream_err ue;
-    snprintf(l.backend, sizeof l.backend, "%s", sv->address);
-    int b = upstream_connect(&sv->addr, cfg->timeouts.connect, &ue, l.reason, sizeof l.reason);
+    int si = -1;
+    struct tls_conn bt = { .ssl = NULL };
+    int b = connect_backend(rt, fe, peer, &si, &l);
+    if (b >= 0 && open_backend(rt, fe, (size_t)si, b, fd, peer, &tc, &bt, &l) < 0) {
+        upstream_conn_end(rt->ups, fe->upstream_index, (size_t)si);
+        tls_conn_free(&bt);
+        close(b);
+        b = -1;
+    }
     if (b < 0) {
-        l.outcome = upstream_err_outcome(ue);
         tls_conn_close_notify(&tc);
         goto out;
     }
     struct relay_result rr;
-    relay_run(&tc, b, cfg->timeouts.idle, &rr);
+    relay_run(&tc, b, bt.ssl ? &bt : NULL, cfg->timeouts.idle, &rr);
+    if (bt.ssl) {
+        tls_conn_save_session(&bt, session_slot(rt, fe->upstream_index, (size_t)si));
+        tls_conn_free(&bt);
+    }
     close(b);
+    upstream_conn_end(rt->ups, fe->upstream_index, (size_t)si);
     l.in = rr.to_backend;
     l.out = rr.to_client;
     l.outcome = relay_end_outcome(rr.end);

@@ -641,35 +641,211 @@ static int load_frontend(const struct ctx *c, const config_setting_t *g, struct 
     return get_nonempty_string(c, g, "upstream", true, &fe->upstream);
 }
 
-static int load_server(const struct ctx *c, const config_setting_t *g, struct server_conf *sv)
+/* One of names[] (NULL-terminated); its index in *out. */
+static int get_enum(const struct ctx *c, const config_setting_t *grp, const char *name,
+                    const char *const *names, int def, int *out)
 {
-    static const char *const keys[] = { "address", NULL };
+    const config_setting_t *s = config_setting_get_member(grp, name);
+    *out = def;
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return fail(c, s, "expected a string, got %s", type_name(config_setting_type(s)));
+    const char *v = config_setting_get_string(s);
+    char known[256];
+    size_t off = 0;
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        off += (size_t)snprintf(known + off, sizeof known - off, "%s\"%s\"",
+                                i ? ", " : "", names[i]);
+    }
+    return fail(c, s, "unknown value \"%s\" (expected %s)", v, known);
+}
+
+static int get_proxy(const struct ctx *c, const config_setting_t *g, enum proxy_protocol def,
+                     enum proxy_protocol *out)
+{
+    static const char *const names[] = { "off", "v1", "v2", NULL };
+    int v;
+    if (get_enum(c, g, "proxy_protocol", names, (int)def, &v) < 0)
+        return -1;
+    *out = (enum proxy_protocol)v;
+    return 0;
+}
+
+/* A server's tls: true/false, or a group of settings (which means true). */
+static int load_backend_tls(const struct ctx *c, const config_setting_t *g,
+                            struct backend_tls_conf *t)
+{
+    static const char *const keys[] = { "enabled", "verify", "ca_file", "sni", "verify_name",
+                                        "cert", "key", NULL };
+    const config_setting_t *s = config_setting_get_member(g, "tls");
+    t->verify = true;
+    if (!s)
+        return 0;
+    if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+        t->enabled = config_setting_get_bool(s);
+        return 0;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return fail(c, s, "expected true, false or a group { ... }, got %s",
+                    type_name(config_setting_type(s)));
+    if (check_keys(c, s, keys) < 0 ||
+        get_bool(c, s, "enabled", true, &t->enabled) < 0 ||
+        get_bool(c, s, "verify", true, &t->verify) < 0 ||
+        get_nonempty_string(c, s, "ca_file", false, &t->ca_file) < 0 ||
+        get_nonempty_string(c, s, "sni", false, &t->sni) < 0 ||
+        get_nonempty_string(c, s, "verify_name", false, &t->verify_name) < 0 ||
+        get_nonempty_string(c, s, "cert", false, &t->cert) < 0 ||
+        get_nonempty_string(c, s, "key", false, &t->key) < 0)
+        return -1;
+    if (t->key && !t->cert)
+        return fail(c, config_setting_get_member(s, "key"), "a key needs a cert");
+    if (t->cert && !t->key)
+        t->key = strdup(t->cert);
+    if (!t->verify_name && t->sni)
+        t->verify_name = strdup(t->sni);
+    make_absolute(&t->ca_file);
+    make_absolute(&t->cert);
+    make_absolute(&t->key);
+    return 0;
+}
+
+static int load_server(const struct ctx *c, const config_setting_t *g, struct server_conf *sv,
+                       const struct upstream_conf *up)
+{
+    static const char *const keys[] = { "address", "weight", "backup", "max_conns",
+                                        "proxy_protocol", "tls", NULL };
     char why[256];
     if (check_keys(c, g, keys) < 0 ||
         get_nonempty_string(c, g, "address", true, &sv->address) < 0)
         return -1;
+    sv->where = where(c, g);
     if (addr_parse(sv->address, true, &sv->addr, why, sizeof why) < 0)
         return fail(c, config_setting_get_member(g, "address"), "%s", why);
     if (addr_port((const struct sockaddr *)&sv->addr.sa) == 0)
         return fail(c, config_setting_get_member(g, "address"), "no usable address");
+    if (get_int(c, g, "weight", 1, 1, 1000, &sv->weight) < 0 ||
+        get_bool(c, g, "backup", false, &sv->backup) < 0 ||
+        get_int(c, g, "max_conns", 0, 0, 1000000, &sv->max_conns) < 0 ||
+        get_proxy(c, g, up->proxy, &sv->proxy) < 0 ||
+        load_backend_tls(c, g, &sv->tls) < 0)
+        return -1;
+    return 0;
+}
+
+/* "200", 200 or "200-399". */
+static int get_expect(const struct ctx *c, const config_setting_t *g, struct health_conf *h)
+{
+    const config_setting_t *s = config_setting_get_member(g, "expect");
+    h->expect_lo = 200;
+    h->expect_hi = 399;
+    if (!s)
+        return 0;
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+        h->expect_lo = h->expect_hi = (int)config_setting_get_int64(s);
+    } else if (t == CONFIG_TYPE_STRING) {
+        const char *v = config_setting_get_string(s);
+        int n = 0;
+        if (sscanf(v, "%d-%d%n", &h->expect_lo, &h->expect_hi, &n) != 2 || v[n]) {
+            n = 0;
+            if (sscanf(v, "%d%n", &h->expect_lo, &n) != 1 || v[n])
+                return fail(c, s, "expected a status or a range such as \"200-399\", got \"%s\"",
+                            v);
+            h->expect_hi = h->expect_lo;
+        }
+    } else {
+        return fail(c, s, "expected a status or a range such as \"200-399\", got %s",
+                    type_name(t));
+    }
+    if (h->expect_lo < 100 || h->expect_hi > 599 || h->expect_lo > h->expect_hi)
+        return fail(c, s, "status range must lie within 100-599, low to high");
+    return 0;
+}
+
+static int load_health(const struct ctx *c, const config_setting_t *up, struct health_conf *h)
+{
+    static const char *const keys[] = { "type", "path", "host", "expect", "body", "interval",
+                                        "timeout", "rise", "fall", "start", NULL };
+    static const char *const types[] = { "none", "tcp", "http", "tls", NULL };
+    static const char *const starts[] = { "down", "up", NULL };
+    const config_setting_t *g;
+    int type = HEALTH_TCP, start = 1;
+
+    h->interval = CONFIG_DEFAULT_HEALTH_INTERVAL;
+    h->timeout = CONFIG_DEFAULT_HEALTH_TIMEOUT;
+    h->rise = CONFIG_DEFAULT_RISE;
+    h->fall = CONFIG_DEFAULT_FALL;
+    h->expect_lo = 200;
+    h->expect_hi = 399;
+    h->path = strdup("/");
+    if (get_group(c, up, "health", keys, &g) < 0)
+        return -1;
+    if (g) {
+        char *path = NULL;
+        if (get_enum(c, g, "type", types, HEALTH_TCP, &type) < 0 ||
+            get_enum(c, g, "start", starts, 1, &start) < 0 ||
+            get_nonempty_string(c, g, "path", false, &path) < 0 ||
+            get_nonempty_string(c, g, "host", false, &h->host) < 0 ||
+            get_nonempty_string(c, g, "body", false, &h->body) < 0 ||
+            get_expect(c, g, h) < 0 ||
+            get_duration(c, g, "interval", CONFIG_DEFAULT_HEALTH_INTERVAL, &h->interval) < 0 ||
+            get_duration(c, g, "timeout", CONFIG_DEFAULT_HEALTH_TIMEOUT, &h->timeout) < 0 ||
+            get_int(c, g, "rise", CONFIG_DEFAULT_RISE, 1, 100, &h->rise) < 0 ||
+            get_int(c, g, "fall", CONFIG_DEFAULT_FALL, 1, 100, &h->fall) < 0)
+            return -1;
+        if (path) {
+            if (path[0] != '/') {
+                free(path);
+                return fail(c, config_setting_get_member(g, "path"), "must start with /");
+            }
+            free(h->path);
+            h->path = path;
+        }
+        if (h->timeout > h->interval)
+            return fail(c, config_setting_get_member(g, "timeout") ? config_setting_get_member(g, "timeout") : g,
+                        "timeout (%gs) must not be longer than interval (%gs)", h->timeout,
+                        h->interval);
+    }
+    h->type = (enum health_type)type;
+    h->start_up = start == 1;
     return 0;
 }
 
 static int load_upstream(const struct ctx *c, const config_setting_t *g, struct upstream_conf *up)
 {
-    static const char *const keys[] = { "name", "servers", NULL };
+    static const char *const keys[] = { "name", "servers", "balance", "retries",
+                                        "proxy_protocol", "health", NULL };
+    static const char *const balances[] = { "roundrobin", "leastconn", "source", NULL };
     const config_setting_t *servers;
+    int bal;
     if (check_keys(c, g, keys) < 0)
         return -1;
     up->where = where(c, g);
     if (get_nonempty_string(c, g, "name", true, &up->name) < 0 ||
+        get_enum(c, g, "balance", balances, BALANCE_ROUNDROBIN, &bal) < 0 ||
+        get_int(c, g, "retries", CONFIG_DEFAULT_RETRIES, 0, 10, &up->retries) < 0 ||
+        get_proxy(c, g, PROXY_OFF, &up->proxy) < 0 ||
+        load_health(c, g, &up->health) < 0 ||
         get_list(c, g, "servers", &servers) < 0)
         return -1;
+    up->balance = (enum balance)bal;
     up->nservers = (size_t)config_setting_length(servers);
+    if (up->nservers > CONFIG_MAX_SERVERS)
+        return fail(c, servers, "at most %d servers", CONFIG_MAX_SERVERS);
     up->servers = calloc(up->nservers, sizeof *up->servers);
-    for (size_t i = 0; i < up->nservers; i++)
-        if (load_server(c, config_setting_get_elem(servers, (unsigned)i), &up->servers[i]) < 0)
+    bool primary = false;
+    for (size_t i = 0; i < up->nservers; i++) {
+        if (load_server(c, config_setting_get_elem(servers, (unsigned)i), &up->servers[i], up) < 0)
             return -1;
+        primary |= !up->servers[i].backup;
+    }
+    if (!primary)
+        return fail(c, servers, "every server is a backup: at least one must not be");
     return 0;
 }
 
@@ -808,8 +984,19 @@ void config_free(struct config *cfg)
     }
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         struct upstream_conf *up = &cfg->upstreams[i];
-        for (size_t j = 0; j < up->nservers; j++)
-            free(up->servers[j].address);
+        for (size_t j = 0; j < up->nservers; j++) {
+            struct server_conf *sv = &up->servers[j];
+            free(sv->address);
+            free(sv->where);
+            free(sv->tls.ca_file);
+            free(sv->tls.sni);
+            free(sv->tls.verify_name);
+            free(sv->tls.cert);
+            free(sv->tls.key);
+        }
+        free(up->health.path);
+        free(up->health.host);
+        free(up->health.body);
         free(up->servers);
         free(up->name);
         free(up->where);

@@ -37,15 +37,50 @@ struct frontend_conf {
     char *where;
 };
 
+enum proxy_protocol { PROXY_OFF, PROXY_V1, PROXY_V2 };
+enum balance { BALANCE_ROUNDROBIN, BALANCE_LEASTCONN, BALANCE_SOURCE };
+enum health_type { HEALTH_NONE, HEALTH_TCP, HEALTH_HTTP, HEALTH_TLS };
+
+/* TLS from tlsoffd to a backend server (re-encryption). */
+struct backend_tls_conf {
+    bool enabled;
+    bool verify;            /* check the chain (and the name, if any) */
+    char *ca_file;          /* NULL: the system's CA store */
+    char *sni;              /* server name to send; NULL: none */
+    char *verify_name;      /* name the certificate must carry; default: sni */
+    char *cert, *key;       /* client certificate for backends that demand one */
+};
+
 struct server_conf {
     char *address;          /* as written */
     struct addr addr;
+    int weight;             /* 1..1000 */
+    bool backup;            /* only when no primary server is up */
+    int max_conns;          /* 0: no limit */
+    enum proxy_protocol proxy;
+    struct backend_tls_conf tls;
+    char *where;
+};
+
+struct health_conf {
+    enum health_type type;
+    char *path;             /* http */
+    char *host;             /* http Host header; NULL: the server's address */
+    int expect_lo, expect_hi;
+    char *body;             /* http: substring the body must contain; NULL: any */
+    double interval, timeout;
+    int rise, fall;
+    bool start_up;          /* state before the first verdict */
 };
 
 struct upstream_conf {
     char *name;
     size_t nservers;
     struct server_conf *servers;
+    enum balance balance;
+    int retries;
+    enum proxy_protocol proxy;
+    struct health_conf health;
     char *where;
 };
 
@@ -117,6 +152,12 @@ struct config {
 #define CONFIG_DEFAULT_TICKET_ROTATE    3600.0
 #define CONFIG_DEFAULT_TICKET_LIFETIME  43200.0
 #define CONFIG_MAX_TICKET_KEYS          32      /* keys that decrypt at once */
+#define CONFIG_DEFAULT_RETRIES          2
+#define CONFIG_DEFAULT_HEALTH_INTERVAL  2.0
+#define CONFIG_DEFAULT_HEALTH_TIMEOUT   1.0
+#define CONFIG_DEFAULT_RISE             2
+#define CONFIG_DEFAULT_FALL             3
+#define CONFIG_MAX_SERVERS              256     /* per upstream */
 
 /*
  * Reads and validates path. Returns a config (free with config_free), or

@@ -18,6 +18,7 @@ struct dir {
 struct state {
     struct tls_conn *c;
     int b;
+    struct tls_conn *bt;    /* TLS to the backend, or NULL */
     struct dir up, down;    /* up: client -> backend; down: backend -> client */
     short cev, bev;         /* poll events wanted on the client / backend */
     struct relay_result *res;
@@ -34,15 +35,72 @@ static int fail(struct state *s, enum relay_end end, const char *fmt, ...)
     return -1;
 }
 
-static int tls_fail(struct state *s, enum tls_io r, const char *op)
+static int tls_fail(struct state *s, struct tls_conn *c, enum tls_io r, const char *op)
 {
     char why[128];
+    bool client = c == s->c;
     if (r == TLS_IO_TIMEOUT)
-        return fail(s, RELAY_IDLE_TIMEOUT, "client write timed out");
-    tls_conn_error(s->c, -1, why, sizeof why);
-    s->res->end = RELAY_CLIENT_ERROR;
-    snprintf(s->res->reason, sizeof s->res->reason, "client %s: %s", op, why);
+        return fail(s, RELAY_IDLE_TIMEOUT, "%s write timed out", client ? "client" : "backend");
+    tls_conn_error(c, -1, why, sizeof why);
+    s->res->end = client ? RELAY_CLIENT_ERROR : RELAY_BACKEND_ERROR;
+    snprintf(s->res->reason, sizeof s->res->reason, "%s %s: %s", client ? "client" : "backend",
+             op, why);
     return -1;
+}
+
+/* Poll events a TLS call asked for. */
+static short want(enum tls_io r)
+{
+    return r == TLS_IO_WANT_READ ? POLLIN : r == TLS_IO_WANT_WRITE ? POLLOUT : 0;
+}
+
+/* Sends to the backend; returns bytes taken (0: blocked), -1 on error. */
+static ssize_t backend_send(struct state *s, const unsigned char *p, size_t n)
+{
+    if (s->bt) {
+        enum tls_io r = tls_conn_write(s->bt, p, n);
+        if (r == TLS_IO_OK)
+            return (ssize_t)n;
+        if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE) {
+            s->bev |= want(r);
+            return 0;
+        }
+        return tls_fail(s, s->bt, r, "write");
+    }
+    ssize_t w = send(s->b, p, n, MSG_NOSIGNAL);
+    if (w >= 0)
+        return w;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        s->bev |= POLLOUT;
+        return 0;
+    }
+    return fail(s, RELAY_BACKEND_ERROR, "backend write: %s", strerror(errno));
+}
+
+/* Reads from the backend; returns bytes (0: EOF), -2 when blocked, -1 on error. */
+static ssize_t backend_recv(struct state *s, unsigned char *p, size_t n)
+{
+    if (s->bt) {
+        size_t got = 0;
+        enum tls_io r = tls_conn_read(s->bt, p, n, &got);
+        if (r == TLS_IO_OK)
+            return (ssize_t)got;
+        if (r == TLS_IO_CLOSED)
+            return 0;
+        if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE) {
+            s->bev |= want(r);
+            return -2;
+        }
+        return tls_fail(s, s->bt, r, "read");
+    }
+    ssize_t got = recv(s->b, p, n, 0);
+    if (got >= 0)
+        return got;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        s->bev |= POLLIN;
+        return -2;
+    }
+    return fail(s, RELAY_BACKEND_ERROR, "backend read: %s", strerror(errno));
 }
 
 /* Client -> backend. Returns 1 if bytes moved, 0 if blocked, -1 on error. */
@@ -64,24 +122,24 @@ static int pump_up(struct state *s)
         } else if (r == TLS_IO_CLOSED) {
             d->eof = true;
         } else {
-            return tls_fail(s, r, "read");
+            return tls_fail(s, s->c, r, "read");
         }
     }
     if (d->off < d->len) {
-        ssize_t n = send(s->b, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
+        ssize_t n = backend_send(s, d->buf + d->off, d->len - d->off);
+        if (n < 0)
+            return -1;
         if (n > 0) {
             d->off += (size_t)n;
             s->res->to_backend += (uint64_t)n;
             moved = 1;
             if (d->off == d->len)
                 d->len = d->off = 0;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            s->bev |= POLLOUT;
-        } else if (n < 0 && errno != EINTR) {
-            return fail(s, RELAY_BACKEND_ERROR, "backend write: %s", strerror(errno));
         }
     }
     if (d->eof && d->len == 0 && !d->shut) {
+        if (s->bt)
+            tls_conn_close_notify(s->bt);
         shutdown(s->b, SHUT_WR);
         d->shut = true;
     }
@@ -94,16 +152,14 @@ static int pump_down(struct state *s)
     struct dir *d = &s->down;
     int moved = 0;
     if (!d->eof && d->len == 0) {
-        ssize_t n = recv(s->b, d->buf, sizeof d->buf, 0);
+        ssize_t n = backend_recv(s, d->buf, sizeof d->buf);
         if (n > 0) {
             d->len = (size_t)n;
             moved = 1;
         } else if (n == 0) {
             d->eof = true;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            s->bev |= POLLIN;
-        } else if (errno != EINTR) {
-            return fail(s, RELAY_BACKEND_ERROR, "backend read: %s", strerror(errno));
+        } else if (n == -1) {
+            return -1;
         }
     }
     if (d->len > 0) {
@@ -119,7 +175,7 @@ static int pump_down(struct state *s)
         } else if (r == TLS_IO_WANT_READ) {
             s->cev |= POLLIN;
         } else {
-            return tls_fail(s, r, "write");
+            return tls_fail(s, s->c, r, "write");
         }
     }
     if (d->eof && d->len == 0 && !d->shut) {
@@ -130,7 +186,8 @@ static int pump_down(struct state *s)
     return moved;
 }
 
-void relay_run(struct tls_conn *client, int backend, double idle, struct relay_result *res)
+void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
+               struct relay_result *res)
 {
     static __thread struct state s;   /* 32 KiB of buffers: not on the stack */
     int idle_ms = (int)(idle * 1000);
@@ -138,10 +195,13 @@ void relay_run(struct tls_conn *client, int backend, double idle, struct relay_r
     memset(res, 0, sizeof *res);
     s.c = client;
     s.b = backend;
+    s.bt = backend_tls;
     s.res = res;
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
     client->nonblock = true;
+    if (backend_tls)
+        backend_tls->nonblock = true;
 
     for (;;) {
         s.cev = s.bev = 0;
@@ -162,6 +222,8 @@ void relay_run(struct tls_conn *client, int backend, double idle, struct relay_r
         /* While the client is sending, keep the deadline for TLS writes
          * (close_notify, blocked records) one idle period ahead. */
         client->deadline = tls_now_ms() + idle_ms;
+        if (backend_tls)
+            backend_tls->deadline = client->deadline;
         int rc = poll(p, 2, idle_ms);
         if (rc == 0) {
             res->end = RELAY_IDLE_TIMEOUT;

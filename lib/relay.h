@@ -32,9 +32,12 @@ struct relay_result {
 /*
  * Copies until both directions are closed, an error, or idle seconds pass
  * with no byte moved. The client connection is switched to non-blocking
- * TLS I/O; backend must be a non-blocking socket.
+ * TLS I/O; backend must be a non-blocking socket. With backend_tls (a
+ * client TLS connection over that socket, handshake done) the backend
+ * side is TLS too: re-encryption.
  */
-void relay_run(struct tls_conn *client, int backend, double idle, struct relay_result *res);
+void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
+               struct relay_result *res);
 
 const char *relay_end_outcome(enum relay_end e);
 

@@ -488,6 +488,43 @@ WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend
     return load_cert(ctx, &fe->certs[0], err, errlen);
 }
 
+WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
+                                size_t errlen)
+{
+    char why[256];
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+    if (!ctx)
+        return ctx_fail(NULL, err, errlen, "out of memory creating a TLS context");
+    if (wolfSSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_cipher_list(ctx, CONFIG_DEFAULT_CIPHERSUITES ":"
+                                         CONFIG_DEFAULT_CIPHERS) != WOLFSSL_SUCCESS)
+        return ctx_fail(ctx, err, errlen, "%s: cannot set the backend TLS policy", where);
+    wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
+    wolfSSL_CTX_SetIORecv(ctx, recv_cb);
+    wolfSSL_CTX_SetIOSend(ctx, send_cb);
+    if (t->verify) {
+        if (t->ca_file) {
+            if (access(t->ca_file, R_OK) < 0)
+                return ctx_fail(ctx, err, errlen, "%s: tls.ca_file '%s': %s", where, t->ca_file,
+                                strerror(errno));
+            if (wolfSSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != WOLFSSL_SUCCESS)
+                return ctx_fail(ctx, err, errlen, "%s: tls.ca_file '%s': no PEM certificate: %s",
+                                where, t->ca_file, last_error(why, sizeof why));
+        } else if (wolfSSL_CTX_load_system_CA_certs(ctx) != WOLFSSL_SUCCESS) {
+            return ctx_fail(ctx, err, errlen, "%s: cannot load the system's CA certificates "
+                            "(set tls.ca_file)", where);
+        }
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+    } else {
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    if (t->cert) {
+        struct cert_conf cc = { .cert = t->cert, .key = t->key, .where = (char *)where };
+        return load_cert(ctx, &cc, err, errlen);
+    }
+    return ctx;
+}
+
 void tls_ctx_free(WOLFSSL_CTX *ctx)
 {
     if (ctx)
@@ -545,6 +582,39 @@ enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, si
     if (c->peer_closed)
         return TLS_IO_CLOSED;
     return TLS_IO_ERROR;
+}
+
+enum tls_io tls_conn_connect(struct tls_conn *c, const struct backend_tls_conf *t,
+                             void *session, double timeout, char *reason, size_t len)
+{
+    c->nonblock = false;
+    c->deadline = tls_now_ms() + (int64_t)(timeout * 1000);
+    if (t->sni)
+        wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, t->sni, (unsigned short)strlen(t->sni));
+    if (t->verify && t->verify_name)
+        wolfSSL_check_domain_name(c->ssl, t->verify_name);
+    if (session)
+        wolfSSL_set_session(c->ssl, session);
+    int ret = wolfSSL_connect(c->ssl);
+    if (ret == WOLFSSL_SUCCESS)
+        return TLS_IO_OK;
+    tls_conn_error(c, ret, reason, len);
+    return c->timed_out ? TLS_IO_TIMEOUT : c->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
+}
+
+void tls_conn_save_session(struct tls_conn *c, void **session)
+{
+    WOLFSSL_SESSION *s = wolfSSL_get1_session(c->ssl);
+    if (!s)
+        return;
+    tls_session_free(*session);
+    *session = s;
+}
+
+void tls_session_free(void *session)
+{
+    if (session)
+        wolfSSL_SESSION_free(session);
 }
 
 static enum tls_io classify(struct tls_conn *c, int ret)

@@ -52,6 +52,15 @@ WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend
                                 char *err, size_t errlen);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
+/*
+ * A client context for TLS to one backend server: TLS 1.2+, AEAD suites,
+ * the chain verified against t->ca_file (or the system store) unless
+ * verify is off, and a client certificate if t->cert is set. Returns NULL
+ * with "file:line: ..." in err.
+ */
+WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
+                                size_t errlen);
+
 /* One connection. The fd is made non-blocking; every wait is a poll(). */
 struct tls_conn {
     WOLFSSL *ssl;
@@ -81,6 +90,19 @@ int64_t tls_now_ms(void);
 
 int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
 void tls_conn_free(struct tls_conn *c);
+
+/*
+ * The client handshake to a backend, bounded by timeout seconds: sends
+ * t->sni, checks t->verify_name if verifying, and offers *session (a
+ * session saved from an earlier connection to the same server) to resume.
+ * On failure, reason is set.
+ */
+enum tls_io tls_conn_connect(struct tls_conn *c, const struct backend_tls_conf *t,
+                             void *session, double timeout, char *reason, size_t len);
+/* The session to offer next time (replaces *session; free with
+ * tls_session_free). */
+void tls_conn_save_session(struct tls_conn *c, void **session);
+void tls_session_free(void *session);
 
 /* The handshake, bounded by timeout seconds. On failure, reason is set. */
 enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len);

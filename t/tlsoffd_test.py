@@ -229,12 +229,23 @@ def pid_alive(pid):
     return s is not None and s != "Z"
 
 
-def children_of(pid):
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def children_of(pid, prober=False):
+    """The child processes of pid: the workers, or with prober=True the
+    health prober (its comm is 'tlsoffd-health')."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return sorted(int(x) for x in f.read().split())
+            kids = sorted(int(x) for x in f.read().split())
     except (FileNotFoundError, ProcessLookupError):
         return []
+    return [k for k in kids if (_comm(k) == "tlsoffd-health") == prober]
 
 
 def listen_backlog(port):
@@ -406,7 +417,7 @@ def config_text(frontends, upstreams, workers=2, timeouts=None, tls=None, log=No
 
 OUTCOMES = ("ok", "handshake-failed", "handshake-timeout", "backend-refused", "backend-timeout",
             "backend-unreachable", "backend-error", "client-error", "idle-timeout",
-            "internal-error")
+            "internal-error", "no-server", "backend-tls-failed")
 # The documented fields, in order; a field added later (key=value) is let through.
 _X = r"(?: [a-z_]+=[^\s\"]+)*"
 ACCESS_LINE_RE = re.compile(

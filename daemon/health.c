@@ -1,0 +1,206 @@
+/*
+ * health — the prober process: checks every server of every upstream that
+ * has health checks, on the upstream's interval, and writes the verdicts
+ * into the shared segment, where the workers read them.
+ *
+ * One thread per server, so a slow or silent server never delays the
+ * checks of the others. The master restarts the prober if it dies; while
+ * it is gone, the states stay as they were rather than flip.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tlsoffd.h"
+#include "log.h"
+#include "probe.h"
+#include "upstream.h"
+
+struct checker {
+    struct runtime *rt;
+    size_t up, server;
+    struct probe_conf pc;
+    char host[ADDR_STRLEN];
+};
+
+static volatile sig_atomic_t reopen_logs;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    reopen_logs = 1;
+}
+
+static void sleep_until(const struct timespec *t)
+{
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) == EINTR)
+        ;
+}
+
+static void *check_loop(void *arg)
+{
+    struct checker *c = arg;
+    const struct upstream_conf *up = &c->rt->cfg->upstreams[c->up];
+    const struct server_conf *sv = &up->servers[c->server];
+    const struct health_conf *h = &up->health;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (;;) {
+        struct probe_result r;
+        if (reopen_logs && __atomic_exchange_n(&reopen_logs, 0, __ATOMIC_SEQ_CST)) {
+            char err[256];
+            if (log_reopen(err, sizeof err) < 0)
+                log_error("%s", err);
+        }
+        probe_run(&c->pc, &sv->addr, &r);
+        int changed = upstream_report(c->rt->ups, c->up, c->server, r.ok, true, r.reason);
+        if (changed > 0)
+            log_notice("upstream '%s': server %s is up: %s (%d good checks in a row)",
+                       up->name, sv->address, r.reason, h->rise);
+        else if (changed < 0)
+            log_warning("upstream '%s': server %s is down: %s (%d failed checks in a row)",
+                        up->name, sv->address, r.reason, h->fall);
+        else
+            log_debug("upstream '%s': server %s: %s", up->name, sv->address, r.reason);
+        long ns = (long)(h->interval * 1e9);
+        next.tv_sec += ns / 1000000000L;
+        next.tv_nsec += ns % 1000000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        sleep_until(&next);
+    }
+    return NULL;
+}
+
+/* The probe of one server, from its upstream's health settings. */
+static int setup(struct checker *c, char *err, size_t errlen)
+{
+    const struct upstream_conf *up = &c->rt->cfg->upstreams[c->up];
+    const struct server_conf *sv = &up->servers[c->server];
+    const struct health_conf *h = &up->health;
+    struct probe_conf *pc = &c->pc;
+
+    memset(pc, 0, sizeof *pc);
+    pc->type = h->type == HEALTH_TCP ? PROBE_TCP : h->type == HEALTH_HTTP ? PROBE_HTTP
+                                                                          : PROBE_TLS;
+    pc->timeout = h->timeout;
+    pc->path = h->path;
+    if (h->host) {
+        pc->host = h->host;
+    } else {
+        /* The server's address without its port. */
+        snprintf(c->host, sizeof c->host, "%s", sv->address);
+        char *colon = strrchr(c->host, ':');
+        if (colon)
+            *colon = '\0';
+        pc->host = c->host;
+    }
+    pc->expect_lo = h->expect_lo;
+    pc->expect_hi = h->expect_hi;
+    pc->body = h->body;
+    if (sv->tls.enabled) {
+        /* The workers' context for this server: the same CA, name check
+         * and client certificate as real traffic. */
+        pc->tls_ctx = c->rt->backend_ctx[c->up][c->server];
+        pc->sni = sv->tls.sni;
+        pc->verify_name = sv->tls.verify && sv->tls.verify_name;
+        if (pc->verify_name)
+            pc->sni = sv->tls.verify_name;
+    } else if (h->type == HEALTH_TLS) {
+        /* A TLS check of a server we talk to in plain text: the handshake
+         * only, not verified. */
+        if (!(pc->tls_ctx = probe_tls_ctx_new(NULL, false, err, errlen)))
+            return -1;
+    }
+    return 0;
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+static void run(struct runtime *rt)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++)
+        if (rt->cfg->upstreams[i].health.type != HEALTH_NONE)
+            n += rt->cfg->upstreams[i].nservers;
+    struct checker *cs = calloc(n, sizeof *cs);
+    size_t k = 0;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
+        if (rt->cfg->upstreams[i].health.type == HEALTH_NONE)
+            continue;
+        for (size_t j = 0; j < rt->cfg->upstreams[i].nservers; j++, k++) {
+            char err[256];
+            cs[k] = (struct checker){ .rt = rt, .up = i, .server = j };
+            if (setup(&cs[k], err, sizeof err) < 0) {
+                log_error("upstream '%s': server %s: cannot set up its check: %s",
+                          rt->cfg->upstreams[i].name, rt->cfg->upstreams[i].servers[j].address,
+                          err);
+                _exit(1);
+            }
+        }
+    }
+    for (k = 0; k < n; k++) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setstacksize(&a, 256 * 1024);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &a, check_loop, &cs[k]) != 0) {
+            log_error("cannot start a check thread: %s", strerror(errno));
+            _exit(1);
+        }
+        pthread_attr_destroy(&a);
+    }
+    log_debug("checking %zu servers", n);
+    for (;;)
+        pause();
+}
+
+pid_t health_start(struct runtime *rt)
+{
+    bool any = false;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++)
+        any |= rt->cfg->upstreams[i].health.type != HEALTH_NONE;
+    if (!any)
+        return 0;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("cannot fork the health prober: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        return pid;
+    log_set_role("health");
+    prctl(PR_SET_NAME, "tlsoffd-health");      /* what ps and tests see */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(0);
+    struct sigaction sa = { .sa_handler = on_term };
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    tls_after_fork();
+    run(rt);
+    _exit(0);
+}

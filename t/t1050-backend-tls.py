@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Re-encryption: TLS from tlsoffd to the backend (openssl s_server -www,
+whose page describes the tlsoffd->backend connection): verification
+against a CA and a name, refusal on a wrong CA or name (outcome
+backend-tls-failed), verify = false, resumption of the backend session,
+a client certificate for a backend that demands one, and health checks of
+type "tls"."""
+import atexit
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tlsoffd_test  # noqa: E402
+from tlsoffd_test import *  # noqa: E402,F401,F403
+
+# The access-format check at daemon stop (the library's) predates the
+# outcomes of upstreams: accept them too, if the library does not yet.
+_NEW_OUTCOMES = [o for o in ("no-server", "backend-tls-failed")
+                 if o not in tlsoffd_test.OUTCOMES]
+if _NEW_OUTCOMES:
+    tlsoffd_test.ACCESS_LINE_RE = re.compile(tlsoffd_test.ACCESS_LINE_RE.pattern.replace(
+        "(?P<outcome>", "(?P<outcome>" + "|".join(_NEW_OUTCOMES) + "|", 1))
+
+OTHER = os.path.join(CERTS, "other.pem")       # a self-signed cert: not our CA
+NONE = {"type": "none"}
+
+
+# ---------------------------------------------------------------- helpers
+
+class SServer:
+    """openssl s_server -www on a free port (one connection at a time),
+    killed by its PID."""
+    all = []
+
+    def __init__(self, *extra):
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.out_path = os.path.join(tmpdir(), f"s_server.{self.port}.out")
+        self.out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen(
+            ["openssl", "s_server", "-www", "-accept", self.address, "-cert", CERT,
+             "-key", KEY, *extra], stdin=subprocess.DEVNULL, stdout=self.out,
+            stderr=subprocess.STDOUT)
+        SServer.all.append(self)
+        # Listening? (a test connect would use up its one-at-a-time slot)
+        if not poll_until(lambda: listen_backlog(self.port) is not None
+                          or self.proc.poll() is not None, 10 * SLOW) \
+                or self.proc.poll() is not None:
+            raise RuntimeError(f"s_server did not start: {self.output()}")
+
+    def output(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.out.close()
+
+
+@atexit.register
+def _stop_sservers():
+    for s in SServer.all:
+        try:
+            s.stop()
+        except Exception:
+            pass
+
+
+def val(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def group(d):
+    return "{ " + " ".join(f"{k} = {group(v) if isinstance(v, dict) else val(v)};"
+                           for k, v in d.items()) + " }"
+
+
+def start(name, ups, workers=2):
+    """A daemon with one frontend per upstream. ups: {upstream name:
+    (server settings, health settings)}. Returns (daemon, {name: port})."""
+    ports = {n: free_port() for n in ups}
+    fes = ",\n  ".join(
+        f'{{ name = "fe-{n}"; listen = [ "127.0.0.1:{p}" ]; certificates = ( {{ cert = '
+        f'{val(CERT)}; key = {val(KEY)}; }} ); upstream = "{n}"; }}' for n, p in ports.items())
+    upl = ",\n  ".join(f'{{ name = "{n}"; health = {group(h)}; servers = ( {group(s)} ); }}'
+                       for n, (s, h) in ups.items())
+    # Relative log names (the daemon runs in its directory): Daemon looks for
+    # the listen addresses before the first "upstreams" in the text, and the
+    # library's absolute log paths could hold that word.
+    text = ('log = { destination = "main.log"; level = "debug"; access_log = "access.log"; };\n'
+            f'workers = {{ count = {workers}; }};\npidfile = "tlsoffd.pid";\n'
+            f"timeouts = {{ connect = 3; idle = 10; }};\n"
+            f"frontends = (\n  {fes}\n);\nupstreams = (\n  {upl}\n);\n")
+    d = Daemon(text, workers=workers, pidfile="tlsoffd.pid", name=name)
+    return d, ports
+
+
+def tls_server(ss, **tls):
+    """Server settings: ss's address, tls with the test CA and name, overridden by tls."""
+    t = {"ca_file": CA, "sni": "example.test"}
+    t.update(tls)
+    return {"address": ss.address, "tls": {k: v for k, v in t.items() if v is not None}}
+
+
+def page(port):
+    """(HTTP status, body) of GET / through the daemon, with curl."""
+    r = curl(port, "/", args=["-w", "\n%{http_code}"], timeout=10)
+    body, _, code = r.stdout.decode(errors="replace").rpartition("\n")
+    return (int(code) if code.isdigit() else None), body, r
+
+
+def session_line(body):
+    m = re.search(r"^(New|Reused), (TLSv1\.[23]), Cipher is (\S+)$", body, re.M)
+    return m.groups() if m else None
+
+
+def stats(d):
+    r = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], timeout=10, cwd=d.dir)
+    out = {}
+    for line in r.stdout.decode(errors="replace").splitlines():
+        if line.startswith("server "):
+            kv = {k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line)}
+            out[(kv["upstream"], kv["address"])] = kv
+    return out
+
+
+def refused(d, port, ss, upname, what):
+    """Checks that a connection through port is refused because TLS to ss
+    fails: clean close for the client, outcome backend-tls-failed with a
+    reason, and the main log's warning."""
+    since = stamp()
+    c = TLSClient(port)
+    got, how = c.exchange(b"GET / HTTP/1.0\r\n\r\n", timeout=10)
+    c.close()
+    ok(got == b"" and how in ("close_notify", "eof"),
+       f"{what}: the client gets nothing; its connection is closed", (got[:200], how))
+    a = d.wait_access(after=since, client_port=c.local_port)
+    ok(a is not None and a["outcome"] == "backend-tls-failed"
+       and a.get("reason", "").startswith(f"TLS to {ss.address}: ") and len(a["reason"]) > 
+       len(f"TLS to {ss.address}: "),
+       f"{what}: access line outcome=backend-tls-failed, with a reason", a and a["raw"])
+    rx = rf"upstream '{upname}': TLS to server {re.escape(ss.address)} failed: \S"
+    m = d.wait_log(rx, 3)
+    ok(m, f"{what}: the main log says 'TLS to server ... failed'")
+    return a
+
+
+# ---------------------------------------------------------------- cases
+
+ss = SServer()
+
+
+@case
+def verified():
+    d, p = start("verified", {"good": (tls_server(ss), NONE)})
+    code, body, r = page(p["good"])
+    ok(code == 200 and "s_server -www" in body and session_line(body),
+       "tls with the test CA and name: curl gets s_server's page (200)",
+       (code, r.stderr, body[-300:]))
+    a = d.wait_access(outcome="ok", backend=ss.address)
+    ok(a is not None, "the access line says ok, backend = the TLS server")
+    d.stop()
+
+
+@case
+def backend_resumption():
+    d, p = start("resume", {"good": (tls_server(ss), NONE)}, workers=1)
+    seen = []
+    for _ in range(4):
+        code, body, r = page(p["good"])
+        seen.append((code, session_line(body)))
+    ok(all(c == 200 for c, _ in seen), "resumption: four requests through one worker: 200",
+       seen)
+    ok(seen[0][1] and seen[0][1][0] == "New", "resumption: the first backend session is New",
+       seen)
+    ok(all(s and s[0] == "Reused" for _, s in seen[1:]),
+       "resumption: the later ones resume it (s_server: 'Reused, TLSv1.x, Cipher is ...')",
+       seen)
+    d.stop()
+
+
+@case
+def wrong_ca():
+    d, p = start("wrongca", {"wrongca": (tls_server(ss, ca_file=OTHER), NONE)})
+    a = refused(d, p["wrongca"], ss, "wrongca", "wrong CA")
+    if a:
+        diag(f"reason: {a.get('reason')}")
+    code, body, r = page(p["wrongca"])
+    ok(code != 200 and r.returncode != 0, "wrong CA: curl gets no page", (code, r.returncode))
+    d.stop()
+
+
+@case
+def wrong_name():
+    d, p = start("wrongname", {
+        "badsni": (tls_server(ss, sni="wrong.test"), NONE),
+        "badname": (tls_server(ss, verify_name="wrong.test"), NONE)})
+    a = refused(d, p["badsni"], ss, "badsni", "sni = wrong.test")
+    if a:
+        diag(f"reason: {a.get('reason')}")
+    a = refused(d, p["badname"], ss, "badname", "sni = example.test, verify_name = wrong.test")
+    if a:
+        diag(f"reason: {a.get('reason')}")
+    d.stop()
+
+
+@case
+def no_verify():
+    d, p = start("noverify", {"nv": (tls_server(ss, ca_file=OTHER, verify=False), NONE)})
+    code, body, r = page(p["nv"])
+    ok(code == 200 and session_line(body), "verify = false with the wrong CA: it works (200)",
+       (code, r.stderr, body[-300:]))
+    d.stop()
+
+
+@case
+def client_certificate():
+    mt = SServer("-Verify", "1", "-CAfile", CA)
+    d, p = start("mtls", {
+        "nocert": (tls_server(mt), NONE),
+        "cert": (tls_server(mt, cert=CERT, key=KEY), NONE)})
+    since = stamp()
+    code, body, r = page(p["nocert"])
+    ok(code != 200 and "s_server -www" not in body,
+       "mTLS backend, no client certificate: no page", (code, body[-300:]))
+    a = d.wait_access(after=since, frontend="fe-nocert")
+    ok(a is not None and a["outcome"] != "ok", "mTLS backend, no client certificate: "
+       "the access line is not ok", a and a["raw"])
+    if a:
+        diag(f"outcome={a['outcome']} reason={a.get('reason')}")
+    code, body, r = page(p["cert"])
+    ok(code == 200 and session_line(body), "mTLS backend, cert and key set: 200",
+       (code, r.stderr, body[-300:]))
+    ok("Client certificate" in body and re.search(r"Subject: CN ?= ?example\.test", body),
+       "mTLS: s_server's page shows the client certificate (CN=example.test)", body[-600:])
+    d.stop()
+    mt.stop()
+
+
+@case
+def tls_health_check():
+    h = {"type": "tls", "interval": 0.5, "timeout": 0.4, "rise": 2, "fall": 2}
+    d, p = start("health", {"good": (tls_server(ss), h), "bad": (tls_server(ss, ca_file=OTHER), h)})
+    bound = h["fall"] * h["interval"] + h["timeout"] + 2.0 * SLOW
+    m = d.wait_log(rf"upstream 'bad': server {re.escape(ss.address)} is down: TLS", bound / SLOW)
+    ok(m, "tls check with the wrong CA: the server is marked down (log line)",
+       [l for l in d.log_text().splitlines() if "'bad'" in l][-3:])
+    good = re.compile(rf"upstream 'good': server {re.escape(ss.address)}: TLS handshake")
+    n = poll_until(lambda: len(good.findall(d.log_text())) >= 4, 5 * SLOW)
+    ok(n, "tls check with the right CA: passes (4 good checks logged)",
+       [l for l in d.log_text().splitlines() if "'good'" in l][-3:])
+    st = stats(d)
+    ok(st.get(("good", ss.address), {}).get("state") == "up"
+       and st.get(("bad", ss.address), {}).get("state") == "down",
+       "-s stats: good is up, bad is down", st)
+    ok(not re.search(r"upstream 'good': server \S+ is down", d.log_text()),
+       "tls check with the right CA: never marked down")
+    code, body, r = page(p["good"])
+    ok(code == 200, "the healthy TLS server serves (200)", (code, r.stderr))
+    since = stamp()
+    c = TLSClient(p["bad"])
+    got, how = c.exchange(b"GET / HTTP/1.0\r\n\r\n", timeout=10)
+    c.close()
+    a = d.wait_access(after=since, client_port=c.local_port)
+    ok(got == b"" and a is not None and a["outcome"] == "no-server",
+       "with its only server down, the bad upstream turns clients away (no-server)",
+       (got[:100], a and a["raw"]))
+    d.stop()
+
+
+ss.stop()
+done()
