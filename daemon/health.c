@@ -184,6 +184,10 @@ pid_t health_start(struct runtime *rt)
         return pid;
     log_set_role("health");
     prctl(PR_SET_NAME, "tlsoffd-health");      /* what ps and tests see */
+    /* Never hold a listening socket: when the master and workers are gone,
+     * the port must close. */
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        close(rt->listeners[i].fd);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
         _exit(0);

@@ -46,13 +46,22 @@ static struct config *conf(const char *balance, const char *health, const char *
     return cfg;
 }
 
+static void *region;         /* the "shared" region of the current table */
+
 static struct upstreams *table(const struct config *cfg)
 {
     size_t size = upstream_region_size(cfg);
-    void *region = calloc(1, size);
+    region = calloc(1, size);
     struct upstreams *u = upstream_init(region, size, cfg);
     ck_assert_ptr_nonnull(u);
     return u;
+}
+
+static void drop(struct upstreams *u)
+{
+    upstream_free(u);
+    free(region);
+    region = NULL;
 }
 
 static struct sockaddr_in client(unsigned n)
@@ -87,7 +96,7 @@ START_TEST(roundrobin_weights)
     upstream_state(u, 0, 2)->retry_at = INT64_MAX;
     for (int i = 0; i < 60; i++)
         ck_assert_int_ne(upstream_choose(u, 0, NULL, NULL), 2);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
@@ -129,7 +138,7 @@ START_TEST(source_sticky_and_minimal_moves)
         struct sockaddr_in sa = client(c);
         ck_assert_int_eq(upstream_choose(u, 0, (struct sockaddr *)&sa, NULL), first[c]);
     }
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
@@ -150,7 +159,7 @@ START_TEST(leastconn_and_max_conns)
     upstream_conn_end(u, 0, 1);
     ck_assert_int_eq(upstream_choose(u, 0, NULL, NULL), 1);
     ck_assert_uint_eq(upstream_state(u, 0, 0)->total, 3);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
@@ -174,7 +183,7 @@ START_TEST(backups_and_tried)
     ck_assert_int_eq(upstream_choose(u, 0, NULL, NULL), 2);     /* no primary up */
     upstream_state(u, 0, 2)->up = 0;
     ck_assert_int_eq(upstream_choose(u, 0, NULL, NULL), -1);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
@@ -198,14 +207,14 @@ START_TEST(rise_and_fall)
     /* Passive failures count too, and are counted as failures. */
     upstream_report(u, 0, 0, false, false, "connect: refused");
     ck_assert_uint_eq(s->failures, 1);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
     /* start = "down": nothing is chosen before the first good checks. */
     cfg = conf("roundrobin", "type = \"tcp\"; start = \"down\";",
                "{ address = \"127.0.0.1:1001\"; }");
     u = table(cfg);
     ck_assert_int_eq(upstream_choose(u, 0, NULL, NULL), -1);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
@@ -227,7 +236,7 @@ START_TEST(no_prober_passive)
         seen0 |= upstream_choose(u, 0, NULL, NULL) == 0;
     ck_assert(seen0);
     ck_assert_int_eq(upstream_report(u, 0, 0, true, false, NULL), 1);
-    upstream_free(u);
+    drop(u);
     config_free(cfg);
 }
 END_TEST
