@@ -806,7 +806,7 @@ static int load_health(const struct ctx *c, const config_setting_t *up, struct h
             free(h->path);
             h->path = path;
         }
-        if (h->timeout > h->interval)
+        if (type != HEALTH_NONE && h->timeout > h->interval)
             return fail(c, config_setting_get_member(g, "timeout") ? config_setting_get_member(g, "timeout") : g,
                         "timeout (%gs) must not be longer than interval (%gs)", h->timeout,
                         h->interval);

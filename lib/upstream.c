@@ -363,16 +363,23 @@ static int choose_leastconn(struct up_rt *r, bool backup, const bool *tried)
 
 static int choose_roundrobin(struct up_rt *r, bool backup, const bool *tried)
 {
-    /* A server that is down gives its turn to the next in the schedule;
-     * the schedule is interleaved, so that share is spread around. */
     uint64_t n = __atomic_fetch_add(r->rr, 1, __ATOMIC_RELAXED);
     const uint16_t *sched = r->sched[backup];
     size_t len = r->nsched[backup];
-    for (size_t k = 0; k < len; k++) {
-        size_t i = sched[(n + k) % len];
+    if (len && eligible(r, sched[n % len], backup, tried))
+        return sched[n % len];
+    /* The turn of a server that is down (or full, or tried) goes to a
+     * pseudo-random place in the schedule, drawn again while it lands on
+     * an ineligible server: the share is spread by weight, not handed to
+     * the next server in line. A last linear pass settles the rare case. */
+    for (uint64_t k = 1; k <= 2 * len; k++) {
+        size_t i = sched[mix(n * 0x9e3779b97f4a7c15ull + k) % len];
         if (eligible(r, i, backup, tried))
             return (int)i;
     }
+    for (size_t k = 0; k < len; k++)
+        if (eligible(r, sched[k], backup, tried))
+            return sched[k];
     return -1;
 }
 

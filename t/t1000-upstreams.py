@@ -118,7 +118,7 @@ def get(port, src=None, timeout=10):
 
 
 def many(port, n, src=None, threads=8):
-    """n requests, threads at a time: a list of (name, detail)."""
+    """n requests, threads at a time: a list of what get returns."""
     with ThreadPool(threads) as p:
         return p.map(lambda _: get(port, src), range(n), chunksize=1)
 

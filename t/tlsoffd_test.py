@@ -512,7 +512,7 @@ class Daemon:
                 head.append(f"pidfile = {_q(pidfile)};")
             config = "\n".join(head) + ("\n" if head else "") + config
             self.listen = re.findall(r'"((?:\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):\d+)"',
-                                     config.split("upstreams")[0])
+                                     re.split(r"^\s*upstreams\s*[=:]", config, 1, re.M)[0])
         if not hasattr(self, "port"):
             self.port = int(self.listen[0].rsplit(":", 1)[1]) if self.listen else None
         self.config = config

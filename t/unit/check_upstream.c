@@ -98,6 +98,21 @@ START_TEST(roundrobin_weights)
         ck_assert_int_ne(upstream_choose(u, 0, NULL, NULL), 2);
     drop(u);
     config_free(cfg);
+    /* Equal weights, the middle one down: its share is spread evenly, not
+     * handed to its successor. */
+    cfg = conf("roundrobin", "type = \"none\";",
+               "{ address = \"127.0.0.1:1001\"; }, { address = \"127.0.0.1:1002\"; }, "
+               "{ address = \"127.0.0.1:1003\"; }");
+    u = table(cfg);
+    upstream_state(u, 0, 1)->up = 0;
+    upstream_state(u, 0, 1)->retry_at = INT64_MAX;
+    int c2[3] = { 0 };
+    for (int i = 0; i < 3000; i++)
+        c2[upstream_choose(u, 0, NULL, NULL)]++;
+    ck_assert_int_eq(c2[1], 0);
+    ck_assert_msg(abs(c2[0] - 1500) < 150, "%d %d", c2[0], c2[2]);
+    drop(u);
+    config_free(cfg);
 }
 END_TEST
 
