@@ -34,12 +34,14 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tlsoffd [-ftvh] [-c file] [-s stats]\n"
+            "usage: tlsoffd [-ftvh] [-c file] [-s command]\n"
             "       tlsoffd --gen-ticket-key file\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "  -f, --foreground    do not daemonize\n"
             "  -t, --test          check the configuration and certificates, then exit\n"
-            "  -s, --send stats    print the counters of the running instance\n"
+            "  -s, --send CMD      to the running instance: stats (print its counters),\n"
+            "                      stop, quit, reopen, reload, upgrade (send TERM, QUIT,\n"
+            "                      USR1, HUP, USR2), or a signal name\n"
             "  --gen-ticket-key FILE  write a new session-ticket key file (mode 0600)\n"
             "  -v, --version       print the versions of tlsoffd and its libraries\n"
             "  -h, --help          this text\n");
@@ -116,7 +118,7 @@ int runtime_shared(struct runtime *rt, char *err, size_t errlen)
     size_t sizes[SHM_NREGIONS] = {
         [SHM_SESSCACHE] = tc->session_cache.size,
         [SHM_TICKETKEYS] = ticketkeys_region_size(),
-        [SHM_STATS] = stats_region_size((unsigned)cfg->workers.count),
+        [SHM_STATS] = stats_region_size((unsigned)config_worker_slots(cfg)),
         [SHM_UPSTREAMS] = upstream_region_size(cfg),
     };
     struct ticket_key keys[CONFIG_MAX_TICKET_KEYS];
@@ -149,7 +151,8 @@ int runtime_shared(struct runtime *rt, char *err, size_t errlen)
             runtime_rotate_ticket_key(rt);
         r.keys = rt->keys;
     }
-    rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), (unsigned)cfg->workers.count);
+    rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL),
+                           (unsigned)config_worker_slots(cfg));
     size_t usize;
     void *ureg = shm_region(&rt->shm, SHM_UPSTREAMS, &usize);
     rt->ups = upstream_init(ureg, usize, cfg);
@@ -246,17 +249,43 @@ static int running_pid(const struct config *cfg)
 }
 
 /* -s: talk to the running master. */
+/* -s NAME: a signal for the master, by its name or its purpose. */
+static int signal_of(const char *what)
+{
+    static const struct { const char *name; int sig; } sigs[] = {
+        { "stop", SIGTERM }, { "term", SIGTERM }, { "TERM", SIGTERM },
+        { "quit", SIGQUIT }, { "QUIT", SIGQUIT },
+        { "reopen", SIGUSR1 }, { "usr1", SIGUSR1 }, { "USR1", SIGUSR1 },
+        { "reload", SIGHUP }, { "hup", SIGHUP }, { "HUP", SIGHUP },
+        { "upgrade", SIGUSR2 }, { "usr2", SIGUSR2 }, { "USR2", SIGUSR2 },
+        { "int", SIGINT }, { "INT", SIGINT },
+    };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (strcmp(sigs[i].name, what) == 0)
+            return sigs[i].sig;
+    return 0;
+}
+
 static int send_command(const struct config *cfg, const char *what)
 {
     char err[512];
     struct shm shm = { .fd = -1 };
-    if (strcmp(what, "stats") != 0) {
-        fprintf(stderr, "tlsoffd: -s %s: unknown command (known: stats)\n", what);
+    int sig = signal_of(what);
+    if (!sig && strcmp(what, "stats") != 0) {
+        fprintf(stderr, "tlsoffd: -s %s: unknown command (known: stats, stop, quit, reopen, "
+                "reload, upgrade, or a signal name: TERM, QUIT, USR1, HUP, USR2, INT)\n", what);
         return EXIT_USAGE;
     }
     int pid = running_pid(cfg);
     if (pid < 0)
         return EXIT_FAIL;
+    if (sig) {
+        if (kill(pid, sig) < 0) {
+            fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
+    }
     if (shm_attach_pid(&shm, pid, err, sizeof err) < 0) {
         fprintf(stderr, "tlsoffd: %s\n", err);
         return EXIT_FAIL;

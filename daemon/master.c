@@ -38,6 +38,15 @@ static struct slot *slots;
 static int nslots;
 static int sigfd = -1;
 
+/* The dynamic pool (workers.count = 0), Apache prefork style. */
+#define POOL_TICK_MS     100     /* how often the master looks at the scoreboard */
+#define POOL_SHRINK_MS   500     /* spare workers are retired this often: half the excess */
+#define POOL_MAX_RATE    32      /* spawns per tick, doubling while short */
+static bool dynamic;
+static struct stats *rt_stats;
+static int spawn_rate = 1;
+static int64_t next_shrink, pool_hold_until;
+
 static pid_t spawn(struct runtime *rt, int id)
 {
     pid_t pid = fork();
@@ -51,6 +60,7 @@ static pid_t spawn(struct runtime *rt, int id)
     }
     slots[id].pid = pid;
     slots[id].started = tls_now_ms();
+    slots[id].respawn_at = INT64_MAX;
     log_debug("worker %d started as pid %d", id, (int)pid);
     return pid;
 }
@@ -122,11 +132,41 @@ static void reap(enum stop stop)
             char how[128];
             describe_exit(status, how, sizeof how);
             s->pid = 0;
-            if (stop != RUNNING) {
+            struct stats_worker *w = stats_worker(rt_stats, (unsigned)i);
+            if (w) {                    /* off the scoreboard */
+                stats_set_state(w, WS_NONE, NULL);
+                w->pid = 0;
+            }
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (stop != RUNNING || (clean && dynamic)) {
+                /* Stopping, or a spare or recycled worker of the pool:
+                 * the pool refills itself from the scoreboard. */
                 log_debug("worker %d (pid %d) %s", i, (int)pid, how);
                 break;
             }
             int64_t now = tls_now_ms();
+            if (dynamic) {
+                /* A crash: back off the whole pool if workers die at once. */
+                if (now - s->started < QUICK_DEATH_MS) {
+                    s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
+                    if (s->backoff > RESPAWN_MAX_MS)
+                        s->backoff = RESPAWN_MAX_MS;
+                    pool_hold_until = now + s->backoff;
+                }
+                if (s->backoff >= RESPAWN_MAX_MS)
+                    log_error("worker %d (pid %d) %s; workers keep dying at start, "
+                              "starting new ones every %d s", i, (int)pid, how,
+                              RESPAWN_MAX_MS / 1000);
+                else
+                    log_warning("worker %d (pid %d) %s", i, (int)pid, how);
+                break;
+            }
+            if (clean) {
+                /* workers.max_connections reached: replace it at once. */
+                log_info("worker %d (pid %d) %s; replacing it", i, (int)pid, how);
+                s->respawn_at = now;
+                break;
+            }
             if (now - s->started < QUICK_DEATH_MS)
                 s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
             else
@@ -145,6 +185,67 @@ static void reap(enum stop stop)
     }
 }
 
+/*
+ * Keeps between min_spare and max_spare idle workers, at most max in all:
+ * when short, it starts workers at a rate that doubles every tick (so a
+ * burst is met within a few hundred ms while the listen queue holds the
+ * clients); when there are too many idle ones, it retires one a second
+ * with a graceful stop.
+ */
+static void manage_pool(struct runtime *rt, int64_t now)
+{
+    const struct config *cfg = rt->cfg;
+    int idle = 0, total = 0, spare = -1;    /* spare: some idle worker */
+    for (int i = 0; i < nslots; i++) {
+        if (slots[i].pid <= 0)
+            continue;
+        total++;
+        enum worker_state st = stats_state(stats_worker(rt->stats, (unsigned)i));
+        if (st == WS_IDLE || st == WS_NONE) {     /* WS_NONE: just started */
+            idle++;
+            if (st == WS_IDLE)
+                spare = i;
+        }
+    }
+    if (idle < cfg->workers.min_spare && total >= cfg->workers.max) {
+        static int64_t warned;
+        if (now - warned >= 10000) {
+            warned = now;
+            log_warning("the pool is at workers.max (%d) with %d idle: new clients wait in "
+                        "the listen queue", cfg->workers.max, idle);
+        }
+        return;
+    }
+    if (idle < cfg->workers.min_spare && now >= pool_hold_until) {
+        int want = cfg->workers.min_spare - idle;
+        if (want > spawn_rate)
+            want = spawn_rate;
+        if (want > cfg->workers.max - total)
+            want = cfg->workers.max - total;
+        for (int i = 0; i < nslots && want > 0; i++)
+            if (slots[i].pid == 0 && spawn(rt, i) > 0)
+                want--;
+        if (spawn_rate < POOL_MAX_RATE)
+            spawn_rate *= 2;
+        return;
+    }
+    spawn_rate = 1;
+    if (idle > cfg->workers.max_spare && spare >= 0 && now >= next_shrink) {
+        /* Gently: half of the excess (at least one) every half second. */
+        int retire = (idle - cfg->workers.max_spare + 1) / 2;
+        next_shrink = now + POOL_SHRINK_MS;
+        log_debug("pool: %d idle workers, retiring %d", idle, retire);
+        for (int i = nslots - 1; i >= 0 && retire > 0; i--) {
+            struct stats_worker *w = stats_worker(rt->stats, (unsigned)i);
+            if (slots[i].pid <= 0 || stats_state(w) != WS_IDLE)
+                continue;
+            stats_set_state(w, WS_EXITING, NULL);
+            kill(slots[i].pid, SIGQUIT);
+            retire--;
+        }
+    }
+}
+
 static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
 
 static int next_timeout(enum stop stop, int64_t deadline)
@@ -154,6 +255,8 @@ static int next_timeout(enum stop stop, int64_t deadline)
         when = deadline;
     else if (prober_respawn_at < when)
         when = prober_respawn_at;
+    if (stop == RUNNING && dynamic && now + POOL_TICK_MS < when)
+        when = now + POOL_TICK_MS;
     if (stop == RUNNING)
         for (int i = 0; i < nslots; i++)
             if (slots[i].pid == 0 && slots[i].respawn_at < when)
@@ -185,17 +288,29 @@ int master_run(struct runtime *rt, int ready_fd)
     int64_t rotate_ms = (int64_t)(tc->tickets.rotate * 1000);
     if (rt->keys && !tc->tickets.nkey_files)
         next_rotation = tls_now_ms() + rotate_ms;
-    nslots = rt->cfg->workers.count;
+    const struct config *cfg = rt->cfg;
+    dynamic = cfg->workers.count == 0;
+    rt_stats = rt->stats;
+    nslots = config_worker_slots(cfg);
     slots = calloc((size_t)nslots, sizeof *slots);
+    int start = dynamic ? cfg->workers.min_spare : nslots;
     for (int i = 0; i < nslots; i++)
+        slots[i].respawn_at = INT64_MAX;
+    for (int i = 0; i < start; i++)
         if (!spawn(rt, i))
             slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
     if ((prober = health_start(rt)) < 0) {
         prober = 0;
         prober_respawn_at = tls_now_ms() + 1000;
     }
-    log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
-               nslots, rt->nlisteners, tls_library_version());
+    if (dynamic)
+        log_notice("%s %s running: %d workers (pool: %d..%d spare, at most %d), %zu listeners, "
+                   "%s", "tlsoffd", TLSOFFD_VERSION, start, cfg->workers.min_spare,
+                   cfg->workers.max_spare, cfg->workers.max, rt->nlisteners,
+                   tls_library_version());
+    else
+        log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
+                   nslots, rt->nlisteners, tls_library_version());
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);
         (void)w;
@@ -286,6 +401,8 @@ int master_run(struct runtime *rt, int ready_fd)
         for (int i = 0; i < nslots; i++)
             if (slots[i].pid == 0 && slots[i].respawn_at <= now && !spawn(rt, i))
                 slots[i].respawn_at = now + RESPAWN_MAX_MS;
+        if (dynamic)
+            manage_pool(rt, now);
     }
     log_notice("stopped");
     free(slots);

@@ -33,6 +33,7 @@
 #include "upstream.h"
 
 static volatile sig_atomic_t stopping;
+static struct stats_worker *my_stats;      /* this worker's scoreboard slot */
 static volatile sig_atomic_t reopen_logs;
 
 static void on_quit(int sig)
@@ -287,6 +288,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
                           .outcome = "ok" };
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
+    stats_set_state(my_stats, WS_HANDSHAKE, l.client);
     listen_tune_conn(fd);
     if (tls_conn_init(&tc, rt->ctx[ls->frontend], fd) < 0) {
         l.outcome = "internal-error";
@@ -317,7 +319,10 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
         goto out;
     }
     struct relay_result rr;
+    stats_set_state(my_stats, WS_RELAY, l.client);
     relay_run(&tc, b, bt.ssl ? &bt : NULL, cfg->timeouts.idle, &rr);
+    stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
+    stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
     if (bt.ssl) {
         tls_conn_save_session(&bt, session_slot(rt, fe->upstream_index, (size_t)si));
         tls_conn_free(&bt);
@@ -354,16 +359,19 @@ void worker_run(struct runtime *rt, int id)
         _exit(0);
     setup_signals();
     tls_after_fork();
-    struct stats_worker *st = stats_worker(rt->stats, (unsigned)id);
-    if (st)
-        st->pid = (int32_t)getpid();
-    tls_set_stats(st);
+    my_stats = stats_worker(rt->stats, (unsigned)id);
+    if (my_stats)
+        my_stats->pid = (int32_t)getpid();
+    tls_set_stats(my_stats);
+    uint64_t served = 0;
+    int max_conns = rt->cfg->workers.max_connections;
     log_debug("started");
 
     while (!stopping) {
         struct sockaddr_storage peer;
         size_t which = 0;
         reopen_if_asked();
+        stats_set_state(my_stats, WS_IDLE, NULL);
         int fd = accept_one(rt, &which, &peer);
         reopen_if_asked();      /* a USR1 that came while waiting for a client */
         if (fd < 0) {
@@ -374,7 +382,13 @@ void worker_run(struct runtime *rt, int id)
             continue;
         }
         serve(rt, &rt->listeners[which], fd, &peer);
+        if (max_conns && ++served >= (uint64_t)max_conns) {
+            log_debug("served workers.max_connections (%d): exiting", max_conns);
+            break;
+        }
     }
-    log_debug("stopping: graceful stop requested");
+    stats_set_state(my_stats, WS_EXITING, NULL);
+    if (stopping)
+        log_debug("stopping: graceful stop requested");
     _exit(0);
 }

@@ -318,15 +318,34 @@ static int load_log(const struct ctx *c, const config_setting_t *root, struct co
 
 static int load_workers(const struct ctx *c, const config_setting_t *root, struct config *cfg)
 {
-    static const char *const keys[] = { "count", NULL };
+    static const char *const keys[] = { "count", "min_spare", "max_spare", "max",
+                                        "max_connections", NULL };
     const config_setting_t *g;
-    cfg->workers.count = CONFIG_DEFAULT_WORKERS;
+    struct { int *v; const char *k; int def, lo, hi; } ints[] = {
+        { &cfg->workers.count, "count", CONFIG_DEFAULT_WORKERS, 0, CONFIG_MAX_WORKERS },
+        { &cfg->workers.min_spare, "min_spare", CONFIG_DEFAULT_MIN_SPARE, 1, CONFIG_MAX_WORKERS },
+        { &cfg->workers.max_spare, "max_spare", CONFIG_DEFAULT_MAX_SPARE, 1, CONFIG_MAX_WORKERS },
+        { &cfg->workers.max, "max", CONFIG_DEFAULT_MAX_WORKERS, 1, CONFIG_MAX_WORKERS },
+        { &cfg->workers.max_connections, "max_connections", 0, 0, 1000000000 },
+    };
     if (get_group(c, root, "workers", keys, &g) < 0)
         return -1;
-    if (!g)
-        return 0;
-    return get_int(c, g, "count", CONFIG_DEFAULT_WORKERS, 1, CONFIG_MAX_WORKERS,
-                   &cfg->workers.count);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        *ints[i].v = ints[i].def;
+        if (g && get_int(c, g, ints[i].k, ints[i].def, ints[i].lo, ints[i].hi, ints[i].v) < 0)
+            return -1;
+    }
+    const struct config_workers_check { bool bad; const char *k, *msg; } checks[] = {
+        { cfg->workers.max_spare < cfg->workers.min_spare, "max_spare",
+          "must be at least min_spare" },
+        { cfg->workers.max < cfg->workers.min_spare, "max", "must be at least min_spare" },
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (checks[i].bad && !cfg->workers.count) {
+            const config_setting_t *s = g ? config_setting_get_member(g, checks[i].k) : NULL;
+            return fail(c, s ? s : (g ? g : root), "workers.%s %s", checks[i].k, checks[i].msg);
+        }
+    return 0;
 }
 
 static int load_timeouts(const struct ctx *c, const config_setting_t *root, struct config *cfg)

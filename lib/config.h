@@ -120,7 +120,9 @@ struct config {
         char *access_log;   /* NULL: main log; "": off; else a path */
     } log;
     struct {
-        int count;
+        int count;          /* > 0: a fixed pool of this many; 0: a dynamic pool */
+        int min_spare, max_spare, max;
+        int max_connections;    /* a worker exits after this many; 0: never */
     } workers;
     struct {
         double handshake, connect, idle, shutdown;
@@ -133,7 +135,10 @@ struct config {
 };
 
 /* Defaults, also used by the man page and tests. */
-#define CONFIG_DEFAULT_WORKERS          4
+#define CONFIG_DEFAULT_WORKERS          0       /* dynamic */
+#define CONFIG_DEFAULT_MIN_SPARE        4
+#define CONFIG_DEFAULT_MAX_SPARE        16
+#define CONFIG_DEFAULT_MAX_WORKERS      256
 #define CONFIG_MAX_WORKERS              1024
 #define CONFIG_DEFAULT_HANDSHAKE        10.0
 #define CONFIG_DEFAULT_CONNECT          3.0
@@ -166,6 +171,12 @@ struct config {
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
+
+/* Worker slots: the fixed count, or the most a dynamic pool may have. */
+static inline int config_worker_slots(const struct config *cfg)
+{
+    return cfg->workers.count ? cfg->workers.count : cfg->workers.max;
+}
 
 /* The frontend's upstream. */
 const struct upstream_conf *config_frontend_upstream(const struct config *cfg,

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define ST_MAGIC 0x53544154u   /* "STAT" */
@@ -26,7 +27,32 @@ static const char *const names[ST_COUNT] = {
     [ST_CACHE_EVICT] = "cache_evictions",
     [ST_CACHE_OVERSIZE] = "cache_oversize",
     [ST_TICKET_FAIL] = "ticket_decrypt_failures",
+    [ST_BYTES_IN] = "bytes_in",
+    [ST_BYTES_OUT] = "bytes_out",
 };
+
+static const char *const state_names[] = { "-", "idle", "handshake", "relaying", "exiting" };
+
+void stats_set_state(struct stats_worker *w, enum worker_state st, const char *client)
+{
+    if (!w)
+        return;
+    if (client)
+        snprintf(w->client, sizeof w->client, "%s", client);
+    else
+        w->client[0] = '\0';
+    __atomic_store_n(&w->state, (uint32_t)st, __ATOMIC_RELEASE);
+}
+
+enum worker_state stats_state(const struct stats_worker *w)
+{
+    return (enum worker_state)__atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
+}
+
+const char *stats_state_name(enum worker_state st)
+{
+    return (unsigned)st < sizeof state_names / sizeof state_names[0] ? state_names[st] : "?";
+}
 
 size_t stats_region_size(unsigned nworkers)
 {
@@ -81,7 +107,10 @@ void stats_print(const struct stats *s, FILE *f)
         fprintf(f, " %s=%llu", names[st], (unsigned long long)stats_total(s, st));
     fputc('\n', f);
     for (unsigned i = 0; i < s->nworkers; i++) {
-        fprintf(f, "worker=%u pid=%d", i, s->w[i].pid);
+        if (!s->w[i].pid)
+            continue;
+        fprintf(f, "worker=%u pid=%d state=%s client=%s", i, s->w[i].pid,
+                stats_state_name(stats_state(&s->w[i])), s->w[i].client[0] ? s->w[i].client : "-");
         for (int st = 0; st < ST_COUNT; st++)
             fprintf(f, " %s=%llu", names[st],
                     (unsigned long long)__atomic_load_n(&s->w[i].v[st], __ATOMIC_RELAXED));

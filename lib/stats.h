@@ -25,14 +25,30 @@ enum stat_id {
     ST_CACHE_EVICT,
     ST_CACHE_OVERSIZE,
     ST_TICKET_FAIL,         /* connections whose ticket did not decrypt */
+    ST_BYTES_IN,            /* relayed from clients to backends */
+    ST_BYTES_OUT,           /* relayed from backends to clients */
     ST_COUNT
 };
+
+/* What a worker is doing (the scoreboard). */
+enum worker_state { WS_NONE, WS_IDLE, WS_HANDSHAKE, WS_RELAY, WS_EXITING };
 
 struct stats_worker {
     uint64_t v[ST_COUNT];
     int32_t pid;
-    uint8_t pad[64 - (ST_COUNT * 8 + 4) % 64];
-};
+    uint32_t state;         /* enum worker_state */
+    char client[48];        /* the client being served, or "" */
+} __attribute__((aligned(64)));
+
+/* Sets what the worker is doing (and for whom). */
+void stats_set_state(struct stats_worker *w, enum worker_state st, const char *client);
+enum worker_state stats_state(const struct stats_worker *w);
+const char *stats_state_name(enum worker_state st);
+static inline void stats_add(struct stats_worker *w, enum stat_id st, uint64_t n)
+{
+    if (w)
+        __atomic_add_fetch(&w->v[st], n, __ATOMIC_RELAXED);
+}
 
 struct stats;
 

@@ -51,7 +51,12 @@ START_TEST(minimal_defaults)
     ck_assert_str_eq(cfg->log.destination, "syslog");
     ck_assert_int_eq(cfg->log.level, LOG_LVL_INFO);
     ck_assert_ptr_null(cfg->log.access_log);
-    ck_assert_int_eq(cfg->workers.count, CONFIG_DEFAULT_WORKERS);
+    ck_assert_int_eq(cfg->workers.count, 0);                 /* a dynamic pool */
+    ck_assert_int_eq(cfg->workers.min_spare, 4);
+    ck_assert_int_eq(cfg->workers.max_spare, 16);
+    ck_assert_int_eq(cfg->workers.max, 256);
+    ck_assert_int_eq(cfg->workers.max_connections, 0);
+    ck_assert_int_eq(config_worker_slots(cfg), 256);
     ck_assert(cfg->timeouts.handshake == CONFIG_DEFAULT_HANDSHAKE);
     ck_assert(cfg->timeouts.connect == CONFIG_DEFAULT_CONNECT);
     ck_assert(cfg->timeouts.idle == CONFIG_DEFAULT_IDLE);
@@ -245,8 +250,12 @@ START_TEST(types_and_ranges)
 {
     expect_error("workers = {\n count = \"four\"; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "workers.count: expected an integer, got a string");
-    expect_error("workers = { count = 0; };\n" MINIMAL_FE MINIMAL_UP, 1,
-                 "must be from 1 to 1024, got 0");
+    expect_error("workers = { count = -1; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must be from 0 to 1024, got -1");
+    expect_error("workers = { min_spare = 8;\n max_spare = 4; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "workers.max_spare must be at least min_spare");
+    expect_error("workers = { max = 2; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "workers.max must be at least min_spare");
     expect_error("\ntimeouts = { idle = -1; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "timeouts.idle: must be a duration");
     expect_error("timeouts = { idle = \"5s\"; };\n" MINIMAL_FE MINIMAL_UP, 1,

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""The worker pool: a dynamic pool grows for 300 idle clients held open and
+shrinks back afterwards; workers.max_connections recycles a worker;
+`tlsoffd -s` sends signals to the running master through the pidfile;
+the scoreboard in `-s stats`."""
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tlsoffd_test import *  # noqa: E402,F401,F403
+
+HELD = 300
+be = Backend("echo", "pool")
+
+
+def pool_config(port, **workers):
+    w = " ".join(f"{k} = {v};" for k, v in workers.items())
+    return (f'pidfile = "tlsoffd.pid";\nworkers = {{ {w} }};\n'
+            f'frontends = ( {{ name = "fe"; listen = "127.0.0.1:{port}";\n'
+            f'  certificates = ( {{ cert = "{CERT}"; key = "{KEY}"; }} ); upstream = "up"; }} );\n'
+            f'upstreams = ( {{ name = "up"; health = {{ type = "none"; }};\n'
+            f'  servers = ( {{ address = "{be.address}"; }} ); }} );\n')
+
+
+def stats(d):
+    r = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], cwd=d.dir, timeout=10)
+    states = re.findall(r"^worker=\d+ pid=\d+ state=(\S+)", r.stdout.decode(), re.M)
+    return r, states
+
+
+def _try(fn, arg):
+    try:
+        return fn(arg)
+    except OSError as e:
+        diag(f"client {arg}: {e}")
+        return None
+
+
+@case
+def grows_and_shrinks():
+    port = free_port()
+    with Daemon(pool_config(port, min_spare=2, max_spare=4, max=HELD + 20),
+                workers=2, name="dyn", level="info") as d:
+        ok(d.wait_log(r"running: 2 workers \(pool: 2\.\.4 spare, at most 320\)"),
+           "a dynamic pool starts with min_spare workers")
+        ctx = tls_context()
+
+        def hold(_):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30 * SLOW)
+            t = ctx.wrap_socket(s, server_hostname="example.test")
+            t.sendall(b"ping")                        # through to the echo backend
+            return t if t.recv(4) == b"ping" else None
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=32) as ex:
+            held = list(ex.map(lambda i: _try(hold, i), range(HELD)))
+        good = [t for t in held if t]
+        ok(len(good) == HELD, f"{HELD} clients held open at once are all served "
+           f"(in {time.monotonic() - t0:.1f} s)", f"{len(good)} served")
+        workers = d.worker_pids()
+        ok(len(workers) >= HELD, f"the pool grew to at least {HELD} workers", len(workers))
+        _, states = stats(d)
+        ok(states.count("relaying") >= HELD, "the scoreboard shows them relaying",
+           {s: states.count(s) for s in set(states)})
+        for t in good:
+            t.close()
+        got = poll_until(lambda: 0 < len(d.worker_pids()) <= 4, 30 * SLOW)
+        ok(got, "released, the pool shrinks back to max_spare (4) idle workers within 30 s",
+           len(d.worker_pids()))
+        _, states = stats(d)
+        ok(2 <= states.count("idle") <= 4, "idle workers are within min_spare..max_spare",
+           states)
+
+
+@case
+def recycling():
+    port = free_port()
+    with Daemon(pool_config(port, count=1, max_connections=3), workers=1, name="recycle") as d:
+        first = d.worker_pids()
+        pids = set()
+        for _ in range(7):
+            r = curl(port, "/", args=["-d", "x"])   # echo backend: any answer will do
+            del r
+            pids.update(d.worker_pids())
+        ok(poll_until(lambda: d.worker_pids() and d.worker_pids() != first, 5),
+           "after max_connections the worker is replaced", (first, d.worker_pids()))
+        ok(d.wait_log(r"worker 0 \(pid \d+\) exited with status 0; replacing it"),
+           "the master logs the recycling")
+        ok(len(d.access()) == 7, "every connection was served", len(d.access()))
+
+
+@case
+def send_signals():
+    port = free_port()
+    with Daemon(pool_config(port, count=2), workers=2, name="signals") as d:
+        os.rename(d.access_path, d.access_path + ".1")
+        r = run([TLSOFFD, "-c", d.conf_path, "-s", "reopen"], cwd=d.dir)
+        ok(r.returncode == 0, "tlsoffd -s reopen: exit 0", r.stderr)
+        ok(d.wait_log(r"SIGUSR1: log files reopened"), "the master got USR1")
+        curl(port, "/", args=["-d", "x"])
+        ok(poll_until(lambda: os.path.exists(d.access_path) and d.access(), 5),
+           "after -s reopen, access lines go to a new file")
+        r = run([TLSOFFD, "-c", d.conf_path, "-s", "nonsense"], cwd=d.dir)
+        ok(r.returncode == 2 and b"unknown command" in r.stderr, "-s with an unknown name: usage")
+        r = run([TLSOFFD, "-c", d.conf_path, "-s", "quit"], cwd=d.dir)
+        ok(r.returncode == 0, "tlsoffd -s quit: exit 0", r.stderr)
+        ok(d.wait(5) == 0, "the master stops gracefully (exit 0)")
+        ok(d.wait_log(r"SIGQUIT: graceful stop"), "it logs the graceful stop")
+        r = run([TLSOFFD, "-c", d.conf_path, "-s", "stop"], cwd=d.dir)
+        ok(r.returncode == 1 and b"no running master" in r.stderr,
+           "-s stop with no master: exit 1 and says so", r.stderr)
+
+
+be.stop()
+done()
