@@ -151,6 +151,12 @@ static void run(struct runtime *rt)
             }
         }
     }
+    /* Checks are set up (CA files read) first, then privileges dropped. */
+    char err[512];
+    if (runtime_drop_privileges(rt->cfg, err, sizeof err) < 0) {
+        log_error("%s", err);
+        _exit(1);
+    }
     for (k = 0; k < n; k++) {
         pthread_t t;
         pthread_attr_t a;

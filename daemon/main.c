@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <time.h>
 #include <sys/stat.h>
@@ -172,6 +174,68 @@ void runtime_rotate_ticket_key(struct runtime *rt)
     ticketkeys_rotate(rt->keys, &k, realtime_ms(),
                       (int64_t)(rt->cfg->tls.tickets.lifetime * 1000));
     memset(&k, 0, sizeof k);
+}
+
+int runtime_drop_privileges(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->chroot && (chroot(cfg->chroot) < 0 || chdir("/") < 0)) {
+        snprintf(err, errlen, "chroot '%s': %s", cfg->chroot, strerror(errno));
+        return -1;
+    }
+    if (cfg->gid != (gid_t)-1 &&
+        (setgroups(1, &cfg->gid) < 0 || setgid(cfg->gid) < 0)) {
+        snprintf(err, errlen, "cannot become group %d: %s", (int)cfg->gid, strerror(errno));
+        return -1;
+    }
+    if (cfg->uid != (uid_t)-1) {
+        if (setuid(cfg->uid) < 0) {
+            snprintf(err, errlen, "cannot become user '%s': %s", cfg->user, strerror(errno));
+            return -1;
+        }
+        if (cfg->uid != 0 && setuid(0) == 0) {
+            snprintf(err, errlen, "could become root again after dropping to '%s'", cfg->user);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Checks, before anything starts, what dropping privileges will need. */
+static int check_identity(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[4096];
+    if ((cfg->user || cfg->group || cfg->chroot) && geteuid() != 0) {
+        snprintf(err, errlen, "%s: user, group and chroot need tlsoffd to start as root",
+                 cfg->path);
+        return -1;
+    }
+    if (cfg->chroot) {
+        /* wolfSSL seeds every connection's generator from /dev/urandom. */
+        snprintf(path, sizeof path, "%s/dev/urandom", cfg->chroot);
+        if (access(path, R_OK) < 0) {
+            snprintf(err, errlen, "%s: chroot '%s' has no readable dev/urandom (%s), which "
+                     "TLS needs", cfg->path, cfg->chroot, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Each worker holds a client, a backend and the listeners; the master
+ * holds every listener and one pipe per child. Raises the soft limit on
+ * open files to cover that, as far as the hard limit allows.
+ */
+static void raise_nofile(const struct runtime *rt)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)(rt->nlisteners + (size_t)config_worker_slots(rt->cfg) + 64);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+        log_warning("open files limited to %llu; %llu would be safe",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 int runtime_bind(struct runtime *rt, char *err, size_t errlen)
@@ -483,6 +547,11 @@ int main(int argc, char **argv)
     if (log_open(cfg->log.destination, cfg->log.facility, cfg->log.level, cfg->log.access_log,
                  err, sizeof err) < 0)
         goto fail;
+    if (check_identity(cfg, err, sizeof err) < 0)
+        goto fail;
+    if (cfg->uid != (uid_t)-1)
+        log_chown(cfg->uid, cfg->gid);
+    raise_nofile(&rt);
     if (daemon && daemonize(&ready_fd) < 0) {
         snprintf(err, sizeof err, "cannot daemonize: %s", strerror(errno));
         goto fail;

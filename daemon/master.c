@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -248,6 +250,30 @@ static void manage_pool(struct runtime *rt, int64_t now)
 
 static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
 
+/*
+ * systemd's readiness protocol: one datagram to $NOTIFY_SOCKET (a path,
+ * or an abstract name written with a leading '@'). No library needed.
+ */
+static void notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, strlen(path));
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%s\nMAINPID=%d", state, (int)getpid());
+    if (sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
+        log_warning("cannot notify systemd at %s: %s", path, strerror(errno));
+    close(fd);
+}
+
 static int next_timeout(enum stop stop, int64_t deadline)
 {
     int64_t now = tls_now_ms(), when = next_rotation;
@@ -311,6 +337,7 @@ int master_run(struct runtime *rt, int ready_fd)
     else
         log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
                    nslots, rt->nlisteners, tls_library_version());
+    notify_systemd("READY=1");
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);
         (void)w;
@@ -353,6 +380,10 @@ int master_run(struct runtime *rt, int ready_fd)
                         log_error("SIGUSR1: %s", err);
                     else
                         log_notice("SIGUSR1: log files reopened");
+                    /* New files are the master's: hand them to the
+                     * workers' user before the workers reopen them. */
+                    if (rt->cfg->uid != (uid_t)-1)
+                        log_chown(rt->cfg->uid, rt->cfg->gid);
                     signal_workers(SIGUSR1);
                     break;
                 }
@@ -404,6 +435,7 @@ int master_run(struct runtime *rt, int ready_fd)
         if (dynamic)
             manage_pool(rt, now);
     }
+    notify_systemd("STOPPING=1");
     log_notice("stopped");
     free(slots);
     close(sigfd);

@@ -44,6 +44,10 @@ void runtime_rotate_ticket_key(struct runtime *rt);
 int runtime_bind(struct runtime *rt, char *err, size_t errlen);
 void runtime_free(struct runtime *rt);
 
+/* main.c: confines a worker or the prober after fork (chroot, then the
+ * configured group and user). 0, or -1 with the reason in err. */
+int runtime_drop_privileges(const struct config *cfg, char *err, size_t errlen);
+
 /* master.c: runs until stopped; returns the exit status. ready_fd, if
  * >= 0, is written to and closed once the workers run. */
 int master_run(struct runtime *rt, int ready_fd);

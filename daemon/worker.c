@@ -359,6 +359,11 @@ void worker_run(struct runtime *rt, int id)
         _exit(0);
     setup_signals();
     tls_after_fork();
+    char err[512];
+    if (runtime_drop_privileges(rt->cfg, err, sizeof err) < 0) {
+        log_error("%s", err);
+        _exit(1);
+    }
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();

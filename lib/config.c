@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <grp.h>
 #include <libconfig.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -919,15 +921,62 @@ static int cross_check(const struct ctx *c, const config_setting_t *root, struct
     return 0;
 }
 
+/* user, group, chroot: whom the workers run as, and where. */
+static int load_identity(const struct ctx *c, const config_setting_t *root, struct config *cfg)
+{
+    char *ch = NULL;
+    if (get_string(c, root, "user", false, NULL, &cfg->user) < 0 ||
+        get_string(c, root, "group", false, NULL, &cfg->group) < 0 ||
+        get_string(c, root, "chroot", false, NULL, &ch) < 0)
+        return -1;
+    if (cfg->user && !*cfg->user) {
+        free(cfg->user);
+        cfg->user = NULL;
+    }
+    if (cfg->group && !*cfg->group) {
+        free(cfg->group);
+        cfg->group = NULL;
+    }
+    if (ch && *ch) {
+        if (ch[0] != '/') {
+            free(ch);
+            return fail(c, config_setting_get_member(root, "chroot"), "must be an absolute path");
+        }
+        cfg->chroot = ch;
+    } else {
+        free(ch);
+    }
+    cfg->uid = (uid_t)-1;
+    cfg->gid = (gid_t)-1;
+    if (cfg->user) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (!pw)
+            return fail(c, config_setting_get_member(root, "user"), "no such user '%s'",
+                        cfg->user);
+        cfg->uid = pw->pw_uid;
+        cfg->gid = pw->pw_gid;
+    }
+    if (cfg->group) {
+        struct group *gr = getgrnam(cfg->group);
+        if (!gr)
+            return fail(c, config_setting_get_member(root, "group"), "no such group '%s'",
+                        cfg->group);
+        cfg->gid = gr->gr_gid;
+    }
+    return 0;
+}
+
 static int load_root(const struct ctx *c, const config_setting_t *root, struct config *cfg)
 {
-    static const char *const keys[] = { "daemon", "pidfile", "log", "workers", "timeouts",
+    static const char *const keys[] = { "daemon", "pidfile", "user", "group", "chroot",
+                                        "log", "workers", "timeouts",
                                         "tls", "frontends", "upstreams", NULL };
     const config_setting_t *fes, *ups;
 
     if (check_keys(c, root, keys) < 0 ||
         get_bool(c, root, "daemon", true, &cfg->daemon) < 0 ||
         get_string(c, root, "pidfile", false, CONFIG_DEFAULT_PIDFILE, &cfg->pidfile) < 0 ||
+        load_identity(c, root, cfg) < 0 ||
         load_log(c, root, cfg) < 0 || load_workers(c, root, cfg) < 0 ||
         load_timeouts(c, root, cfg) < 0 || load_tls(c, root, cfg) < 0 ||
         get_list(c, root, "upstreams", &ups) < 0 || get_list(c, root, "frontends", &fes) < 0)
@@ -1034,6 +1083,9 @@ void config_free(struct config *cfg)
     free(cfg->log.destination);
     free(cfg->log.access_log);
     free(cfg->pidfile);
+    free(cfg->user);
+    free(cfg->group);
+    free(cfg->chroot);
     free(cfg->path);
     free(cfg);
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "addr.h"
 
@@ -113,6 +114,11 @@ struct config {
     char *path;
     bool daemon;
     char *pidfile;          /* "" = none */
+    char *user;             /* workers run as this user; NULL: as started */
+    char *group;            /* ... and group; NULL: the user's */
+    uid_t uid;
+    gid_t gid;
+    char *chroot;           /* workers are confined here; NULL: not */
     struct {
         char *destination;  /* "stderr", "syslog" or a path */
         int facility;

@@ -148,6 +148,14 @@ void log_close(void)
     L.access_fd = -1;
 }
 
+void log_chown(uid_t uid, gid_t gid)
+{
+    if (L.dest == LOG_DEST_FILE && fchown(L.fd, uid, gid) < 0)
+        log_warning("cannot give the log file to uid %d: %s", (int)uid, strerror(errno));
+    if (L.access_fd >= 0 && fchown(L.access_fd, uid, gid) < 0)
+        log_warning("cannot give the access log to uid %d: %s", (int)uid, strerror(errno));
+}
+
 bool log_to_stderr(void)
 {
     return L.dest == LOG_DEST_STDERR;

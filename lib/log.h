@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -37,6 +38,9 @@ int log_open(const char *dest, int facility, int level, const char *access,
 /* Re-opens the file destinations (after log rotation). */
 int log_reopen(char *err, size_t errlen);
 void log_close(void);
+/* Gives the log files to the user the workers run as, so that they can
+ * reopen them after rotation. */
+void log_chown(uid_t uid, gid_t gid);
 
 /* The process tag shown in every line: "master", "worker 3", ... */
 void log_set_role(const char *role);

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Running as an appliance service: workers drop to an unprivileged user and
+into a chroot; readiness is reported to systemd ($NOTIFY_SOCKET); the LSB
+init script starts, checks, signals and stops the daemon."""
+import os
+import re
+import shutil
+import socket
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tlsoffd_test import *  # noqa: E402,F401,F403
+
+be = Backend("http", "svc")
+INIT = os.path.join(ROOT, "contrib/init.d/tlsoffd")
+
+
+def conf(port, extra="", pidfile="tlsoffd.pid", daemon=False):
+    return (f'daemon = {"true" if daemon else "false"};\npidfile = "{pidfile}";\n{extra}\n'
+            f'workers = {{ count = 2; }};\n'
+            f'frontends = ( {{ name = "fe"; listen = "127.0.0.1:{port}";\n'
+            f'  certificates = ( {{ cert = "{CERT}"; key = "{KEY}"; }} ); upstream = "up"; }} );\n'
+            f'upstreams = ( {{ name = "up"; servers = ( {{ address = "{be.address}"; }} ); }} );\n')
+
+
+def uid_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+
+
+@case
+def unprivileged_workers():
+    if os.geteuid() != 0:
+        skip("user = nobody", "the tests do not run as root")
+        return
+    port = free_port()
+    d = Daemon(conf(port, 'user = "nobody";'), workers=2, name="nobody", start=False)
+    os.chmod(tmpdir(), 0o755)           # workers reopen logs here as nobody
+    os.chmod(d.dir, 0o755)
+    d.start()
+    with d:
+        ok(uid_of(d.pid) == 0, "the master stays root (to reopen logs, bind on reload)")
+        ws = d.worker_pids()
+        ok(ws and all(uid_of(w) == 65534 for w in ws), "the workers run as nobody",
+           [(w, uid_of(w)) for w in ws])
+        r = curl(port, "/")
+        ok(r.returncode == 0 and r.stdout == b"hello from svc\n", "they serve", r.stderr)
+        st = os.stat(d.access_path)
+        ok(st.st_uid == 65534, "the access log belongs to nobody, so workers can reopen it")
+        os.rename(d.access_path, d.access_path + ".1")
+        d.send_signal(__import__("signal").SIGUSR1)
+        ok(d.wait_log(r"log files reopened"), "USR1 reopens")
+        curl(port, "/")
+        ok(poll_until(lambda: os.path.exists(d.access_path) and d.access(), 5),
+           "a worker running as nobody writes the new access log")
+    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(1, 'user = "no-such-user-x";').encode())
+    ok(r.returncode == 1 and b"no such user 'no-such-user-x'" in r.stderr,
+       "an unknown user is a configuration error", r.stderr)
+
+
+@case
+def chrooted_workers():
+    if os.geteuid() != 0:
+        skip("chroot", "the tests do not run as root")
+        return
+    root = os.path.join(tmpdir(), "jail-root")
+    port = free_port()
+    os.makedirs(root)
+    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(port, f'chroot = "{root}";').encode())
+    ok(r.returncode == 0, "-t does not check the chroot (it does not start anything)", r.stderr)
+    d = Daemon(conf(port, f'chroot = "{root}";'), workers=2, name="nojail", start=False)
+    rc = run([TLSOFFD, "-f", "-c", d.conf_path], cwd=d.dir, timeout=10)
+    ok(rc.returncode == 1 and b"has no readable dev/urandom" in rc.stderr,
+       "a chroot without dev/urandom is refused at start, with the reason", rc.stderr)
+    os.makedirs(os.path.join(root, "dev"))
+    os.mknod(os.path.join(root, "dev/urandom"), 0o444 | stat.S_IFCHR, os.makedev(1, 9))
+    with Daemon(conf(port, f'chroot = "{root}"; user = "nobody";'), workers=2,
+                name="jail") as dj:
+        ws = dj.worker_pids()
+        ok(ws and all(os.readlink(f"/proc/{w}/root") == root for w in ws),
+           "the workers' root directory is the chroot", [os.readlink(f"/proc/{w}/root") for w in ws])
+        for i in range(3):
+            r = curl(port, "/")
+            ok(r.returncode == 0 and r.stdout == b"hello from svc\n",
+               f"request {i + 1} is served from inside the chroot", r.stderr)
+
+
+@case
+def systemd_notify():
+    path = os.path.join(tmpdir(), "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = path
+    try:
+        d = Daemon(conf(free_port()), workers=2, name="notify")
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    try:
+        msg = s.recv(200).decode()
+    except OSError as e:
+        msg = f"nothing: {e}"
+    ok("READY=1" in msg and f"MAINPID={d.pid}" in msg,
+       "the master sends READY=1 and MAINPID to $NOTIFY_SOCKET once it serves", msg)
+    d.stop()
+    try:
+        msg = s.recv(200).decode()
+    except OSError as e:
+        msg = f"nothing: {e}"
+    ok("STOPPING=1" in msg, "and STOPPING=1 when it stops", msg)
+    s.close()
+
+
+@case
+def init_script():
+    work = os.path.join(tmpdir(), "init")
+    os.makedirs(work)
+    port = free_port()
+    cfg = os.path.join(work, "tlsoffd.conf")
+    pid = os.path.join(work, "tlsoffd.pid")
+    logf = os.path.join(work, "main.log")
+    with open(cfg, "w") as f:
+        f.write(conf(port, f'log = {{ destination = "{logf}"; level = "info"; }};',
+                     pidfile=pid, daemon=True))
+    defaults = os.path.join(work, "defaults")
+    with open(defaults, "w") as f:
+        f.write(f"DAEMON={TLSOFFD}\nCONF={cfg}\nPIDFILE={pid}\nSTOP_TIMEOUT=10\n")
+    env = dict(os.environ, TLSOFFD_DEFAULTS=defaults)
+
+    def init(*args):
+        return run(["sh", INIT, *args], env=env, timeout=30)
+
+    r = init("configtest")
+    ok(r.returncode == 0, "init configtest: 0", r.stderr)
+    r = init("status")
+    ok(r.returncode == 3, "init status before start: 3 (not running)", r.stdout)
+    r = init("start")
+    ok(r.returncode == 0 and os.path.exists(pid), "init start: 0, pidfile written",
+       r.stdout + r.stderr)
+    master = int(open(pid).read())
+    try:
+        r = init("status")
+        ok(r.returncode == 0 and f"running (pid {master})".encode() in r.stdout,
+           "init status: running, with the pid", r.stdout)
+        r = curl(port, "/")
+        ok(r.returncode == 0 and r.stdout == b"hello from svc\n", "the daemon serves", r.stderr)
+        r = init("reload")
+        ok(r.returncode == 0 and poll_until(lambda: "SIGHUP" in open(logf).read(), 5),
+           "init reload: checks the configuration, then sends HUP", r.stdout)
+        r = init("upgrade")
+        ok(r.returncode == 0 and poll_until(lambda: "SIGUSR2" in open(logf).read(), 5),
+           "init upgrade: checks, then sends USR2", r.stdout)
+        good = open(cfg).read()
+        with open(cfg, "w") as f:
+            f.write(good.replace("workers = {", "workers = { bogus = 1;"))
+        r = init("reload")
+        ok(r.returncode == 6 and b"configuration test failed" in r.stdout,
+           "init reload with a broken configuration: refused (6), nothing sent",
+           r.stdout + r.stderr)
+        r = init("restart")
+        ok(r.returncode == 6 and int(open(pid).read()) == master and pid_alive(master),
+           "init restart with a broken configuration: refused, the daemon keeps running",
+           r.stdout + r.stderr)
+        with open(cfg, "w") as f:
+            f.write(good)
+        r = init("stop")
+        ok(r.returncode == 0 and poll_until(lambda: not pid_alive(master), 5),
+           "init stop: the daemon stops (QUIT)", r.stdout + r.stderr)
+        ok(not os.path.exists(pid), "the pidfile is removed")
+        r = init("status")
+        ok(r.returncode == 3, "init status after stop: 3", r.stdout)
+    finally:
+        if pid_alive(master):
+            os.kill(master, 9)
+
+
+be.stop()
+done()
