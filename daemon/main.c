@@ -12,6 +12,7 @@
 #include <string.h>
 #include <grp.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <time.h>
@@ -113,51 +114,75 @@ static int read_key_files(const struct tls_conf *tc, struct ticket_key *keys, ch
     return (int)tc->tickets.nkey_files;
 }
 
-int runtime_shared(struct runtime *rt, char *err, size_t errlen)
+/* A new upstream table for rt's configuration, carrying the state of the
+ * servers that old (if any) also had. */
+static int runtime_upstreams(struct runtime *rt, struct runtime *old, char *err, size_t errlen)
+{
+    size_t size = upstream_region_size(rt->cfg);
+    if (shm_blob_create(&rt->ushm, "tlsoffd-upstreams", size, err, errlen) < 0)
+        return -1;
+    rt->ups = upstream_init(rt->ushm.base, rt->ushm.size, rt->cfg);
+    if (old && old->ups)
+        upstream_carry(rt->ups, old->ups);
+    return 0;
+}
+
+int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
     const struct tls_conf *tc = &cfg->tls;
     size_t sizes[SHM_NREGIONS] = {
         [SHM_SESSCACHE] = tc->session_cache.size,
         [SHM_TICKETKEYS] = ticketkeys_region_size(),
-        [SHM_STATS] = stats_region_size((unsigned)config_worker_slots(cfg)),
-        [SHM_UPSTREAMS] = upstream_region_size(cfg),
+        [SHM_STATS] = stats_region_size(CONFIG_MAX_WORKERS),   /* room for any reload */
     };
     struct ticket_key keys[CONFIG_MAX_TICKET_KEYS];
-    struct tls_resumption r = { .cache_timeout = tc->session_cache.timeout,
-                                .ticket_lifetime = tc->tickets.lifetime };
     uint64_t seed = 0;
     int nkeys = 0;
 
     if (tc->tickets.enabled && (nkeys = read_key_files(tc, keys, err, errlen)) < 0)
         return -1;
-    if (shm_create(&rt->shm, sizes, err, errlen) < 0)
-        return -1;
-    if (tc->session_cache.size) {
-        size_t size;
-        void *region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
-        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-            seed = (uint64_t)realtime_ms();
-        r.cache = sesscache_init(region, size, (int64_t)(tc->session_cache.timeout * 1000), seed);
-        if (!r.cache) {
-            snprintf(err, errlen, "%s: tls.session_cache.size: %zu bytes is too small for "
-                     "one shard of the cache (use 0 to turn it off)", tc->where, size);
+    if (old) {
+        /* A reload: the segment and what is in it stay. */
+        if (tc->session_cache.size != old->cfg->tls.session_cache.size)
+            log_warning("reload: tls.session_cache.size changes only at restart");
+        rt->shm = old->shm;
+        rt->cache = old->cache;
+        rt->ring = old->ring;
+        rt->stats = old->stats;
+    } else {
+        if (shm_create(&rt->shm, sizes, err, errlen) < 0)
             return -1;
+        if (tc->session_cache.size) {
+            size_t size;
+            void *region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
+            if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+                seed = (uint64_t)realtime_ms();
+            rt->cache = sesscache_init(region, size,
+                                       (int64_t)(tc->session_cache.timeout * 1000), seed);
+            if (!rt->cache) {
+                snprintf(err, errlen, "%s: tls.session_cache.size: %zu bytes is too small for "
+                         "one shard of the cache (use 0 to turn it off)", tc->where, size);
+                return -1;
+            }
         }
+        rt->ring = ticketkeys_init(shm_region(&rt->shm, SHM_TICKETKEYS, NULL));
+        rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), CONFIG_MAX_WORKERS);
     }
+    if (runtime_upstreams(rt, old, err, errlen) < 0)
+        return -1;
     if (tc->tickets.enabled) {
-        rt->keys = ticketkeys_init(shm_region(&rt->shm, SHM_TICKETKEYS, NULL));
+        rt->keys = rt->ring;
+        bool had_files = old && old->cfg->tls.tickets.nkey_files;
         if (nkeys > 0)
             ticketkeys_set(rt->keys, keys, (size_t)nkeys);
-        else
+        else if (!old || had_files || !old->keys)
             runtime_rotate_ticket_key(rt);
-        r.keys = rt->keys;
+        memset(keys, 0, sizeof keys);
     }
-    rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL),
-                           (unsigned)config_worker_slots(cfg));
-    size_t usize;
-    void *ureg = shm_region(&rt->shm, SHM_UPSTREAMS, &usize);
-    rt->ups = upstream_init(ureg, usize, cfg);
+    struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
+                                .cache_timeout = tc->session_cache.timeout,
+                                .ticket_lifetime = tc->tickets.lifetime };
     tls_set_resumption(&r);
     return 0;
 }
@@ -238,38 +263,67 @@ static void raise_nofile(const struct runtime *rt)
                     (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
-int runtime_bind(struct runtime *rt, char *err, size_t errlen)
+/* The fd old listens on at a, or -1. */
+static int old_listener(const struct runtime *old, const struct addr *a)
+{
+    for (size_t i = 0; old && i < old->cfg->nfrontends; i++)
+        for (size_t j = 0; j < old->cfg->frontends[i].nlisten; j++) {
+            const struct addr *b = &old->cfg->frontends[i].listen[j].addr;
+            if (a->len == b->len && memcmp(&a->sa, &b->sa, a->len) == 0)
+                for (size_t k = 0; k < old->nlisteners; k++)
+                    if (old->listeners[k].addr == b)
+                        return old->listeners[k].fd;
+        }
+    return -1;
+}
+
+int runtime_bind(struct runtime *rt, const struct runtime *old, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
     size_t n = 0;
     for (size_t i = 0; i < cfg->nfrontends; i++)
         n += cfg->frontends[i].nlisten;
     rt->listeners = calloc(n, sizeof *rt->listeners);
+    rt->listener_kept = calloc(n, sizeof *rt->listener_kept);
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         const struct frontend_conf *fe = &cfg->frontends[i];
         for (size_t j = 0; j < fe->nlisten; j++) {
             char why[256];
-            int fd = listen_open(&fe->listen[j].addr, why, sizeof why);
+            int fd = old_listener(old, &fe->listen[j].addr);
+            if (fd >= 0) {
+                rt->listener_kept[rt->nlisteners] = true;
+                rt->listeners[rt->nlisteners++] = (struct listener){ fd, i, &fe->listen[j].addr };
+                continue;
+            }
+            fd = listen_open(&fe->listen[j].addr, why, sizeof why);
             if (fd < 0) {
                 snprintf(err, errlen, "%s: frontend '%s': %s", fe->where, fe->name, why);
                 return -1;
             }
-            rt->listeners[rt->nlisteners++] = (struct listener){ fd, i };
+            rt->listeners[rt->nlisteners++] = (struct listener){ fd, i, &fe->listen[j].addr };
         }
     }
-    /* One listener: workers wait in a blocking accept(2) (see worker.c). */
-    if (rt->nlisteners == 1) {
-        int fl = fcntl(rt->listeners[0].fd, F_GETFL);
-        fcntl(rt->listeners[0].fd, F_SETFL, fl & ~O_NONBLOCK);
-    }
-    if (rt->nlisteners > 1 && !(rt->accept_lock = worker_accept_lock_create())) {
+    if (!(rt->accept_lock = worker_accept_lock_create())) {
         snprintf(err, errlen, "cannot create the accept lock: %s", strerror(errno));
         return -1;
     }
     return 0;
 }
 
-void runtime_free(struct runtime *rt)
+static bool listens_on(const struct runtime *rt, int fd)
+{
+    for (size_t i = 0; rt && i < rt->nlisteners; i++)
+        if (rt->listeners[i].fd == fd)
+            return true;
+    return false;
+}
+
+/*
+ * Frees a runtime. other, if set, is a runtime that shares parts of it (the
+ * next one after a reload, or the running one when a reload failed): the
+ * listening sockets and shared segment they have in common stay open.
+ */
+void runtime_release(struct runtime *rt, const struct runtime *other)
 {
     for (size_t i = 0; rt->ctx && i < rt->cfg->nfrontends; i++)
         tls_ctx_free(rt->ctx[i]);
@@ -280,13 +334,49 @@ void runtime_free(struct runtime *rt)
     }
     free(rt->backend_ctx);
     for (size_t i = 0; i < rt->nlisteners; i++)
-        close(rt->listeners[i].fd);
+        if (!listens_on(other, rt->listeners[i].fd))
+            close(rt->listeners[i].fd);
     free(rt->ctx);
     free(rt->listeners);
+    free(rt->listener_kept);
+    if (rt->accept_lock)
+        munmap(rt->accept_lock, sizeof *rt->accept_lock);
     upstream_free(rt->ups);
-    if (rt->shm.base)
+    if (rt->ushm.base)
+        shm_detach(&rt->ushm);
+    if (rt->shm.base && !(other && other->shm.base == rt->shm.base))
         shm_detach(&rt->shm);
     config_free(rt->cfg);
+}
+
+void runtime_free(struct runtime *rt)
+{
+    runtime_release(rt, NULL);
+}
+
+struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen)
+{
+    struct runtime *rt = calloc(1, sizeof *rt);
+    rt->shm.fd = rt->ushm.fd = -1;
+    if (!(rt->cfg = config_load(old->cfg->path, err, errlen)))
+        goto fail;
+    if (runtime_shared(rt, old, err, errlen) < 0 || runtime_load_tls(rt, err, errlen) < 0 ||
+        runtime_bind(rt, old, err, errlen) < 0)
+        goto fail;
+    if (strcmp(rt->cfg->pidfile, old->cfg->pidfile) != 0)
+        log_warning("reload: pidfile changes only at restart");
+    return rt;
+fail:
+    if (rt->cfg) {
+        /* Back to the running runtime's resumption settings. */
+        struct tls_resumption r = { .cache = old->cache, .keys = old->keys,
+                                    .cache_timeout = old->cfg->tls.session_cache.timeout,
+                                    .ticket_lifetime = old->cfg->tls.tickets.lifetime };
+        tls_set_resumption(&r);
+        runtime_release(rt, old);
+    }
+    free(rt);
+    return NULL;
 }
 
 /* The pid in the configured pidfile, or -1 with a message on stderr. */
@@ -367,7 +457,7 @@ static int send_command(const struct config *cfg, const char *what)
                (unsigned long long)sesscache_repairs(cache));
     else
         printf("session_cache off\n");
-    if (keys)
+    if (keys && ticketkeys_generation(keys) > 0)
         printf("ticket_keys generation=%llu decrypting=%zu\n",
                (unsigned long long)ticketkeys_generation(keys),
                ticketkeys_count(keys, realtime_ms()));
@@ -375,9 +465,10 @@ static int send_command(const struct config *cfg, const char *what)
         printf("ticket_keys off\n");
     if (st)
         stats_print(st, stdout);
-    size_t usize;
-    void *ureg = shm_region(&shm, SHM_UPSTREAMS, &usize);
-    struct upstreams *ups = upstream_open(ureg, usize, cfg);
+    struct shm ushm = { .fd = -1 };
+    struct upstreams *ups = NULL;
+    if (shm_blob_attach_pid(&ushm, pid, "tlsoffd-upstreams", err, sizeof err) == 0)
+        ups = upstream_open(ushm.base, ushm.size, cfg);
     for (size_t i = 0; ups && i < cfg->nupstreams; i++)
         for (size_t j = 0; j < cfg->upstreams[i].nservers; j++) {
             const struct server_state *ss = upstream_state(ups, i, j);
@@ -391,6 +482,8 @@ static int send_command(const struct config *cfg, const char *what)
     if (!ups && cfg->nupstreams)
         printf("servers: the running instance has another configuration\n");
     upstream_free(ups);
+    if (ushm.base)
+        shm_detach(&ushm);
     shm_detach(&shm);
     return st ? EXIT_OK : EXIT_FAIL;
 }
@@ -512,7 +605,7 @@ int main(int argc, char **argv)
         return rc;
     }
     tls_global_init();
-    if (!test && runtime_shared(&rt, err, sizeof err) < 0) {
+    if (!test && runtime_shared(&rt, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "tlsoffd: %s\n", err);
         runtime_free(&rt);
         return EXIT_FAIL;
@@ -542,7 +635,7 @@ int main(int argc, char **argv)
     int pidfd = -1, ready_fd = -1;
     if (cfg->pidfile[0] && (pidfd = pidfile_open(cfg->pidfile, err, sizeof err)) < 0)
         goto fail;
-    if (runtime_bind(&rt, err, sizeof err) < 0)
+    if (runtime_bind(&rt, NULL, err, sizeof err) < 0)
         goto fail;
     if (log_open(cfg->log.destination, cfg->log.facility, cfg->log.level, cfg->log.access_log,
                  err, sizeof err) < 0)
@@ -567,11 +660,13 @@ int main(int argc, char **argv)
         pidfile_write(pidfd);
     log_info("allocator: %s", allocator());
 
+    char *pidpath = strdup(cfg->pidfile);     /* a reload replaces cfg */
     int status = master_run(&rt, ready_fd);
     if (pidfd >= 0) {
-        unlink(cfg->pidfile);
+        unlink(pidpath);
         close(pidfd);
     }
+    free(pidpath);
     runtime_free(&rt);
     tls_global_cleanup();
     log_close();

@@ -32,6 +32,7 @@ struct slot {
     int64_t started;
     int64_t respawn_at;     /* when pid == 0 */
     int backoff;            /* ms */
+    bool old;               /* of a configuration replaced by a reload: draining */
 };
 
 enum stop { RUNNING, STOP_GRACEFUL, STOP_FAST };
@@ -63,11 +64,13 @@ static pid_t spawn(struct runtime *rt, int id)
     slots[id].pid = pid;
     slots[id].started = tls_now_ms();
     slots[id].respawn_at = INT64_MAX;
+    slots[id].old = false;
     log_debug("worker %d started as pid %d", id, (int)pid);
     return pid;
 }
 
 static pid_t prober;             /* the health prober; 0: none running */
+static pid_t prober_retiring;    /* a prober told to stop by a reload */
 static int64_t prober_respawn_at = INT64_MAX;
 
 /* Workers and the prober. */
@@ -116,6 +119,10 @@ static void reap(enum stop stop)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == prober_retiring) {
+            prober_retiring = 0;
+            continue;
+        }
         if (pid == prober) {
             char how[128];
             describe_exit(status, how, sizeof how);
@@ -140,6 +147,13 @@ static void reap(enum stop stop)
                 w->pid = 0;
             }
             bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (s->old) {
+                log_debug("worker %d (pid %d) of the previous configuration %s", i, (int)pid,
+                          how);
+                s->old = false;
+                s->respawn_at = INT64_MAX;
+                break;
+            }
             if (stop != RUNNING || (clean && dynamic)) {
                 /* Stopping, or a spare or recycled worker of the pool:
                  * the pool refills itself from the scoreboard. */
@@ -199,7 +213,7 @@ static void manage_pool(struct runtime *rt, int64_t now)
     const struct config *cfg = rt->cfg;
     int idle = 0, total = 0, spare = -1;    /* spare: some idle worker */
     for (int i = 0; i < nslots; i++) {
-        if (slots[i].pid <= 0)
+        if (slots[i].pid <= 0 || slots[i].old)
             continue;
         total++;
         enum worker_state st = stats_state(stats_worker(rt->stats, (unsigned)i));
@@ -225,7 +239,7 @@ static void manage_pool(struct runtime *rt, int64_t now)
         if (want > cfg->workers.max - total)
             want = cfg->workers.max - total;
         for (int i = 0; i < nslots && want > 0; i++)
-            if (slots[i].pid == 0 && spawn(rt, i) > 0)
+            if (slots[i].pid == 0 && !slots[i].old && spawn(rt, i) > 0)
                 want--;
         if (spawn_rate < POOL_MAX_RATE)
             spawn_rate *= 2;
@@ -239,7 +253,7 @@ static void manage_pool(struct runtime *rt, int64_t now)
         log_debug("pool: %d idle workers, retiring %d", idle, retire);
         for (int i = nslots - 1; i >= 0 && retire > 0; i--) {
             struct stats_worker *w = stats_worker(rt->stats, (unsigned)i);
-            if (slots[i].pid <= 0 || stats_state(w) != WS_IDLE)
+            if (slots[i].pid <= 0 || slots[i].old || stats_state(w) != WS_IDLE)
                 continue;
             stats_set_state(w, WS_EXITING, NULL);
             kill(slots[i].pid, SIGQUIT);
@@ -249,6 +263,86 @@ static void manage_pool(struct runtime *rt, int64_t now)
 }
 
 static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
+
+/* The next ticket key rotation, if keys are generated (not from files). */
+static void schedule_rotation(const struct runtime *rt)
+{
+    const struct tls_conf *tc = &rt->cfg->tls;
+    if (!rt->keys || tc->tickets.nkey_files)
+        next_rotation = INT64_MAX;
+    else if (next_rotation == INT64_MAX)
+        next_rotation = tls_now_ms() + (int64_t)(tc->tickets.rotate * 1000);
+}
+
+/* Starts the workers of rt's configuration in free slots; returns how many. */
+static int start_generation(struct runtime *rt)
+{
+    const struct config *cfg = rt->cfg;
+    dynamic = cfg->workers.count == 0;
+    spawn_rate = 1;
+    int want = dynamic ? cfg->workers.min_spare : cfg->workers.count, n = 0;
+    for (int i = 0; i < nslots && n < want; i++) {
+        if (slots[i].pid != 0 || slots[i].old)
+            continue;
+        if (!spawn(rt, i))
+            slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
+        n++;
+    }
+    return n;
+}
+
+/*
+ * SIGHUP: read the configuration and certificates again. If anything is
+ * wrong, say so and keep serving as before. Otherwise start workers with
+ * the new configuration and let the old ones finish their connection and
+ * exit; listening sockets that stay are kept (no connection is refused),
+ * new ones are opened and removed ones closed; sessions, ticket keys,
+ * counters and the state of servers that remain carry over.
+ */
+static void reload(struct runtime *rt)
+{
+    char err[CONFIG_ERR_MAX];
+    struct runtime *next = runtime_reload(rt, err, sizeof err);
+    if (!next) {
+        log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",
+                  err);
+        return;
+    }
+    int old = 0;
+    for (int i = 0; i < nslots; i++)
+        if (slots[i].pid > 0 && !slots[i].old) {
+            slots[i].old = true;
+            kill(slots[i].pid, SIGQUIT);
+            old++;
+        } else if (slots[i].pid == 0) {
+            slots[i].respawn_at = INT64_MAX;
+        }
+    if (prober > 0) {
+        prober_retiring = prober;
+        kill(prober, SIGTERM);
+        prober = 0;
+    }
+    const struct config *nc = next->cfg;
+    if (log_open(nc->log.destination, nc->log.facility, nc->log.level, nc->log.access_log, err,
+                 sizeof err) < 0)
+        log_error("SIGHUP: %s; logging as before", err);
+    else if (nc->uid != (uid_t)-1)
+        log_chown(nc->uid, nc->gid);
+    struct runtime prev = *rt;
+    *rt = *next;
+    free(next);
+    runtime_release(&prev, rt);
+    rt_stats = rt->stats;
+    schedule_rotation(rt);
+    int started = start_generation(rt);
+    if ((prober = health_start(rt)) < 0) {
+        prober = 0;
+        prober_respawn_at = tls_now_ms() + 1000;
+    }
+    log_notice("SIGHUP: configuration reloaded from %s: %d new workers, %zu listeners; %d "
+               "workers of the previous configuration finish their connections", rt->cfg->path,
+               started, rt->nlisteners, old);
+}
 
 /*
  * systemd's readiness protocol: one datagram to $NOTIFY_SOCKET (a path,
@@ -310,21 +404,14 @@ int master_run(struct runtime *rt, int ready_fd)
         return 1;
     }
 
-    const struct tls_conf *tc = &rt->cfg->tls;
-    int64_t rotate_ms = (int64_t)(tc->tickets.rotate * 1000);
-    if (rt->keys && !tc->tickets.nkey_files)
-        next_rotation = tls_now_ms() + rotate_ms;
+    schedule_rotation(rt);
     const struct config *cfg = rt->cfg;
-    dynamic = cfg->workers.count == 0;
     rt_stats = rt->stats;
-    nslots = config_worker_slots(cfg);
+    nslots = CONFIG_MAX_WORKERS;        /* the scoreboard's size: room for reloads */
     slots = calloc((size_t)nslots, sizeof *slots);
-    int start = dynamic ? cfg->workers.min_spare : nslots;
     for (int i = 0; i < nslots; i++)
         slots[i].respawn_at = INT64_MAX;
-    for (int i = 0; i < start; i++)
-        if (!spawn(rt, i))
-            slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
+    int start = start_generation(rt);
     if ((prober = health_start(rt)) < 0) {
         prober = 0;
         prober_respawn_at = tls_now_ms() + 1000;
@@ -336,7 +423,7 @@ int master_run(struct runtime *rt, int ready_fd)
                    tls_library_version());
     else
         log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
-                   nslots, rt->nlisteners, tls_library_version());
+                   start, rt->nlisteners, tls_library_version());
     notify_systemd("READY=1");
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);
@@ -388,10 +475,12 @@ int master_run(struct runtime *rt, int ready_fd)
                     break;
                 }
                 case SIGHUP:
+                    if (stop == RUNNING)
+                        reload(rt);
+                    break;
                 case SIGUSR2:
-                    log_warning("%s ignored: reload and binary upgrade are not built yet "
-                                "in this version; restart to apply changes",
-                                si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGUSR2");
+                    log_warning("SIGUSR2 ignored: binary upgrade is not built yet in this "
+                                "version; restart to run a new binary");
                     break;
                 }
                 if (si.ssi_signo != SIGCHLD)
@@ -425,7 +514,8 @@ int master_run(struct runtime *rt, int ready_fd)
         }
         if (now >= next_rotation) {
             runtime_rotate_ticket_key(rt);
-            next_rotation = now + rotate_ms;
+            next_rotation = INT64_MAX;
+            schedule_rotation(rt);
             log_info("ticket key rotated (generation %llu)",
                      (unsigned long long)ticketkeys_generation(rt->keys));
         }

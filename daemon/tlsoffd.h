@@ -18,6 +18,7 @@
 struct listener {
     int fd;
     size_t frontend;
+    const struct addr *addr;    /* in the configuration */
 };
 
 /* Everything built from one configuration before the first fork. */
@@ -26,8 +27,12 @@ struct runtime {
     WOLFSSL_CTX **ctx;              /* one per frontend */
     struct listener *listeners;
     size_t nlisteners;
-    pthread_mutex_t *accept_lock;   /* shared by the workers; NULL with one listener */
-    struct shm shm;                 /* sessions, ticket keys, counters */
+    pthread_mutex_t *accept_lock;   /* shared by this generation's workers */
+    bool *listener_kept;            /* [i]: the fd came from the previous runtime */
+    struct shm shm;                 /* sessions, ticket keys, counters (kept by reloads) */
+    struct shm ushm;                /* the upstream table (one per configuration) */
+    struct sesscache *cache;        /* NULL: off */
+    struct ticketkeys *ring;        /* the ticket key region */
     struct ticketkeys *keys;        /* NULL: tickets off */
     struct stats *stats;
     struct upstreams *ups;          /* servers' live state and balancing */
@@ -37,12 +42,17 @@ struct runtime {
 
 /* main.c: contexts from a config (certificates loaded and checked). */
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen);
-/* main.c: the shared segment (before the contexts: they use it). */
-int runtime_shared(struct runtime *rt, char *err, size_t errlen);
+/* main.c: the shared segment (before the contexts: they use it); with
+ * old, a reload: the segment, sessions, keys and counters carry over. */
+int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t errlen);
+/* main.c: a whole runtime from a configuration file, for a reload of old:
+ * NULL with the reason in err if anything is wrong (old is untouched). */
+struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen);
 /* main.c: a fresh ticket key, when rotating. */
 void runtime_rotate_ticket_key(struct runtime *rt);
-int runtime_bind(struct runtime *rt, char *err, size_t errlen);
+int runtime_bind(struct runtime *rt, const struct runtime *old, char *err, size_t errlen);
 void runtime_free(struct runtime *rt);
+void runtime_release(struct runtime *rt, const struct runtime *other);
 
 /* main.c: confines a worker or the prober after fork (chroot, then the
  * configured group and user). 0, or -1 with the reason in err. */

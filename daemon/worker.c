@@ -2,16 +2,16 @@
  * worker — one connection at a time: accept, TLS handshake, connect to the
  * backend, relay, log, and accept again.
  *
- * No thundering herd: with one listener every idle worker sits in a
- * blocking accept(2), which the kernel wakes one waiter at a time for.
- * With several listeners a worker must poll them all first, and poll wakes
- * every waiter; so, as Apache's prefork does, the workers take turns
- * through an accept lock (a process-shared robust mutex): only the holder
- * polls, accepts one connection, and hands the lock on before it serves
- * the connection. A worker killed while holding it leaves EOWNERDEAD, which
- * the next one clears. EPOLLEXCLUSIVE was not used: a busy worker's epoll
- * instance can swallow the wakeup of a connection an idle worker should
- * have taken.
+ * No thundering herd: as Apache's prefork does, the idle workers take
+ * turns through an accept lock (a process-shared robust mutex, one per
+ * configuration generation): only the holder polls the listening sockets,
+ * accepts one connection, and hands the lock on before it serves it. A
+ * worker killed while holding the lock leaves EOWNERDEAD, which the next
+ * one clears. The listeners are non-blocking, because after a reload the
+ * workers of two generations may poll the same socket, and the one that
+ * loses the race must not block in accept(). EPOLLEXCLUSIVE was not used:
+ * a busy worker's epoll instance can swallow the wakeup of a connection an
+ * idle worker should have taken.
  */
 #include <errno.h>
 #include <poll.h>
@@ -105,11 +105,6 @@ static void setup_signals(void)
 static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage *peer)
 {
     socklen_t len = sizeof *peer;
-    if (rt->nlisteners == 1) {
-        /* A blocking listener: SIGQUIT interrupts the wait (EINTR). */
-        *which = 0;
-        return accept4(rt->listeners[0].fd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
-    }
     static struct pollfd *p;
     size_t n = rt->nlisteners;
     int fd = -1;

@@ -106,10 +106,12 @@ int shm_attach(struct shm *s, int fd, char *err, size_t errlen)
     return 0;
 }
 
-int shm_attach_pid(struct shm *s, int pid, char *err, size_t errlen)
+/* The fd of a running process's memfd called name, opened here; -1 if none. */
+static int find_memfd(int pid, const char *name, char *err, size_t errlen)
 {
-    char dir[64], link[PATH_MAX + 1], path[384];
+    char dir[64], link[PATH_MAX + 1], path[384], want[128];
     snprintf(dir, sizeof dir, "/proc/%d/fd", pid);
+    snprintf(want, sizeof want, "/memfd:%s ", name);
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
@@ -119,18 +121,57 @@ int shm_attach_pid(struct shm *s, int pid, char *err, size_t errlen)
     int fd = -1;
     while ((e = readdir(d)) && fd < 0) {
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ssize_t n = readlink(path, link, sizeof link - 1);
+        ssize_t n = readlink(path, link, sizeof link - 2);
         if (n <= 0)
             continue;
-        link[n] = '\0';
-        if (strncmp(link, "/memfd:" SHM_NAME, strlen("/memfd:" SHM_NAME)) == 0)
+        link[n] = ' ';          /* "/memfd:NAME (deleted)": match the whole name */
+        link[n + 1] = '\0';
+        if (strncmp(link, want, strlen(want)) == 0)
             fd = open(path, O_RDWR | O_CLOEXEC);
     }
     closedir(d);
-    if (fd < 0) {
-        snprintf(err, errlen, "process %d has no tlsoffd shared segment", pid);
+    if (fd < 0)
+        snprintf(err, errlen, "process %d has no %s segment", pid, name);
+    return fd;
+}
+
+int shm_blob_create(struct shm *s, const char *name, size_t size, char *err, size_t errlen)
+{
+    size = page_round(size ? size : 1);
+    int fd = memfd_create(name, 0);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+        snprintf(err, errlen, "shared memory '%s' (%zu bytes): %s", name, size, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
     }
+    if (map(s, fd, size, err, errlen) < 0) {
+        close(fd);
+        return -1;
+    }
+    s->hdr = NULL;
+    return 0;
+}
+
+int shm_blob_attach_pid(struct shm *s, int pid, const char *name, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = find_memfd(pid, name, err, errlen);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || map(s, fd, (size_t)st.st_size, err, errlen) < 0) {
+        close(fd);
+        return -1;
+    }
+    s->hdr = NULL;
+    return 0;
+}
+
+int shm_attach_pid(struct shm *s, int pid, char *err, size_t errlen)
+{
+    int fd = find_memfd(pid, SHM_NAME, err, errlen);
+    if (fd < 0)
+        return -1;
     if (shm_attach(s, fd, err, errlen) < 0) {
         close(fd);
         return -1;

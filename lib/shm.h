@@ -14,13 +14,12 @@
 #include <stdint.h>
 
 #define SHM_MAGIC           0x544c534f46464431ull   /* "TLSOFFD1" */
-#define SHM_LAYOUT_VERSION  2
+#define SHM_LAYOUT_VERSION  3
 
 enum shm_region {
     SHM_SESSCACHE,
     SHM_TICKETKEYS,
     SHM_STATS,
-    SHM_UPSTREAMS,
     SHM_NREGIONS
 };
 
@@ -54,6 +53,14 @@ int shm_attach(struct shm *s, int fd, char *err, size_t errlen);
 int shm_attach_pid(struct shm *s, int pid, char *err, size_t errlen);
 
 void *shm_region(const struct shm *s, enum shm_region r, size_t *size);
+
+/*
+ * A plain shared mapping with no header, for state whose layout follows
+ * the configuration (the upstream table: a new one per reload). name
+ * tells it apart among a process's fds.
+ */
+int shm_blob_create(struct shm *s, const char *name, size_t size, char *err, size_t errlen);
+int shm_blob_attach_pid(struct shm *s, int pid, const char *name, char *err, size_t errlen);
 void shm_detach(struct shm *s);
 
 #endif

@@ -242,6 +242,23 @@ void upstream_free(struct upstreams *u)
     free(u);
 }
 
+void upstream_carry(struct upstreams *to, struct upstreams *from)
+{
+    for (size_t i = 0; i < to->n; i++)
+        for (size_t k = 0; k < from->n; k++) {
+            const struct upstream_conf *a = to->up[i].conf, *b = from->up[k].conf;
+            if (strcmp(a->name, b->name) != 0)
+                continue;
+            for (size_t j = 0; j < a->nservers; j++)
+                for (size_t m = 0; m < b->nservers; m++)
+                    if (strcmp(a->servers[j].address, b->servers[m].address) == 0) {
+                        struct server_state *d = &to->up[i].st[j];
+                        *d = from->up[k].st[m];
+                        d->active = 0;      /* the old generation's connections */
+                    }
+        }
+}
+
 struct server_state *upstream_state(struct upstreams *u, size_t up, size_t server)
 {
     return &u->up[up].st[server];

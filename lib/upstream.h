@@ -50,6 +50,10 @@ struct upstreams *upstream_init(void *region, size_t size, const struct config *
 struct upstreams *upstream_open(void *region, size_t size, const struct config *cfg);
 void upstream_free(struct upstreams *u);
 
+/* After a reload: servers of `to` that were in `from` (same upstream name
+ * and address) take over their state (up/down, counters, last error). */
+void upstream_carry(struct upstreams *to, struct upstreams *from);
+
 struct server_state *upstream_state(struct upstreams *u, size_t up, size_t server);
 
 /*

@@ -37,9 +37,14 @@ a = Daemon(frontends=[{"name": "web", "listen": [f"127.0.0.1:{pa}", f"[::1]:{pa}
 
 
 @case
-def sighup_ignored():
+def sighup_reloads():
+    before = set(a.worker_pids())
     a.send_signal(signal.SIGHUP)
-    ok(a.wait_log(r"master warning: SIGHUP ignored"), "SIGHUP: the master logs that it is ignored")
+    ok(a.wait_log(r"master notice: SIGHUP: configuration reloaded"),
+       "SIGHUP: the master logs the reload")
+    ok(poll_until(lambda: len(a.worker_pids()) == 3 and not before & set(a.worker_pids()), 5),
+       "SIGHUP: three new workers replace the old ones", (before, a.worker_pids()))
+    a.known_workers.update(a.worker_pids())
     ok(not curls(pa, 4, host="::1") and a.proc.poll() is None,
        "SIGHUP: the daemon keeps running and serving")
 
