@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,77 @@
 #include "upstream.h"
 
 #define DEFAULT_CONFIG TLSOFFD_SYSCONFDIR "/tlsoffd/tlsoffd.conf"
+
+/* USR2: what a new master inherits from the old one, through the
+ * environment (TLSOFFD_UPGRADE="ready=FD shm=FD listen=FD,FD,..."). */
+#define UPGRADE_ENV "TLSOFFD_UPGRADE"
+static struct {
+    bool active;
+    int ready, shm;
+    int listen[256];
+    size_t nlisten;
+} inherit = { .ready = -1, .shm = -1 };
+static char self_path[PATH_MAX];
+static char **saved_argv;
+
+static void parse_inherit(void)
+{
+    const char *env = getenv(UPGRADE_ENV);
+    if (!env)
+        return;
+    inherit.active = true;
+    char *copy = strdup(env), *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (strncmp(t, "ready=", 6) == 0)
+            inherit.ready = atoi(t + 6);
+        else if (strncmp(t, "shm=", 4) == 0)
+            inherit.shm = atoi(t + 4);
+        else if (strncmp(t, "listen=", 7) == 0) {
+            char *save2 = NULL;
+            for (char *f = strtok_r(t + 7, ",", &save2); f && inherit.nlisten < 256;
+                 f = strtok_r(NULL, ",", &save2))
+                inherit.listen[inherit.nlisten++] = atoi(f);
+        }
+    }
+    free(copy);
+    unsetenv(UPGRADE_ENV);
+}
+
+/* An inherited listening socket bound to a, taken (-1 if none). */
+static int take_inherited(const struct addr *a)
+{
+    for (size_t i = 0; i < inherit.nlisten; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = inherit.listen[i];
+        if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+            continue;
+        if (len == a->len && memcmp(&ss, &a->sa, len) == 0) {
+            inherit.listen[i] = -1;
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            return fd;
+        }
+    }
+    return -1;
+}
+
+int runtime_exec_upgrade(const struct runtime *rt, int ready_fd)
+{
+    char env[4096];
+    size_t off = (size_t)snprintf(env, sizeof env, "%s=ready=%d shm=%d listen=", UPGRADE_ENV,
+                                  ready_fd, rt->shm.fd);
+    fcntl(ready_fd, F_SETFD, 0);
+    fcntl(rt->shm.fd, F_SETFD, 0);
+    for (size_t i = 0; i < rt->nlisteners && off < sizeof env - 16; i++) {
+        fcntl(rt->listeners[i].fd, F_SETFD, 0);
+        off += (size_t)snprintf(env + off, sizeof env - off, "%s%d", i ? "," : "",
+                                rt->listeners[i].fd);
+    }
+    putenv(env);
+    execv(self_path, saved_argv);
+    fprintf(stderr, "tlsoffd: cannot run %s: %s\n", self_path, strerror(errno));
+    return -1;
+}
 
 /* Exit statuses (documented in tlsoffd(8)). */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -150,6 +222,24 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         rt->cache = old->cache;
         rt->ring = old->ring;
         rt->stats = old->stats;
+    } else if (inherit.shm >= 0) {
+        /* USR2: the old master's segment, with its sessions and keys. */
+        size_t size;
+        void *region;
+        if (shm_attach(&rt->shm, inherit.shm, err, errlen) < 0)
+            return -1;
+        fcntl(inherit.shm, F_SETFD, FD_CLOEXEC);
+        inherit.shm = -1;
+        region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
+        rt->cache = size ? sesscache_open(region, size) : NULL;
+        region = shm_region(&rt->shm, SHM_TICKETKEYS, &size);
+        rt->ring = ticketkeys_open(region, size);
+        region = shm_region(&rt->shm, SHM_STATS, &size);
+        rt->stats = stats_open(region, size);
+        if (!rt->ring || !rt->stats) {
+            snprintf(err, errlen, "the inherited shared segment is damaged");
+            return -1;
+        }
     } else {
         if (shm_create(&rt->shm, sizes, err, errlen) < 0)
             return -1;
@@ -176,7 +266,8 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         bool had_files = old && old->cfg->tls.tickets.nkey_files;
         if (nkeys > 0)
             ticketkeys_set(rt->keys, keys, (size_t)nkeys);
-        else if (!old || had_files || !old->keys)
+        else if ((!old && ticketkeys_count(rt->keys, realtime_ms()) == 0) ||
+                 (old && (had_files || !old->keys)))
             runtime_rotate_ticket_key(rt);
         memset(keys, 0, sizeof keys);
     }
@@ -290,6 +381,10 @@ int runtime_bind(struct runtime *rt, const struct runtime *old, char *err, size_
         for (size_t j = 0; j < fe->nlisten; j++) {
             char why[256];
             int fd = old_listener(old, &fe->listen[j].addr);
+            if (fd < 0 && (fd = take_inherited(&fe->listen[j].addr)) >= 0) {
+                rt->listeners[rt->nlisteners++] = (struct listener){ fd, i, &fe->listen[j].addr };
+                continue;
+            }
             if (fd >= 0) {
                 rt->listener_kept[rt->nlisteners] = true;
                 rt->listeners[rt->nlisteners++] = (struct listener){ fd, i, &fe->listen[j].addr };
@@ -567,6 +662,11 @@ int main(int argc, char **argv)
     const char *send = NULL;
     const char *path = DEFAULT_CONFIG;
     bool foreground = false, test = false;
+    saved_argv = argv;
+    if (!realpath(argv[0], self_path)) {
+        ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+        self_path[n > 0 ? n : 0] = '\0';
+    }
     char err[CONFIG_ERR_MAX];
     int c;
 
@@ -594,6 +694,8 @@ int main(int argc, char **argv)
     }
 
     log_init_stderr("tlsoffd");
+    if (!test && !send)
+        parse_inherit();
     struct runtime rt = { 0 };
     if (!(rt.cfg = config_load(path, err, sizeof err))) {
         fprintf(stderr, "tlsoffd: %s\n", err);
@@ -645,6 +747,14 @@ int main(int argc, char **argv)
     if (cfg->uid != (uid_t)-1)
         log_chown(cfg->uid, cfg->gid);
     raise_nofile(&rt);
+    if (inherit.active) {
+        /* USR2: we are the new master; the old one waits for our word. */
+        daemon = false;
+        ready_fd = inherit.ready;
+        for (size_t i = 0; i < inherit.nlisten; i++)
+            if (inherit.listen[i] >= 0)
+                close(inherit.listen[i]);          /* no longer configured */
+    }
     if (daemon && daemonize(&ready_fd) < 0) {
         snprintf(err, sizeof err, "cannot daemonize: %s", strerror(errno));
         goto fail;
@@ -661,7 +771,7 @@ int main(int argc, char **argv)
     log_info("allocator: %s", allocator());
 
     char *pidpath = strdup(cfg->pidfile);     /* a reload replaces cfg */
-    int status = master_run(&rt, ready_fd);
+    int status = master_run(&rt, ready_fd, &pidpath);
     if (pidfd >= 0) {
         unlink(pidpath);
         close(pidfd);

@@ -5,6 +5,7 @@
  * all of the master's work happens in one loop with no handler races.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -71,6 +72,14 @@ static pid_t spawn(struct runtime *rt, int id)
 
 static pid_t prober;             /* the health prober; 0: none running */
 static pid_t prober_retiring;    /* a prober told to stop by a reload */
+
+/* USR2: the new master being started, and the pipe it reports on. */
+#define UPGRADE_WAIT_MS  30000  /* the new master must report within this */
+static pid_t upgrade_child;
+static int64_t upgrade_deadline = INT64_MAX;
+static int upgrade_pipe = -1;
+static int upgrade_status = -1;     /* its exit status, if it died */
+static bool handed_over;            /* the new master runs: we drain and go */
 static int64_t prober_respawn_at = INT64_MAX;
 
 /* Workers and the prober. */
@@ -119,6 +128,10 @@ static void reap(enum stop stop)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == upgrade_child) {
+            upgrade_status = status;
+            continue;
+        }
         if (pid == prober_retiring) {
             prober_retiring = 0;
             continue;
@@ -201,6 +214,16 @@ static void reap(enum stop stop)
     }
 }
 
+/* A slot no live worker uses: not ours, and (after an upgrade) not one of
+ * the old master's, which still write to the same scoreboard. */
+static bool slot_free(int i)
+{
+    if (slots[i].pid != 0 || slots[i].old)
+        return false;
+    struct stats_worker *w = stats_worker(rt_stats, (unsigned)i);
+    return !w || w->pid == 0 || kill(w->pid, 0) < 0;
+}
+
 /*
  * Keeps between min_spare and max_spare idle workers, at most max in all:
  * when short, it starts workers at a rate that doubles every tick (so a
@@ -239,7 +262,7 @@ static void manage_pool(struct runtime *rt, int64_t now)
         if (want > cfg->workers.max - total)
             want = cfg->workers.max - total;
         for (int i = 0; i < nslots && want > 0; i++)
-            if (slots[i].pid == 0 && !slots[i].old && spawn(rt, i) > 0)
+            if (slot_free(i) && spawn(rt, i) > 0)
                 want--;
         if (spawn_rate < POOL_MAX_RATE)
             spawn_rate *= 2;
@@ -264,6 +287,102 @@ static void manage_pool(struct runtime *rt, int64_t now)
 
 static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
 
+
+static void rename_pidfile(char **pidpath, bool to_oldbin)
+{
+    char *oldbin, *from, *to;
+    if (!*pidpath || !**pidpath)
+        return;
+    size_t n = strlen(*pidpath);
+    if (to_oldbin) {
+        if (asprintf(&oldbin, "%s.oldbin", *pidpath) < 0)
+            return;
+        from = *pidpath;
+        to = oldbin;
+    } else {
+        oldbin = strndup(*pidpath, n - strlen(".oldbin"));
+        from = *pidpath;
+        to = oldbin;
+    }
+    if (rename(from, to) < 0) {
+        log_error("cannot rename the pidfile %s to %s: %s", from, to, strerror(errno));
+        free(oldbin);
+        return;
+    }
+    free(*pidpath);
+    *pidpath = to;
+}
+
+/*
+ * USR2: starts the binary again (it may have been replaced on disk) as a
+ * new master that inherits the listening sockets and the shared segment.
+ * This master serves on until the new one says it runs, then drains.
+ */
+static void start_upgrade(struct runtime *rt, char **pidpath)
+{
+    int p[2];
+    if (upgrade_child) {
+        log_warning("SIGUSR2: an upgrade is already under way (pid %d)", (int)upgrade_child);
+        return;
+    }
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        log_error("SIGUSR2: pipe: %s", strerror(errno));
+        return;
+    }
+    rename_pidfile(pidpath, true);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        close(sigfd);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        runtime_exec_upgrade(rt, p[1]);
+        _exit(127);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        log_error("SIGUSR2: cannot fork: %s", strerror(errno));
+        close(p[0]);
+        rename_pidfile(pidpath, false);
+        return;
+    }
+    upgrade_child = pid;
+    upgrade_deadline = tls_now_ms() + UPGRADE_WAIT_MS;
+    upgrade_pipe = p[0];
+    upgrade_status = -1;
+    log_notice("SIGUSR2: starting a new master (pid %d); serving on until it runs",
+               (int)pid);
+}
+
+/* The new master reported (or died). Returns true if it runs. */
+static bool finish_upgrade(char **pidpath)
+{
+    upgrade_deadline = INT64_MAX;
+    char c = 0;
+    ssize_t n;
+    while ((n = read(upgrade_pipe, &c, 1)) < 0 && errno == EINTR)
+        ;
+    close(upgrade_pipe);
+    upgrade_pipe = -1;
+    if (n == 1 && c == '1') {
+        log_notice("upgrade: the new master (pid %d) runs; this one stops accepting and "
+                   "drains its workers", (int)upgrade_child);
+        upgrade_child = 0;
+        return true;
+    }
+    int status = upgrade_status;
+    if (status < 0 && waitpid(upgrade_child, &status, 0) < 0)
+        status = 0;
+    char how[128] = "exited before it ran";
+    describe_exit(status, how, sizeof how);
+    log_error("upgrade failed: the new master (pid %d) %s (its messages are in the log); "
+              "this master keeps serving", (int)upgrade_child, how);
+    upgrade_child = 0;
+    rename_pidfile(pidpath, false);
+    return false;
+}
+
 /* The next ticket key rotation, if keys are generated (not from files). */
 static void schedule_rotation(const struct runtime *rt)
 {
@@ -282,7 +401,7 @@ static int start_generation(struct runtime *rt)
     spawn_rate = 1;
     int want = dynamic ? cfg->workers.min_spare : cfg->workers.count, n = 0;
     for (int i = 0; i < nslots && n < want; i++) {
-        if (slots[i].pid != 0 || slots[i].old)
+        if (!slot_free(i))
             continue;
         if (!spawn(rt, i))
             slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
@@ -386,7 +505,7 @@ static int next_timeout(enum stop stop, int64_t deadline)
     return when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
 }
 
-int master_run(struct runtime *rt, int ready_fd)
+int master_run(struct runtime *rt, int ready_fd, char **pidpath)
 {
     sigset_t set;
     enum stop stop = RUNNING;
@@ -432,9 +551,35 @@ int master_run(struct runtime *rt, int ready_fd)
     }
 
     for (;;) {
-        struct pollfd p = { .fd = sigfd, .events = POLLIN };
-        int rc = poll(&p, 1, next_timeout(stop, deadline));
-        if (rc > 0) {
+        struct pollfd pf[2] = { { .fd = sigfd, .events = POLLIN },
+                                { .fd = upgrade_pipe, .events = POLLIN } };
+        int timeout = next_timeout(stop, deadline);
+        if (upgrade_child) {
+            int64_t left = upgrade_deadline - tls_now_ms();
+            if (timeout < 0 || left < timeout)
+                timeout = left < 0 ? 0 : (int)left;
+        }
+        int rc = poll(pf, upgrade_pipe >= 0 ? 2 : 1, timeout);
+        if (upgrade_child && tls_now_ms() >= upgrade_deadline && upgrade_pipe >= 0) {
+            log_error("upgrade: the new master (pid %d) did not report within %d s; killing it",
+                      (int)upgrade_child, UPGRADE_WAIT_MS / 1000);
+            kill(upgrade_child, SIGKILL);
+            upgrade_deadline = INT64_MAX;
+        }
+        if (rc > 0 && upgrade_pipe >= 0 && pf[1].revents) {
+            if (finish_upgrade(pidpath) && stop == RUNNING) {
+                /* The sockets are the new master's too: no shutdown(),
+                 * just stop accepting here and let the workers finish. */
+                handed_over = true;
+                stop = STOP_GRACEFUL;
+                deadline = tls_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
+                signal_workers(SIGQUIT);
+                for (size_t i = 0; i < rt->nlisteners; i++)
+                    close(rt->listeners[i].fd);
+                rt->nlisteners = 0;
+            }
+        }
+        if (rc > 0 && pf[0].revents) {
             struct signalfd_siginfo si;
             while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 switch (si.ssi_signo) {
@@ -479,8 +624,8 @@ int master_run(struct runtime *rt, int ready_fd)
                         reload(rt);
                     break;
                 case SIGUSR2:
-                    log_warning("SIGUSR2 ignored: binary upgrade is not built yet in this "
-                                "version; restart to run a new binary");
+                    if (stop == RUNNING)
+                        start_upgrade(rt, pidpath);
                     break;
                 }
                 if (si.ssi_signo != SIGCHLD)

@@ -59,8 +59,14 @@ void runtime_release(struct runtime *rt, const struct runtime *other);
 int runtime_drop_privileges(const struct config *cfg, char *err, size_t errlen);
 
 /* master.c: runs until stopped; returns the exit status. ready_fd, if
- * >= 0, is written to and closed once the workers run. */
-int master_run(struct runtime *rt, int ready_fd);
+ * >= 0, is written to and closed once the workers run. *pidfile is the
+ * pidfile's path (a USR2 upgrade renames it to PATH.oldbin, and sets it). */
+int master_run(struct runtime *rt, int ready_fd, char **pidfile);
+
+/* main.c: in a child of the master, runs the binary again as the new
+ * master (USR2), handing over the listeners and the shared segment; it
+ * reports readiness on ready_fd. Returns only on failure. */
+int runtime_exec_upgrade(const struct runtime *rt, int ready_fd);
 
 /* health.c: forks the prober if any upstream has health checks; returns
  * its pid, 0 if none is needed, -1 on error. */
