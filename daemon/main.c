@@ -607,12 +607,32 @@ static int pidfile_open(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-static void pidfile_write(int fd)
+/*
+ * Writes our pid so that no reader ever sees an empty or partial file: a
+ * new file next to it, locked, then renamed over it. The lock on the old
+ * file is held until the new one is in place, so a second instance never
+ * finds the path unlocked. Returns the fd that now holds the lock.
+ */
+static int pidfile_write(int fd, const char *path)
 {
-    char buf[32];
+    char buf[32], tmp[4200];
     int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
-        log_warning("cannot write the pidfile: %s", strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (nfd < 0 || flock(nfd, LOCK_EX | LOCK_NB) < 0 || write(nfd, buf, (size_t)n) != n ||
+        rename(tmp, path) < 0) {
+        log_warning("cannot write the pidfile %s: %s; writing it in place", path,
+                    strerror(errno));
+        if (nfd >= 0) {
+            unlink(tmp);
+            close(nfd);
+        }
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+            log_warning("cannot write the pidfile: %s", strerror(errno));
+        return fd;
+    }
+    close(fd);
+    return nfd;
 }
 
 /* Forks into the background. The parent waits until the master reports
@@ -767,7 +787,7 @@ int main(int argc, char **argv)
         }
     }
     if (pidfd >= 0)
-        pidfile_write(pidfd);
+        pidfd = pidfile_write(pidfd, cfg->pidfile);
     log_info("allocator: %s", allocator());
 
     char *pidpath = strdup(cfg->pidfile);     /* a reload replaces cfg */

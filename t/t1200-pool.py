@@ -79,6 +79,59 @@ def grows_and_shrinks():
 
 
 @case
+def burst():
+    # 500 clients at once against a pool that starts with 2 workers: the
+    # listen queue holds them while the pool grows; none is refused.
+    port = free_port()
+    with Daemon(pool_config(port, min_spare=2, max_spare=8, max=64), workers=2,
+                name="burst", level="info") as d:
+        ctx = tls_context()
+
+        def one(_):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30 * SLOW)
+            t = ctx.wrap_socket(s, server_hostname="example.test")
+            t.sendall(b"hi")
+            good = t.recv(2) == b"hi"
+            t.close()
+            return good
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=100) as ex:
+            res = list(ex.map(lambda i: _try(one, i), range(500)))
+        ok(all(res), f"a burst of 500 clients: all served, none refused "
+           f"({time.monotonic() - t0:.1f} s)", f"{res.count(True)} served")
+        ok(d.wait_log(r"pool|worker \d+ started", 1) or len(d.worker_pids()) > 2,
+           "the pool grew for the burst", len(d.worker_pids()))
+
+
+@case
+def crash_loop():
+    # Every new worker dies at once (its chroot is gone): the master backs
+    # off instead of spinning, and says so.
+    root = os.path.join(tmpdir(), "vanishing-root")
+    os.makedirs(os.path.join(root, "dev"))
+    os.mknod(os.path.join(root, "dev/urandom"), 0o444 | __import__("stat").S_IFCHR,
+             os.makedev(1, 9))
+    port = free_port()
+    cfg = pool_config(port, count=1).replace('pidfile = "tlsoffd.pid";',
+                                             f'pidfile = "tlsoffd.pid";\nchroot = "{root}";')
+    with Daemon(cfg, workers=1, name="crash", level="info") as d:
+        import shutil
+        shutil.rmtree(root)
+        os.kill(d.worker_pids()[0], signal.SIGKILL)
+        time.sleep(4 * SLOW)
+        log = d.log_text()
+        deaths = len(re.findall(r"worker 0 \(pid \d+\) exited with status 1", log))
+        ok(2 <= deaths <= 8, "in 4 s a worker that dies at start is retried a few times, "
+           "not thousands", deaths)
+        ok("after a back-off" in log, "the log says it backs off")
+        with open(f"/proc/{d.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ok(cpu < 1.0, "the master does not spin (CPU time under 1 s)", cpu)
+
+
+@case
 def recycling():
     port = free_port()
     with Daemon(pool_config(port, count=1, max_connections=3), workers=1, name="recycle") as d:

@@ -41,15 +41,30 @@ def served_cn(port):
 
 
 class Load:
-    """A bounded client loop: 4 threads of curl requests until stopped (at
-    most 60 s), counting failures."""
+    """A bounded client loop until stopped (at most 60 s), counting failures:
+    4 threads of curl requests (full handshakes) and 2 of openssl s_client
+    resuming a saved TLS 1.2 session (resumed handshakes)."""
 
-    def __init__(self, port):
-        self.port, self.stop_at, self.ok, self.failed = port, time.monotonic() + 60, 0, []
+    def __init__(self, port, sess):
+        self.port, self.sess, self.stop_at = port, sess, time.monotonic() + 60
+        self.ok, self.resumed, self.failed = 0, 0, []
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop) for _ in range(4)]
+        self.threads = [threading.Thread(target=self.loop) for _ in range(4)] + \
+                       [threading.Thread(target=self.resume_loop) for _ in range(2)]
         for t in self.threads:
             t.start()
+
+    def resume_loop(self):
+        while time.monotonic() < self.stop_at:
+            r = s_client(self.port, ["-tls1_2", "-servername", "example.test", "-sess_in",
+                                     self.sess, "-ign_eof"], input=b"GET / HTTP/1.0\r\n\r\n")
+            out = r.stdout.decode(errors="replace")
+            with self.lock:
+                if "hello from reload" in out:
+                    self.resumed += "\nReused, TLSv1.2" in out
+                    self.ok += 1
+                else:
+                    self.failed.append(("s_client", out[-200:]))
 
     def loop(self):
         while time.monotonic() < self.stop_at:
@@ -89,7 +104,7 @@ def reload_under_load():
                             "--resolve", f"example.test:{p1}:127.0.0.1",
                             f"https://example.test:{p1}/bytes/67108864"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    load = Load(p1)
+    load = Load(p1, sess)
     time.sleep(0.5 * SLOW)
     use_cert("rsa.test")
     rewrite(config([p1, p2]))
@@ -98,6 +113,7 @@ def reload_under_load():
     time.sleep(1.0 * SLOW)
     n, failed = load.finish()
     ok(n > 20 and not failed, f"{n} requests during the reload, none failed", failed[:5])
+    ok(load.resumed > 3, f"{load.resumed} of them were resumed TLS 1.2 handshakes")
     ok(poll_until(lambda: served_cn(p1) == "rsa.test", 5), "after: the new certificate is served")
     ok(served_cn(p2) == "rsa.test", "a listener added by the new configuration serves")
     out, err = big.communicate(timeout=90)

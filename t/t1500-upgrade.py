@@ -43,6 +43,16 @@ def loop(port, stop, results):
                        (r.returncode, r.stderr[:120]))
 
 
+def resume_loop(port, sess, stop, results, resumed):
+    """Resumed handshakes: openssl s_client offering a saved session."""
+    while not stop.is_set():
+        r = s_client(port, ["-tls1_2", "-servername", "example.test", "-sess_in", sess,
+                            "-ign_eof"], input=b"GET / HTTP/1.0\r\n\r\n")
+        out = r.stdout.decode(errors="replace")
+        results.append("hello from upgrade" in out or ("s_client", out[-200:]))
+        resumed.append("\nReused, TLSv1.2" in out)
+
+
 @case
 def upgrade_under_load():
     port = free_port()
@@ -55,8 +65,10 @@ def upgrade_under_load():
                             "60", "--resolve", f"example.test:{port}:127.0.0.1",
                             f"https://example.test:{port}/bytes/67108864"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stop, results = threading.Event(), []
-    threads = [threading.Thread(target=loop, args=(port, stop, results)) for _ in range(4)]
+    stop, results, resumed = threading.Event(), [], []
+    threads = [threading.Thread(target=loop, args=(port, stop, results)) for _ in range(4)] + \
+              [threading.Thread(target=resume_loop, args=(port, sess, stop, results, resumed))
+               for _ in range(2)]
     for t in threads:
         t.start()
     time.sleep(0.5 * SLOW)
@@ -79,6 +91,7 @@ def upgrade_under_load():
     bad = [r for r in results if r is not True]
     ok(len(results) > 20 and not bad, f"{len(results)} requests across the upgrade, none failed",
        bad[:5])
+    ok(sum(resumed) > 3, f"{sum(resumed)} of them were resumed TLS 1.2 handshakes")
     ok(not os.path.exists(os.path.join(d.dir, "tlsoffd.pid.oldbin")),
        "the old master's tlsoffd.pid.oldbin is gone")
     ok(new and pid_alive(new), "the new master runs")
