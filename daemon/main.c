@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <grp.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -24,6 +25,7 @@
 #endif
 
 #include "tlsoffd.h"
+#include "clock.h"
 #include "listen.h"
 #include "log.h"
 #include "sesscache.h"
@@ -165,13 +167,6 @@ int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
     return 0;
 }
 
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads every configured ticket key file into keys; returns how many. */
 static int read_key_files(const struct tls_conf *tc, struct ticket_key *keys, char *err,
                           size_t errlen)
@@ -247,7 +242,7 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
             size_t size;
             void *region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
             if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-                seed = (uint64_t)realtime_ms();
+                seed = (uint64_t)clock_real_ms();
             rt->cache = sesscache_init(region, size,
                                        (int64_t)(tc->session_cache.timeout * 1000), seed);
             if (!rt->cache) {
@@ -266,7 +261,7 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         bool had_files = old && old->cfg->tls.tickets.nkey_files;
         if (nkeys > 0)
             ticketkeys_set(rt->keys, keys, (size_t)nkeys);
-        else if ((!old && ticketkeys_count(rt->keys, realtime_ms()) == 0) ||
+        else if ((!old && ticketkeys_count(rt->keys, clock_real_ms()) == 0) ||
                  (old && (had_files || !old->keys)))
             runtime_rotate_ticket_key(rt);
         memset(keys, 0, sizeof keys);
@@ -287,7 +282,7 @@ void runtime_rotate_ticket_key(struct runtime *rt)
         log_error("cannot make a ticket key: %s; keeping the current one", strerror(errno));
         return;
     }
-    ticketkeys_rotate(rt->keys, &k, realtime_ms(),
+    ticketkeys_rotate(rt->keys, &k, clock_real_ms(),
                       (int64_t)(rt->cfg->tls.tickets.lifetime * 1000));
     memset(&k, 0, sizeof k);
 }
@@ -501,16 +496,17 @@ static int running_pid(const struct config *cfg)
 /* -s NAME: a signal for the master, by its name or its purpose. */
 static int signal_of(const char *what)
 {
-    static const struct { const char *name; int sig; } sigs[] = {
-        { "stop", SIGTERM }, { "term", SIGTERM }, { "TERM", SIGTERM },
-        { "quit", SIGQUIT }, { "QUIT", SIGQUIT },
-        { "reopen", SIGUSR1 }, { "usr1", SIGUSR1 }, { "USR1", SIGUSR1 },
-        { "reload", SIGHUP }, { "hup", SIGHUP }, { "HUP", SIGHUP },
-        { "upgrade", SIGUSR2 }, { "usr2", SIGUSR2 }, { "USR2", SIGUSR2 },
-        { "int", SIGINT }, { "INT", SIGINT },
+    /* By purpose, then by signal name (upper or lower case). */
+    static const struct { const char *purpose, *name; int sig; } sigs[] = {
+        { .purpose = "stop", .name = "term", .sig = SIGTERM },
+        { .purpose = "quit", .name = "quit", .sig = SIGQUIT },
+        { .purpose = "reopen", .name = "usr1", .sig = SIGUSR1 },
+        { .purpose = "reload", .name = "hup", .sig = SIGHUP },
+        { .purpose = "upgrade", .name = "usr2", .sig = SIGUSR2 },
+        { .purpose = "int", .name = "int", .sig = SIGINT },
     };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        if (strcmp(sigs[i].name, what) == 0)
+        if (strcmp(sigs[i].purpose, what) == 0 || strcasecmp(sigs[i].name, what) == 0)
             return sigs[i].sig;
     return 0;
 }
@@ -555,7 +551,7 @@ static int send_command(const struct config *cfg, const char *what)
     if (keys && ticketkeys_generation(keys) > 0)
         printf("ticket_keys generation=%llu decrypting=%zu\n",
                (unsigned long long)ticketkeys_generation(keys),
-               ticketkeys_count(keys, realtime_ms()));
+               ticketkeys_count(keys, clock_real_ms()));
     else
         printf("ticket_keys off\n");
     if (st)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "tlsoffd.h"
+#include "clock.h"
 #include "log.h"
 #include "ticketkeys.h"
 
@@ -63,7 +64,7 @@ static pid_t spawn(struct runtime *rt, int id)
         return 0;
     }
     slots[id].pid = pid;
-    slots[id].started = tls_now_ms();
+    slots[id].started = clock_now_ms();
     slots[id].respawn_at = INT64_MAX;
     slots[id].old = false;
     log_debug("worker %d started as pid %d", id, (int)pid);
@@ -143,7 +144,7 @@ static void reap(enum stop stop)
             if (stop == RUNNING) {
                 log_error("the health prober (pid %d) %s; restarting it in 1 s (server "
                           "states stay as they are meanwhile)", (int)pid, how);
-                prober_respawn_at = tls_now_ms() + 1000;
+                prober_respawn_at = clock_now_ms() + 1000;
             }
             continue;
         }
@@ -173,7 +174,7 @@ static void reap(enum stop stop)
                 log_debug("worker %d (pid %d) %s", i, (int)pid, how);
                 break;
             }
-            int64_t now = tls_now_ms();
+            int64_t now = clock_now_ms();
             if (dynamic) {
                 /* A crash: back off the whole pool if workers die at once. */
                 if (now - s->started < QUICK_DEATH_MS) {
@@ -348,7 +349,7 @@ static void start_upgrade(struct runtime *rt, char **pidpath)
         return;
     }
     upgrade_child = pid;
-    upgrade_deadline = tls_now_ms() + UPGRADE_WAIT_MS;
+    upgrade_deadline = clock_now_ms() + UPGRADE_WAIT_MS;
     upgrade_pipe = p[0];
     upgrade_status = -1;
     log_notice("SIGUSR2: starting a new master (pid %d); serving on until it runs",
@@ -390,7 +391,7 @@ static void schedule_rotation(const struct runtime *rt)
     if (!rt->keys || tc->tickets.nkey_files)
         next_rotation = INT64_MAX;
     else if (next_rotation == INT64_MAX)
-        next_rotation = tls_now_ms() + (int64_t)(tc->tickets.rotate * 1000);
+        next_rotation = clock_now_ms() + (int64_t)(tc->tickets.rotate * 1000);
 }
 
 /* Starts the workers of rt's configuration in free slots; returns how many. */
@@ -404,7 +405,7 @@ static int start_generation(struct runtime *rt)
         if (!slot_free(i))
             continue;
         if (!spawn(rt, i))
-            slots[i].respawn_at = tls_now_ms() + RESPAWN_MIN_MS;
+            slots[i].respawn_at = clock_now_ms() + RESPAWN_MIN_MS;
         n++;
     }
     return n;
@@ -456,7 +457,7 @@ static void reload(struct runtime *rt)
     int started = start_generation(rt);
     if ((prober = health_start(rt)) < 0) {
         prober = 0;
-        prober_respawn_at = tls_now_ms() + 1000;
+        prober_respawn_at = clock_now_ms() + 1000;
     }
     log_notice("SIGHUP: configuration reloaded from %s: %d new workers, %zu listeners; %d "
                "workers of the previous configuration finish their connections", rt->cfg->path,
@@ -489,7 +490,7 @@ static void notify_systemd(const char *state)
 
 static int next_timeout(enum stop stop, int64_t deadline)
 {
-    int64_t now = tls_now_ms(), when = next_rotation;
+    int64_t now = clock_now_ms(), when = next_rotation;
     if (stop != RUNNING)
         when = deadline;
     else if (prober_respawn_at < when)
@@ -533,7 +534,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     int start = start_generation(rt);
     if ((prober = health_start(rt)) < 0) {
         prober = 0;
-        prober_respawn_at = tls_now_ms() + 1000;
+        prober_respawn_at = clock_now_ms() + 1000;
     }
     if (dynamic)
         log_notice("%s %s running: %d workers (pool: %d..%d spare, at most %d), %zu listeners, "
@@ -555,12 +556,12 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
                                 { .fd = upgrade_pipe, .events = POLLIN } };
         int timeout = next_timeout(stop, deadline);
         if (upgrade_child) {
-            int64_t left = upgrade_deadline - tls_now_ms();
+            int64_t left = upgrade_deadline - clock_now_ms();
             if (timeout < 0 || left < timeout)
                 timeout = left < 0 ? 0 : (int)left;
         }
         int rc = poll(pf, upgrade_pipe >= 0 ? 2 : 1, timeout);
-        if (upgrade_child && tls_now_ms() >= upgrade_deadline && upgrade_pipe >= 0) {
+        if (upgrade_child && clock_now_ms() >= upgrade_deadline && upgrade_pipe >= 0) {
             log_error("upgrade: the new master (pid %d) did not report within %d s; killing it",
                       (int)upgrade_child, UPGRADE_WAIT_MS / 1000);
             kill(upgrade_child, SIGKILL);
@@ -572,7 +573,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
                  * just stop accepting here and let the workers finish. */
                 handed_over = true;
                 stop = STOP_GRACEFUL;
-                deadline = tls_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
+                deadline = clock_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
                 signal_workers(SIGQUIT);
                 for (size_t i = 0; i < rt->nlisteners; i++)
                     close(rt->listeners[i].fd);
@@ -591,7 +592,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
                     if (stop != STOP_FAST) {
                         log_notice("%s: fast stop", strsignal((int)si.ssi_signo));
                         stop = STOP_FAST;
-                        deadline = tls_now_ms() + FAST_STOP_MS;
+                        deadline = clock_now_ms() + FAST_STOP_MS;
                         signal_workers(SIGTERM);
                     }
                     break;
@@ -601,7 +602,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
                                    "workers to finish their connections",
                                    rt->cfg->timeouts.shutdown, live_workers());
                         stop = STOP_GRACEFUL;
-                        deadline = tls_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
+                        deadline = clock_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
                         signal_workers(SIGQUIT);
                         stop_listening(rt);
                     }
@@ -635,7 +636,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
         if (stop != RUNNING) {
             if (live_workers() == 0)
                 break;
-            if (tls_now_ms() >= deadline) {
+            if (clock_now_ms() >= deadline) {
                 log_warning("%d workers still busy after the %s; killing them",
                             live_workers(), stop == STOP_GRACEFUL ? "shutdown timeout"
                                                                   : "fast stop");
@@ -649,7 +650,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
             }
             continue;
         }
-        int64_t now = tls_now_ms();
+        int64_t now = clock_now_ms();
         if (now >= prober_respawn_at) {
             prober_respawn_at = INT64_MAX;
             if ((prober = health_start(rt)) < 0) {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "tlsoffd.h"
+#include "clock.h"
 #include "listen.h"
 #include "log.h"
 #include "proxyproto.h"
@@ -145,7 +146,7 @@ struct conn_log {
 
 static void log_conn(const struct conn_log *l)
 {
-    double dur = (double)(tls_now_ms() - l->start) / 1000.0;
+    double dur = (double)(clock_now_ms() - l->start) / 1000.0;
     bool ok = strcmp(l->outcome, "ok") == 0;
     log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s resumed=%s "
                "in=%llu out=%llu duration=%.3f outcome=%s%s%s%s", l->client, l->frontend,
@@ -198,8 +199,8 @@ static int connect_backend(struct runtime *rt, const struct frontend_conf *fe,
         static int64_t warned;      /* at most one line a second per worker */
         l->outcome = "no-server";
         snprintf(l->reason, sizeof l->reason, "upstream '%s' has no server up", up->name);
-        if (tls_now_ms() - warned >= 1000) {
-            warned = tls_now_ms();
+        if (clock_now_ms() - warned >= 1000) {
+            warned = clock_now_ms();
             log_warning("upstream '%s' has no server up: clients are turned away", up->name);
         }
     } else {
@@ -279,7 +280,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     const struct config *cfg = rt->cfg;
     struct tls_conn tc;
     struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
-                          .cipher = "-", .sni = "-", .resumed = "-", .start = tls_now_ms(),
+                          .cipher = "-", .sni = "-", .resumed = "-", .start = clock_now_ms(),
                           .outcome = "ok" };
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);

@@ -1,4 +1,5 @@
 #include "probe.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -44,13 +45,6 @@ static void say(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Up to max bytes of s as printable ASCII, for quoting a reply in a reason. */
@@ -450,7 +444,7 @@ enum io_rc { IO_OK = 0, IO_EOF = 1, IO_ERR = -1 };
 static enum io_rc wait_fd(struct io *c, short events)
 {
     for (;;) {
-        int64_t left = c->deadline - now_ms();
+        int64_t left = c->deadline - clock_now_ms();
         if (left <= 0) {
             say(c->reason, c->rlen, "timed out after %gs", c->timeout);
             return IO_ERR;
@@ -614,7 +608,7 @@ static void tls_close(struct io *c)
 {
     char scratch[PROBE_REASON_MAX], buf[4096];
     struct io q = *c;
-    int64_t grace = now_ms() + CLOSE_GRACE_MS;
+    int64_t grace = clock_now_ms() + CLOSE_GRACE_MS;
     if (q.deadline > grace)
         q.deadline = grace;
     q.reason = scratch;
@@ -723,7 +717,7 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
         return;
     }
 
-    c.deadline = now_ms() + (int64_t)(pc->timeout * 1000 + 0.5);
+    c.deadline = clock_now_ms() + (int64_t)(pc->timeout * 1000 + 0.5);
     c.fd = upstream_connect(a, pc->timeout, &why, sys, sizeof sys);
     if (c.fd < 0) {
         if (why == UPSTREAM_TIMEOUT)

@@ -1,4 +1,5 @@
 #include "relay.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -221,7 +222,7 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
                                { .fd = backend, .events = s.bev } };
         /* While the client is sending, keep the deadline for TLS writes
          * (close_notify, blocked records) one idle period ahead. */
-        client->deadline = tls_now_ms() + idle_ms;
+        client->deadline = clock_now_ms() + idle_ms;
         if (backend_tls)
             backend_tls->deadline = client->deadline;
         int rc = poll(p, 2, idle_ms);

@@ -1,4 +1,5 @@
 #include "tls.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -22,13 +23,6 @@
 #include "sesscache.h"
 #include "stats.h"
 #include "ticketkeys.h"
-
-int64_t tls_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void tls_global_init(void)
 {
@@ -60,7 +54,7 @@ const char *tls_library_version(void)
 static int wait_fd(struct tls_conn *c, short events)
 {
     for (;;) {
-        int64_t left = c->deadline - tls_now_ms();
+        int64_t left = c->deadline - clock_now_ms();
         if (left <= 0) {
             c->timed_out = true;
             return -1;
@@ -148,13 +142,6 @@ void tls_set_stats(struct stats_worker *w)
     counters = w;
 }
 
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * A new session: TLS 1.2 sessions with an ID go to the shared cache.
  * TLS 1.3 resumes statelessly by ticket, and a TLS 1.2 ticket session has
@@ -177,7 +164,7 @@ static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     log_debug("session cache: storing a %d-byte session", sz);
     unsigned char *p = buf;
     wolfSSL_i2d_SSL_SESSION(sess, &p);      /* writes at p; does not advance it */
-    switch (sesscache_store(resumption.cache, id, idlen, buf, (size_t)sz, tls_now_ms())) {
+    switch (sesscache_store(resumption.cache, id, idlen, buf, (size_t)sz, clock_now_ms())) {
     case SESSCACHE_STORED_EVICTING:
         stats_inc(counters, ST_CACHE_EVICT);
         /* fall through */
@@ -201,7 +188,7 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int l
      * carry the session themselves. */
     if (wolfSSL_version(ssl) == TLS1_3_VERSION || len <= 0)
         return NULL;
-    size_t n = sesscache_lookup(resumption.cache, id, (size_t)len, buf, sizeof buf, tls_now_ms());
+    size_t n = sesscache_lookup(resumption.cache, id, (size_t)len, buf, sizeof buf, clock_now_ms());
     if (n == 0) {
         stats_inc(counters, ST_CACHE_MISS);
         return NULL;
@@ -234,7 +221,7 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
         return WOLFSSL_TICKET_RET_OK;
     }
     switch (ticketkeys_decrypt(resumption.keys, name, iv, mac, ticket, (size_t)len,
-                               realtime_ms())) {
+                               clock_real_ms())) {
     case TICKET_DEC_CURRENT:
         *outlen = len;
         c->ticket_ok = true;
@@ -571,7 +558,7 @@ void tls_conn_error(struct tls_conn *c, int ret, char *buf, size_t len)
 enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len)
 {
     c->nonblock = false;
-    c->deadline = tls_now_ms() + (int64_t)(timeout * 1000);
+    c->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     int ret = wolfSSL_accept(c->ssl);
     count_handshake(c, ret == WOLFSSL_SUCCESS);
     if (ret == WOLFSSL_SUCCESS)
@@ -588,7 +575,7 @@ enum tls_io tls_conn_connect(struct tls_conn *c, const struct backend_tls_conf *
                              void *session, double timeout, char *reason, size_t len)
 {
     c->nonblock = false;
-    c->deadline = tls_now_ms() + (int64_t)(timeout * 1000);
+    c->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     if (t->sni)
         wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, t->sni, (unsigned short)strlen(t->sni));
     if (t->verify && t->verify_name)
@@ -660,8 +647,8 @@ void tls_conn_close_notify(struct tls_conn *c)
 {
     bool nb = c->nonblock;
     c->nonblock = false;
-    if (c->deadline < tls_now_ms() + 1000)
-        c->deadline = tls_now_ms() + 1000;
+    if (c->deadline < clock_now_ms() + 1000)
+        c->deadline = clock_now_ms() + 1000;
     wolfSSL_shutdown(c->ssl);
     c->nonblock = nb;
 }

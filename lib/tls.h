@@ -85,9 +85,6 @@ enum tls_io {
     TLS_IO_ERROR,
 };
 
-/* Milliseconds on CLOCK_MONOTONIC. */
-int64_t tls_now_ms(void);
-
 int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
 void tls_conn_free(struct tls_conn *c);
 

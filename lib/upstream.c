@@ -1,4 +1,5 @@
 #include "upstream.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -24,13 +25,6 @@ static enum upstream_err classify(int err)
     }
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int upstream_connect(const struct addr *a, double timeout, enum upstream_err *why,
                      char *reason, size_t len)
 {
@@ -47,9 +41,9 @@ int upstream_connect(const struct addr *a, double timeout, enum upstream_err *wh
         err = errno;
         goto fail;
     }
-    int64_t deadline = now_ms() + (int64_t)(timeout * 1000);
+    int64_t deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - clock_now_ms();
         if (left <= 0) {
             err = ETIMEDOUT;
             goto fail;
@@ -85,7 +79,7 @@ int upstream_send(int fd, const void *buf, size_t len, double timeout, char *rea
                   size_t reasonlen)
 {
     const char *p = buf;
-    int64_t deadline = now_ms() + (int64_t)(timeout * 1000);
+    int64_t deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -97,9 +91,9 @@ int upstream_send(int fd, const void *buf, size_t len, double timeout, char *rea
             snprintf(reason, reasonlen, "send: %s", strerror(errno));
             return -1;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - clock_now_ms();
         struct pollfd pf = { .fd = fd, .events = POLLOUT };
-        if (left <= 0 || (poll(&pf, 1, (int)left) == 0 && now_ms() >= deadline)) {
+        if (left <= 0 || (poll(&pf, 1, (int)left) == 0 && clock_now_ms() >= deadline)) {
             snprintf(reason, reasonlen, "send timed out");
             return -1;
         }
@@ -282,7 +276,7 @@ static bool is_up(const struct up_rt *r, size_t i)
     if (load32(&s->up))
         return true;
     return r->conf->health.type == HEALTH_NONE &&
-           now_ms() >= __atomic_load_n(&s->retry_at, __ATOMIC_RELAXED);
+           clock_now_ms() >= __atomic_load_n(&s->retry_at, __ATOMIC_RELAXED);
 }
 
 static bool eligible(const struct up_rt *r, size_t i, bool backup, const bool *tried)
@@ -442,13 +436,6 @@ void upstream_conn_end(struct upstreams *u, size_t up, size_t server)
     __atomic_sub_fetch(&u->up[up].st[server].active, 1, __ATOMIC_RELAXED);
 }
 
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Moves up from `from` to `to`; true for the one caller that did it. */
 static bool flip(struct server_state *s, uint32_t from, uint32_t to)
 {
@@ -456,7 +443,7 @@ static bool flip(struct server_state *s, uint32_t from, uint32_t to)
     if (!__atomic_compare_exchange_n(&s->up, &expect, to, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_RELAXED))
         return false;
-    __atomic_store_n(&s->changed, realtime_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->changed, clock_real_ms(), __ATOMIC_RELAXED);
     return true;
 }
 
@@ -482,11 +469,11 @@ int upstream_report(struct upstreams *u, size_t up, size_t server, bool ok, bool
         /* A torn message is possible if two processes write at once; it is
          * for humans, and always NUL-terminated. */
         snprintf(s->error, sizeof s->error, "%s", error);
-        __atomic_store_n(&s->error_at, realtime_ms(), __ATOMIC_RELAXED);
+        __atomic_store_n(&s->error_at, clock_real_ms(), __ATOMIC_RELAXED);
     }
     uint32_t fails = __atomic_add_fetch(&s->fails, 1, __ATOMIC_RELAXED);
     if (h->type == HEALTH_NONE)
-        __atomic_store_n(&s->retry_at, now_ms() + (int64_t)(h->interval * 1000),
+        __atomic_store_n(&s->retry_at, clock_now_ms() + (int64_t)(h->interval * 1000),
                          __ATOMIC_RELAXED);
     if (fails >= (uint32_t)h->fall || (!probe && h->type == HEALTH_NONE))
         return flip(s, 1, 0) ? -1 : 0;
