@@ -3,7 +3,8 @@
 # skipping what is already there. Uses sudo when not run as root.
 set -eu
 pkgs="build-essential pkg-config autoconf libwolfssl-dev libconfig-dev libjemalloc-dev check
-      openssl curl python3 mandoc nginx haproxy"
+      openssl curl python3 mandoc nginx haproxy
+      gnutls-bin testssl.sh python3-cryptography"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -150,10 +150,15 @@ static void version(void)
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
-    rt->ctx = calloc(cfg->nfrontends, sizeof *rt->ctx);
-    for (size_t i = 0; i < cfg->nfrontends; i++)
-        if (!(rt->ctx[i] = tls_server_ctx_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
+    rt->fe = calloc(cfg->nfrontends, sizeof *rt->fe);
+    for (size_t i = 0; i < cfg->nfrontends; i++) {
+        size_t stapling, n;
+        if (!(rt->fe[i] = tls_frontend_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
             return -1;
+        n = tls_frontend_certs(rt->fe[i], &stapling);
+        log_debug("frontend '%s': %zu certificate%s, %zu with an OCSP staple",
+                  cfg->frontends[i].name, n, n == 1 ? "" : "s", stapling);
+    }
     rt->backend_ctx = calloc(cfg->nupstreams, sizeof *rt->backend_ctx);
     for (size_t i = 0; i < cfg->nupstreams; i++) {
         const struct upstream_conf *up = &cfg->upstreams[i];
@@ -415,8 +420,8 @@ static bool listens_on(const struct runtime *rt, int fd)
  */
 void runtime_release(struct runtime *rt, const struct runtime *other)
 {
-    for (size_t i = 0; rt->ctx && i < rt->cfg->nfrontends; i++)
-        tls_ctx_free(rt->ctx[i]);
+    for (size_t i = 0; rt->fe && i < rt->cfg->nfrontends; i++)
+        tls_frontend_free(rt->fe[i]);
     for (size_t i = 0; rt->backend_ctx && i < rt->cfg->nupstreams; i++) {
         for (size_t j = 0; rt->backend_ctx[i] && j < rt->cfg->upstreams[i].nservers; j++)
             tls_ctx_free(rt->backend_ctx[i][j]);
@@ -426,7 +431,7 @@ void runtime_release(struct runtime *rt, const struct runtime *other)
     for (size_t i = 0; i < rt->nlisteners; i++)
         if (!listens_on(other, rt->listeners[i].fd))
             close(rt->listeners[i].fd);
-    free(rt->ctx);
+    free(rt->fe);
     free(rt->listeners);
     free(rt->listener_kept);
     if (rt->accept_lock)

@@ -24,7 +24,7 @@ struct listener {
 /* Everything built from one configuration before the first fork. */
 struct runtime {
     struct config *cfg;
-    WOLFSSL_CTX **ctx;              /* one per frontend */
+    struct tls_frontend **fe;       /* one per frontend: its certificates' contexts */
     struct listener *listeners;
     size_t nlisteners;
     pthread_mutex_t *accept_lock;   /* shared by this generation's workers */

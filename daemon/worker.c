@@ -138,6 +138,8 @@ struct conn_log {
     char backend[ADDR_STRLEN];
     const char *version, *cipher, *resumed;     /* static strings */
     char sni[256];          /* a copy: wolfSSL may free its own at close_notify */
+    char alpn[256];
+    char client_cert[260];  /* "-" or the subject, quoted */
     uint64_t in, out;
     int64_t start;
     const char *outcome;
@@ -148,9 +150,10 @@ static void log_conn(const struct conn_log *l)
 {
     double dur = (double)(clock_now_ms() - l->start) / 1000.0;
     bool ok = strcmp(l->outcome, "ok") == 0;
-    log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s resumed=%s "
-               "in=%llu out=%llu duration=%.3f outcome=%s%s%s%s", l->client, l->frontend,
-               l->backend, l->version, l->cipher, l->sni, l->resumed, (unsigned long long)l->in,
+    log_access(!ok, "client=%s frontend=%s backend=%s tls=%s cipher=%s sni=%s alpn=%s "
+               "resumed=%s client_cert=%s in=%llu out=%llu duration=%.3f outcome=%s%s%s%s",
+               l->client, l->frontend, l->backend, l->version, l->cipher, l->sni, l->alpn,
+               l->resumed, l->client_cert, (unsigned long long)l->in,
                (unsigned long long)l->out, dur, l->outcome,
                l->reason[0] ? " reason=\"" : "", l->reason, l->reason[0] ? "\"" : "");
 }
@@ -161,11 +164,10 @@ static void log_conn(const struct conn_log *l)
  * more. A failed connect counts against its server (passive check).
  * Returns the socket, or -1 with the outcome and reason in l.
  */
-static int connect_backend(struct runtime *rt, const struct frontend_conf *fe,
-                           const struct sockaddr_storage *peer, int *si, struct conn_log *l)
+static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_storage *peer,
+                           int *si, struct conn_log *l)
 {
-    const struct upstream_conf *up = config_frontend_upstream(rt->cfg, fe);
-    size_t ui = fe->upstream_index;
+    const struct upstream_conf *up = &rt->cfg->upstreams[ui];
     bool tried[CONFIG_MAX_SERVERS] = { false };
     char why[128] = "";
     enum upstream_err ue = UPSTREAM_ERROR;
@@ -228,11 +230,11 @@ static void **session_slot(struct runtime *rt, size_t up, size_t server)
  * (if configured), then, for a TLS server, our TLS handshake. 0, or -1 with
  * the outcome and reason in l.
  */
-static int open_backend(struct runtime *rt, const struct frontend_conf *fe, size_t si, int b,
-                        int client_fd, const struct sockaddr_storage *peer,
-                        struct tls_conn *client, struct tls_conn *bt, struct conn_log *l)
+static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int client_fd,
+                        const struct sockaddr_storage *peer, struct tls_conn *client,
+                        struct tls_conn *bt, struct conn_log *l)
 {
-    const struct upstream_conf *up = config_frontend_upstream(rt->cfg, fe);
+    const struct upstream_conf *up = &rt->cfg->upstreams[ui];
     const struct server_conf *sv = &up->servers[si];
     double timeout = rt->cfg->timeouts.connect;
 
@@ -241,10 +243,17 @@ static int open_backend(struct runtime *rt, const struct frontend_conf *fe, size
         socklen_t ll = sizeof local;
         unsigned char hdr[PROXYPROTO_V2_MAX];
         getsockname(client_fd, (struct sockaddr *)&local, &ll);
+        struct tls_peer cp;
+        tls_conn_peer(client, &cp);
         struct proxy_info pi = {
             .src = (const struct sockaddr *)peer, .dst = (const struct sockaddr *)&local,
+            .alpn = tls_conn_alpn(client),
             .authority = strcmp(l->sni, "-") ? l->sni : NULL,
             .tls_version = tls_conn_version(client), .cipher = tls_conn_cipher(client),
+            .sig_alg = tls_conn_sig_alg(client), .key_alg = tls_conn_key_alg(client),
+            .client_cn = *cp.cn ? cp.cn : NULL,
+            .client_cert_conn = cp.presented, .client_cert_sess = cp.session,
+            .verify = 0,    /* a certificate that did not verify ended the handshake */
         };
         ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
                                           : proxyproto_v2(&pi, hdr, sizeof hdr);
@@ -258,8 +267,8 @@ static int open_backend(struct runtime *rt, const struct frontend_conf *fe, size
     if (!sv->tls.enabled)
         return 0;
     char why[160];
-    void **session = session_slot(rt, fe->upstream_index, si);
-    if (tls_conn_init(bt, rt->backend_ctx[fe->upstream_index][si], b) < 0) {
+    void **session = session_slot(rt, ui, si);
+    if (tls_conn_init(bt, rt->backend_ctx[ui][si], b) < 0) {
         l->outcome = "internal-error";
         snprintf(l->reason, sizeof l->reason, "cannot set up TLS to the backend");
         return -1;
@@ -280,32 +289,36 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     const struct config *cfg = rt->cfg;
     struct tls_conn tc;
     struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
-                          .cipher = "-", .sni = "-", .resumed = "-", .start = clock_now_ms(),
-                          .outcome = "ok" };
+                          .cipher = "-", .sni = "-", .alpn = "-", .resumed = "-",
+                          .client_cert = "-", .start = clock_now_ms(), .outcome = "ok" };
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
     stats_set_state(my_stats, WS_HANDSHAKE, l.client);
     listen_tune_conn(fd);
-    if (tls_conn_init(&tc, rt->ctx[ls->frontend], fd) < 0) {
-        l.outcome = "internal-error";
-        snprintf(l.reason, sizeof l.reason, "cannot set up a TLS connection: %s", strerror(errno));
-        goto out;
-    }
-    enum tls_io hs = tls_conn_accept(&tc, cfg->timeouts.handshake, l.reason, sizeof l.reason);
+    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &tc, fd, cfg->timeouts.handshake,
+                                         l.reason, sizeof l.reason);
+    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
     if (hs != TLS_IO_OK) {
         l.outcome = hs == TLS_IO_TIMEOUT ? "handshake-timeout" : "handshake-failed";
         goto out;
     }
     l.version = tls_conn_version(&tc);
     l.cipher = tls_conn_cipher(&tc);
-    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
     l.resumed = tls_resumed_name(tls_conn_resumed(&tc));
+    const char *alpn = tls_conn_alpn(&tc);
+    if (alpn)
+        snprintf(l.alpn, sizeof l.alpn, "%s", alpn);
+    struct tls_peer cp;
+    tls_conn_peer(&tc, &cp);
+    if (*cp.subject)
+        snprintf(l.client_cert, sizeof l.client_cert, "\"%s\"", cp.subject);
+    size_t ui = config_frontend_route(fe, alpn);
 
     int si = -1;
     struct tls_conn bt = { .ssl = NULL };
-    int b = connect_backend(rt, fe, peer, &si, &l);
-    if (b >= 0 && open_backend(rt, fe, (size_t)si, b, fd, peer, &tc, &bt, &l) < 0) {
-        upstream_conn_end(rt->ups, fe->upstream_index, (size_t)si);
+    int b = connect_backend(rt, ui, peer, &si, &l);
+    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, &tc, &bt, &l) < 0) {
+        upstream_conn_end(rt->ups, ui, (size_t)si);
         tls_conn_free(&bt);
         close(b);
         b = -1;
@@ -320,11 +333,11 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
     stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
     if (bt.ssl) {
-        tls_conn_save_session(&bt, session_slot(rt, fe->upstream_index, (size_t)si));
+        tls_conn_save_session(&bt, session_slot(rt, ui, (size_t)si));
         tls_conn_free(&bt);
     }
     close(b);
-    upstream_conn_end(rt->ups, fe->upstream_index, (size_t)si);
+    upstream_conn_end(rt->ups, ui, (size_t)si);
     l.in = rr.to_backend;
     l.out = rr.to_client;
     l.outcome = relay_end_outcome(rr.end);

@@ -22,9 +22,20 @@ struct listen_conf {
 };
 
 struct cert_conf {
-    char *cert;             /* PEM chain: leaf first */
+    char *cert;             /* PEM chain: leaf first (then its issuer, for OCSP) */
     char *key;
+    char *ocsp_file;        /* DER OCSP response to staple; NULL: none */
     char *where;            /* "file:line" of this entry, for load errors */
+};
+
+enum verify_client { VERIFY_CLIENT_NONE, VERIFY_CLIENT_OPTIONAL, VERIFY_CLIENT_REQUIRED };
+
+/* alpn_upstreams: a negotiated protocol sends the connection here. */
+struct alpn_route {
+    char *protocol;
+    char *upstream;
+    size_t upstream_index;
+    char *where;
 };
 
 struct frontend_conf {
@@ -32,7 +43,17 @@ struct frontend_conf {
     size_t nlisten;
     struct listen_conf *listen;
     size_t ncerts;
-    struct cert_conf *certs;
+    struct cert_conf *certs;    /* the list, then cert_dir's files; [0] is the default */
+    char *cert_dir;
+    bool strict_sni;        /* refuse a client whose SNI matches no certificate */
+    size_t nalpn;
+    char **alpn;            /* offered, in the server's order of preference */
+    size_t nroutes;
+    struct alpn_route *routes;
+    enum verify_client verify_client;
+    char *client_ca;        /* PEM CA certificates for client certificates */
+    char *client_crl;       /* PEM CRLs; NULL: none */
+    int verify_depth;
     char *upstream;         /* name, resolved below */
     size_t upstream_index;
     char *where;
@@ -164,6 +185,9 @@ struct config {
 #define CONFIG_DEFAULT_TICKET_LIFETIME  43200.0
 #define CONFIG_MAX_TICKET_KEYS          32      /* keys that decrypt at once */
 #define CONFIG_DEFAULT_RETRIES          2
+#define CONFIG_DEFAULT_VERIFY_DEPTH     4
+#define CONFIG_MAX_ALPN                 16      /* protocols per frontend */
+#define CONFIG_MAX_CERTS                4096    /* per frontend, with cert_dir */
 #define CONFIG_DEFAULT_HEALTH_INTERVAL  2.0
 #define CONFIG_DEFAULT_HEALTH_TIMEOUT   1.0
 #define CONFIG_DEFAULT_RISE             2
@@ -187,5 +211,8 @@ static inline int config_worker_slots(const struct config *cfg)
 /* The frontend's upstream. */
 const struct upstream_conf *config_frontend_upstream(const struct config *cfg,
                                                      const struct frontend_conf *fe);
+/* The upstream for a negotiated ALPN protocol (NULL: none): an
+ * alpn_upstreams entry, else the frontend's upstream. */
+size_t config_frontend_route(const struct frontend_conf *fe, const char *alpn);
 
 #endif

@@ -140,25 +140,33 @@ size_t ticketkeys_count(const struct ticketkeys *r, int64_t now)
     return n;
 }
 
-static void aad(uint8_t out[34], const uint8_t name[16], const uint8_t iv[16], size_t len)
+#define AAD_LEN (34 + TICKET_SCOPE_LEN)
+
+/* name || iv || len || scope */
+static void aad(uint8_t out[AAD_LEN], const uint8_t *scope, const uint8_t name[16],
+                const uint8_t iv[16], size_t len)
 {
     memcpy(out, name, 16);
     memcpy(out + 16, iv, 16);
     out[32] = (uint8_t)(len >> 8);
     out[33] = (uint8_t)len;
+    if (scope)
+        memcpy(out + 34, scope, TICKET_SCOPE_LEN);
+    else
+        memset(out + 34, 0, TICKET_SCOPE_LEN);
 }
 
-int ticketkeys_encrypt(struct ticketkeys *r, uint8_t name[16], uint8_t iv[16], uint8_t mac[32],
-                       uint8_t *ticket, size_t len)
+int ticketkeys_encrypt(struct ticketkeys *r, const uint8_t *scope, uint8_t name[16],
+                       uint8_t iv[16], uint8_t mac[32], uint8_t *ticket, size_t len)
 {
     struct ticket_key k;
-    uint8_t ad[34], out[TICKET_MAX_PLAIN];
+    uint8_t ad[AAD_LEN], out[TICKET_MAX_PLAIN];
     if (len > sizeof out || read_key(r, NULL, 0, &k) != 0)
         return -1;
     if (getrandom(iv, 16, 0) != 16)
         return -1;
     memcpy(name, k.name, 16);
-    aad(ad, name, iv, len);
+    aad(ad, scope, name, iv, len);
     if (wc_ChaCha20Poly1305_Encrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, out, mac) != 0)
         return -1;
     memcpy(ticket, out, len);
@@ -169,18 +177,19 @@ int ticketkeys_encrypt(struct ticketkeys *r, uint8_t name[16], uint8_t iv[16], u
     return 0;
 }
 
-enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t name[16],
-                                   const uint8_t iv[16], const uint8_t mac[32], uint8_t *ticket,
-                                   size_t len, int64_t now)
+enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t *scope,
+                                   const uint8_t name[16], const uint8_t iv[16],
+                                   const uint8_t mac[32], uint8_t *ticket, size_t len,
+                                   int64_t now)
 {
     struct ticket_key k;
-    uint8_t ad[34], out[TICKET_MAX_PLAIN];
+    uint8_t ad[AAD_LEN], out[TICKET_MAX_PLAIN];
     int at = read_key(r, name, now, &k);
     if (at < 0)
         return TICKET_DEC_UNKNOWN;
     if (len > sizeof out)
         return TICKET_DEC_BAD;
-    aad(ad, name, iv, len);
+    aad(ad, scope, name, iv, len);
     int rc = wc_ChaCha20Poly1305_Decrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, mac,
                                          out);
     memset(&k, 0, sizeof k);

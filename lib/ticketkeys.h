@@ -52,13 +52,17 @@ int ticketkeys_read_file(const char *path, struct ticket_key *k, char *err, size
 int ticketkeys_write_file(const char *path, char *err, size_t errlen);
 
 /* Ticket crypto, with wolfSSL's ticket callback's buffers: name[16],
- * iv[16], mac[32]; the ticket is encrypted in place (len bytes). */
+ * iv[16], mac[32]; the ticket is encrypted in place (len bytes). The
+ * ticket is bound to scope (16 bytes, authenticated, not sent; NULL =
+ * zeros): it decrypts only under the same scope (tls.c: the frontend). */
 #define TICKET_MAX_PLAIN 512
-int ticketkeys_encrypt(struct ticketkeys *r, uint8_t name[16], uint8_t iv[16], uint8_t mac[32],
-                       uint8_t *ticket, size_t len);
+#define TICKET_SCOPE_LEN 16
+int ticketkeys_encrypt(struct ticketkeys *r, const uint8_t *scope, uint8_t name[16],
+                       uint8_t iv[16], uint8_t mac[32], uint8_t *ticket, size_t len);
 
 enum ticket_dec { TICKET_DEC_CURRENT, TICKET_DEC_OLDER, TICKET_DEC_UNKNOWN, TICKET_DEC_BAD };
-enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t name[16],
+enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t *scope,
+                                   const uint8_t name[16],
                                    const uint8_t iv[16], const uint8_t mac[32], uint8_t *ticket,
                                    size_t len, int64_t now);
 

@@ -44,13 +44,30 @@ void tls_set_resumption(const struct tls_resumption *r);
 void tls_set_stats(struct stats_worker *w);
 
 /*
- * A server context for one frontend: policy from tc, certificates from fe.
- * Returns NULL with "file:line: ..." in err (a missing file, an unreadable
- * or mismatched key, an unknown cipher or group).
+ * A server context with the policy of tc and fe's first certificate (no
+ * SNI, ALPN or client certificates: see tls_frontend_new). Returns NULL
+ * with "file:line: ..." in err (a missing file, an unreadable or
+ * mismatched key, an unknown cipher or group).
  */
 WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend_conf *fe,
                                 char *err, size_t errlen);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
+
+/*
+ * A frontend's TLS: one context per certificate, chosen per connection
+ * from the ClientHello (SNI: exact names, then wildcards, else the default
+ * or, with strict_sni, a refusal; ECDSA or RSA by what the client can
+ * verify); ALPN; client certificates; OCSP stapling. Sessions and tickets
+ * are bound to the frontend. Built in the master; NULL with "file:line:
+ * ..." in err. Problems that only disable a feature (an OCSP response that
+ * cannot be stapled) are logged as warnings.
+ */
+struct tls_frontend;
+struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
+                                      char *err, size_t errlen);
+void tls_frontend_free(struct tls_frontend *f);
+/* Certificates loaded, and of those, how many staple an OCSP response. */
+size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling);
 
 /*
  * A client context for TLS to one backend server: TLS 1.2+, AEAD suites,
@@ -72,6 +89,21 @@ struct tls_conn {
     int sys_errno;          /* the last socket error, 0 if none */
     bool ticket_ok;         /* a ticket decrypted in this handshake */
     bool ticket_failed;     /* a ticket was offered and did not decrypt */
+    const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_init) */
+    const struct tls_cert *cert;        /* the certificate chosen */
+    const uint8_t *pre;     /* bytes read before the handshake (the ClientHello) */
+    size_t pre_len, pre_off;
+    char sni[256];          /* "" if none */
+    char alpn[256];         /* negotiated; "" if none */
+    const char *verify_failed;  /* why a client certificate was refused (static) */
+};
+
+/* The client certificate of a finished handshake. */
+struct tls_peer {
+    bool presented;         /* on this connection */
+    bool session;           /* ... or when the resumed session was made */
+    char subject[256];      /* one-line form, "/CN=..."; "" if unknown */
+    char cn[128];
 };
 
 enum tls_resumed { TLS_RESUMED_NO, TLS_RESUMED_ID, TLS_RESUMED_TICKET };
@@ -104,6 +136,15 @@ void tls_session_free(void *session);
 /* The handshake, bounded by timeout seconds. On failure, reason is set. */
 enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len);
 
+/*
+ * A frontend's handshake on fd, bounded by timeout seconds: reads the
+ * ClientHello, chooses the certificate, then tls_conn_accept(). On
+ * failure, reason is set (and c may hold no WOLFSSL: tls_conn_free is
+ * still right).
+ */
+enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int fd,
+                                double timeout, char *reason, size_t len);
+
 /* Reads decrypted bytes; *n is set on TLS_IO_OK (never 0). */
 enum tls_io tls_conn_read(struct tls_conn *c, void *buf, size_t len, size_t *n);
 /* Writes all of buf (one record per 16 KiB); in non-blocking mode it may
@@ -122,6 +163,12 @@ const char *tls_resumed_name(enum tls_resumed r);
 const char *tls_conn_version(struct tls_conn *c);
 const char *tls_conn_cipher(struct tls_conn *c);
 const char *tls_conn_sni(struct tls_conn *c);      /* "-" if none */
+const char *tls_conn_alpn(struct tls_conn *c);     /* NULL if none */
+void tls_conn_peer(struct tls_conn *c, struct tls_peer *p);
+/* The server certificate's key and signature algorithms ("EC256",
+ * "ECDSA-SHA256"), for PROXY v2; NULL if unknown. */
+const char *tls_conn_key_alg(struct tls_conn *c);
+const char *tls_conn_sig_alg(struct tls_conn *c);
 /* The last wolfSSL error as text. */
 void tls_conn_error(struct tls_conn *c, int ret, char *buf, size_t len);
 

@@ -87,6 +87,30 @@ def groups():
 
 
 @case
+def groups_tls12():
+    # The client lists P-256 too: a TLS 1.2 client checks the server's
+    # certificate (P-256) against its own groups.
+    r, out = sclient(p_web, ["-tls1_2", "-groups", "secp256k1:P-256:P-384"])
+    ok(r.returncode == 0 and "Server Temp Key: ECDH, secp384r1" in out,
+       "TLS 1.2: of secp256k1, P-256 and P-384 the server picks its configured P-384",
+       out[-1500:])
+    for g in ("secp256k1", "X25519"):
+        r, out = sclient(p_web, ["-tls1_2", "-groups", g])
+        ok(r.returncode != 0 and "Cipher is (NONE)" in out,
+           f"TLS 1.2: groups = [\"P-384\"] refuses a client offering only {g}", out[-800:])
+
+
+@case
+def no_ccm8():
+    # wolfSSL 5.5.4's cipher-list parser adds TLS_AES_128_CCM_8_SHA256 (an
+    # 8-byte tag) to any list naming TLS 1.3 suites; tlsoffd sets exact bytes.
+    for port in (p_web, p_echo):
+        r, out = sclient(port, ["-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_8_SHA256"])
+        ok(r.returncode != 0 and "Cipher is (NONE)" in out,
+           "TLS 1.3: a client offering only TLS_AES_128_CCM_8_SHA256 is refused", out[-800:])
+
+
+@case
 def no_renegotiation():
     before = len(d.access())
     p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{p_echo}", "-tls1_2",

@@ -213,7 +213,7 @@ CASES = [
      "address =", r"has no port"),
     ("a frontend without certificates", sub(
         f'certificates = ( {{ cert = "{CERT}"; key = "{KEY}"; }} );', "certificates = ( );"),
-     "certificates =", r"must have at least one entry"),
+     "certificates =", r"has no certificate \(give certificates, or a cert_dir"),
     ("daemon is not a boolean", sub("daemon = false;", 'daemon = "no";'),
      "daemon =", r"daemon: expected true or false"),
     ("a key given twice in one group", sub("idle = 60;", "idle = 60; idle = 30;"),

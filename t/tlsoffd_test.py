@@ -38,6 +38,8 @@ __all__ = [
     "Backend", "Daemon", "PyBackend", "curl", "s_client", "tls_context", "tls_connect",
     "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
     "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
+    "frontend_text", "check_config", "s_client_info", "parse_proxy_v2", "ProxyRecorder",
+    "line_of", "bad_config",
 ]
 
 # ---------------------------------------------------------------- paths
@@ -365,61 +367,225 @@ class PyBackend:
         self.stop()
 
 
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def parse_proxy_v2(buf):
+    """A PROXY v2 header at the start of buf: (its length, a dict), or None if buf
+    holds only part of one; ValueError if it is not one. The dict: cmd (0 LOCAL,
+    1 PROXY), family (0x11 TCP4, 0x21 TCP6, 0 UNSPEC), src and dst ((ip, port) or
+    None), tlvs ({type: value bytes}, the last of a type), and ssl (None, or
+    {client, verify, tlvs: {subtype: value bytes}} from PP2_TYPE_SSL 0x20)."""
+    if len(buf) < 16:
+        if not PP2_SIG.startswith(bytes(buf[:12])):
+            raise ValueError(f"not a PROXY v2 header: {bytes(buf[:16])!r}")
+        return None
+    if buf[:12] != PP2_SIG or buf[12] >> 4 != 2:
+        raise ValueError(f"not a PROXY v2 header: {bytes(buf[:16])!r}")
+    total = 16 + (buf[14] << 8 | buf[15])
+    if len(buf) < total:
+        return None
+    body = bytes(buf[16:total])
+    h = {"cmd": buf[12] & 0x0f, "family": buf[13], "src": None, "dst": None, "tlvs": {},
+         "ssl": None}
+    alen = {0x11: 12, 0x21: 36}.get(buf[13], 0)
+    if alen == 12:
+        h["src"] = (socket.inet_ntop(socket.AF_INET, body[0:4]), body[8] << 8 | body[9])
+        h["dst"] = (socket.inet_ntop(socket.AF_INET, body[4:8]), body[10] << 8 | body[11])
+    elif alen == 36:
+        h["src"] = (socket.inet_ntop(socket.AF_INET6, body[0:16]), body[32] << 8 | body[33])
+        h["dst"] = (socket.inet_ntop(socket.AF_INET6, body[16:32]), body[34] << 8 | body[35])
+
+    def tlvs(b):
+        out, off = {}, 0
+        while off < len(b):
+            if off + 3 > len(b):
+                raise ValueError(f"a TLV header runs past the end: {b[off:]!r}")
+            t, n = b[off], b[off + 1] << 8 | b[off + 2]
+            if off + 3 + n > len(b):
+                raise ValueError(f"TLV 0x{t:02x} of {n} bytes runs past the end")
+            out[t] = b[off + 3:off + 3 + n]
+            off += 3 + n
+        return out
+
+    h["tlvs"] = tlvs(body[alen:])
+    ssl_tlv = h["tlvs"].get(0x20)
+    if ssl_tlv is not None:
+        if len(ssl_tlv) < 5:
+            raise ValueError(f"PP2_TYPE_SSL too short: {ssl_tlv!r}")
+        h["ssl"] = {"client": ssl_tlv[0], "verify": int.from_bytes(ssl_tlv[1:5], "big"),
+                    "tlvs": tlvs(ssl_tlv[5:])}
+    return total, h
+
+
+class ProxyRecorder(PyBackend):
+    """A backend that reads a PROXY v2 header, records it (self.headers: dicts from
+    parse_proxy_v2, or {"error": text}), then answers one HTTP request with
+    "hello from NAME\\n" and closes."""
+
+    def __init__(self, name="pp"):
+        self.name = name
+        self.headers = []
+        super().__init__(self._handle)
+
+    def _handle(self, c):
+        c.settimeout(10 * SLOW)
+        buf = b""
+        try:
+            while True:
+                got = parse_proxy_v2(buf)
+                if got:
+                    break
+                chunk = c.recv(4096)
+                if not chunk:
+                    raise ValueError(f"EOF inside the header after {buf!r}")
+                buf += chunk
+        except (ValueError, OSError) as e:
+            self.headers.append({"error": str(e)})
+            c.close()
+            return
+        n, h = got
+        self.headers.append(h)
+        buf = buf[n:]
+        while b"\r\n\r\n" not in buf:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        body = f"hello from {self.name}\n".encode()
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                  % len(body) + body)
+        c.close()
+
+    def wait_header(self, n=1, timeout=5):
+        """The n-th recorded header (1-based), waiting for it; None if none came."""
+        return poll_until(lambda: self.headers[n - 1] if len(self.headers) >= n else None,
+                          timeout * SLOW)
+
+
 # ---------------------------------------------------------------- config
 
 def _q(s):
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def config_text(frontends, upstreams, workers=2, timeouts=None, tls=None, log=None,
-                daemon=False, pidfile=""):
-    """libconfig text. frontends: [{name, listen: [...], cert, key, upstream}];
-    upstreams: {name: address}; timeouts/tls: dicts of raw libconfig values
-    (strings are quoted, lists become arrays)."""
-    def val(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[ " + ", ".join(val(x) for x in v) + " ]"
-        return _q(v)
+_NAME_RE = re.compile(r"^[A-Za-z*][-A-Za-z0-9_*]*$")     # a libconfig setting name
 
-    out = [f"daemon = {val(daemon)};", f"pidfile = {_q(pidfile)};"]
-    if log:
-        out.append("log = { " + " ".join(f"{k} = {val(v)};" for k, v in log.items()) + " };")
-    if workers is not None:
-        out.append(f"workers = {{ count = {workers}; }};")
-    if timeouts:
-        out.append("timeouts = { " + " ".join(f"{k} = {val(v)};" for k, v in timeouts.items())
-                   + " };")
-    if tls:
-        out.append("tls = { " + " ".join(f"{k} = {val(v)};" for k, v in tls.items()) + " };")
-    out.append("frontends = (")
-    for i, fe in enumerate(frontends):
-        out.append("  {")
-        out.append(f"    name = {_q(fe['name'])};")
-        out.append(f"    listen = {val(list(fe['listen']))};")
+
+def _val(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[ " + ", ".join(_val(x) for x in v) + " ]"
+    return _q(v)
+
+
+def _cert_entry(c):
+    """One element of a frontend's certificates list: a dict {cert, key, ocsp_file}
+    (key and ocsp_file optional), a (cert, key) tuple or a cert path alone."""
+    if isinstance(c, str):
+        c = {"cert": c}
+    elif isinstance(c, (list, tuple)):
+        c = dict(zip(("cert", "key", "ocsp_file"), c))
+    return "{ " + " ".join(f"{k} = {_val(v)};" for k, v in c.items() if v is not None) + " }"
+
+
+# Frontend keys written as plain values, in this order, when given.
+FRONTEND_KEYS = ("cert_dir", "strict_sni", "alpn", "verify_client", "client_ca", "client_crl",
+                 "verify_depth")
+
+
+def frontend_text(fe):
+    """One frontend group. fe: {name, listen: [...], upstream} and optionally:
+    cert, key (one certificate; the defaults CERT and KEY; key None: none);
+    certificates: a list (see _cert_entry; [] writes an empty list, None leaves the
+    key out); any of FRONTEND_KEYS; alpn_upstreams: {protocol: upstream} (written
+    as a group when every protocol is a valid setting name, else as the list form)
+    or [(protocol, upstream), ...] (always the list form); extra: raw text."""
+    out = ["  {", f"    name = {_q(fe['name'])};", f"    listen = {_val(list(fe['listen']))};"]
+    if "certificates" in fe:
+        if fe["certificates"] is not None:
+            out.append("    certificates = ( " + ", ".join(_cert_entry(c) for c in
+                                                          fe["certificates"])
+                       + (" );" if fe["certificates"] else ");"))
+    else:
         key = fe.get("key", KEY)
         out.append(f"    certificates = ( {{ cert = {_q(fe.get('cert', CERT))}; "
                    + (f"key = {_q(key)}; " if key else "") + "} );")
+    for k in FRONTEND_KEYS:
+        if fe.get(k) is not None:
+            out.append(f"    {k} = {_val(fe[k])};")
+    au = fe.get("alpn_upstreams")
+    if au is not None:
+        if isinstance(au, dict) and all(_NAME_RE.match(p) for p in au):
+            out.append("    alpn_upstreams = { " + " ".join(f"{p} = {_q(u)};"
+                                                            for p, u in au.items()) + " };")
+        else:
+            items = au.items() if isinstance(au, dict) else au
+            out.append("    alpn_upstreams = ( " + ", ".join(
+                f"{{ protocol = {_q(p)}; upstream = {_q(u)}; }}" for p, u in items) + " );")
+    if fe.get("extra"):
+        out.append("    " + fe["extra"])
+    if fe.get("upstream") is not None:
         out.append(f"    upstream = {_q(fe['upstream'])};")
-        out.append("  }" + ("," if i + 1 < len(frontends) else ""))
+    out.append("  }")
+    return "\n".join(out)
+
+
+def config_text(frontends, upstreams, workers=2, timeouts=None, tls=None, log=None,
+                daemon=False, pidfile=""):
+    """libconfig text. frontends: [{name, listen: [...], cert, key, upstream, ...}]
+    (see frontend_text); upstreams: {name: address}, or {name: {address, and
+    upstream settings such as proxy_protocol}}; timeouts/tls: dicts of raw
+    libconfig values (strings are quoted, lists become arrays)."""
+    out = [f"daemon = {_val(daemon)};", f"pidfile = {_q(pidfile)};"]
+    if log:
+        out.append("log = { " + " ".join(f"{k} = {_val(v)};" for k, v in log.items()) + " };")
+    if workers is not None:
+        out.append(f"workers = {{ count = {workers}; }};")
+    if timeouts:
+        out.append("timeouts = { " + " ".join(f"{k} = {_val(v)};" for k, v in timeouts.items())
+                   + " };")
+    if tls:
+        out.append("tls = { " + " ".join(f"{k} = {_val(v)};" for k, v in tls.items()) + " };")
+    out.append("frontends = (")
+    out.append(",\n".join(frontend_text(fe) for fe in frontends))
     out.append(");")
     out.append("upstreams = (")
     items = list(upstreams.items())
-    for i, (name, addr) in enumerate(items):
-        out.append(f"  {{ name = {_q(name)}; servers = ( {{ address = {_q(addr)}; }} ); }}"
+    for i, (name, up) in enumerate(items):
+        up = dict(up) if isinstance(up, dict) else {"address": up}
+        addr = up.pop("address")
+        settings = "".join(f"{k} = {_val(v)}; " for k, v in up.items())
+        out.append(f"  {{ name = {_q(name)}; {settings}servers = ( {{ address = {_q(addr)}; }} ); }}"
                    + ("," if i + 1 < len(items) else ""))
     out.append(");")
     return "\n".join(out) + "\n"
 
 
+def check_config(lines, name="conf"):
+    """Writes lines (a list, or text) to NAME.conf in tmpdir() and runs `tlsoffd -t -c`
+    on it: (exit status, stderr text, the line number of "tlsoffd: FILE:LINE: " or
+    None, the file's path)."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    path = os.path.join(tmpdir(), name + ".conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    r = run([TLSOFFD, "-t", "-c", path])
+    err = r.stderr.decode(errors="replace").strip()
+    m = re.match(rf"tlsoffd: {re.escape(path)}:(\d+): ", err)
+    return r.returncode, err, int(m.group(1)) if m else None, path
+
+
 OUTCOMES = ("ok", "handshake-failed", "handshake-timeout", "backend-refused", "backend-timeout",
             "backend-unreachable", "backend-error", "client-error", "idle-timeout",
             "internal-error", "no-server", "backend-tls-failed")
-# The documented fields, in order; a field added later (key=value) is let through.
-_X = r"(?: [a-z_]+=[^\s\"]+)*"
+# The documented fields, in order; a field added later (key=value, or key="quoted
+# value" with spaces and \" or \\ escapes) is let through.
+_X = r'(?: [a-z_]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]+))*'
 ACCESS_LINE_RE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
     r"client=(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:.]+\]):\d+" + _X + " frontend=\\S+" + _X +
@@ -431,6 +597,25 @@ ACCESS_LINE_RE = re.compile(
 _ACCESS_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
+
+def line_of(lines, needle):
+    """The 1-based number of the first line containing needle."""
+    for i, l in enumerate(lines):
+        if needle in l:
+            return i + 1
+    raise KeyError(needle)
+
+
+def bad_config(name, lines, where, rx):
+    """Checks that `tlsoffd -t` refuses lines: status 1, one stderr line
+    "tlsoffd: FILE:LINE: ..." with LINE in where, matching rx."""
+    rc, err, line, path = check_config(lines, re.sub(r"[^a-z0-9]+", "-", name.lower())[:40])
+    ok(rc == 1, f"{name}: tlsoffd -t exits with status 1", f"rc={rc} {err}")
+    ok(line in where, f"{name}: 'tlsoffd: FILE:LINE: ' with line "
+       f"{' or '.join(map(str, where))}", err)
+    ok(re.search(rx, err) is not None, f"{name}: the message says /{rx}/", err)
+    ok(len(err.splitlines()) == 1, f"{name}: one line on stderr", err)
+
 def parse_access(line):
     """An access log line as a dict; numbers converted; 'ts' is the timestamp,
     'client_port' the client's port."""
@@ -438,7 +623,7 @@ def parse_access(line):
     d = {"ts": ts, "raw": line}
     for k, v in _ACCESS_RE.findall(rest):
         if v.startswith('"'):
-            v = v[1:-1]
+            v = re.sub(r"\\(.)", r"\1", v[1:-1])
         d[k] = v
     for k in ("in", "out"):
         if k in d:
@@ -735,6 +920,34 @@ def curl(port, path="/", host="127.0.0.1", name="example.test", args=(), timeout
 def s_client(port, args=(), input=b"", host="127.0.0.1", timeout=10):
     argv = ["openssl", "s_client", "-connect", f"{host}:{port}", "-CAfile", CA, *args]
     return run(argv, input=input, timeout=timeout)
+
+
+def s_client_info(port, sni=None, args=(), input=b"", host="127.0.0.1", timeout=10):
+    """openssl s_client, its output read: a dict with cn (the leaf's subject CN),
+    bits (its public key size), alpn (None if none), ocsp ('good', 'none' for "no
+    response sent", or other text), session ('New'/'Reused'), version, verify
+    (the verify return code), rc, out (stdout and stderr). sni None: no SNI."""
+    a = (["-servername", sni] if sni else ["-noservername"]) + list(args)
+    r = s_client(port, a, input=input, host=host, timeout=timeout)
+    out = r.stdout.decode(errors="replace") + "\n" + r.stderr.decode(errors="replace")
+
+    def find(rx, group=1):
+        m = re.search(rx, out, re.M)
+        return m.group(group) if m else None
+
+    ocsp = find(r"^\s*Cert Status: (\S+)")
+    if ocsp is None and re.search(r"^OCSP response: no response sent", out, re.M):
+        ocsp = "none"
+    if ocsp is None:
+        ocsp = find(r"^\s*OCSP Response Status: (.*)$")
+    alpn = find(r"^ALPN protocol: (\S+)")
+    return {"cn": find(r"^subject=.*?CN ?= ?([^,/\n]+?)\s*$"),
+            "bits": int(find(r"^Server public key is (\d+) bit") or 0),
+            "alpn": alpn, "ocsp": ocsp,
+            "session": find(r"^(New|Reused), TLSv1\.[23]"),
+            "version": find(r"^(?:New|Reused), (TLSv1\.[23])"),
+            "verify": find(r"^\s*Verify return code: (\d+)"),
+            "rc": r.returncode, "out": out}
 
 
 def tls_context(version=None, ca=CA):

@@ -25,17 +25,39 @@ static void seal(struct ticketkeys *r, struct sealed *s)
 {
     for (int i = 0; i < 108; i++)
         s->ticket[i] = (uint8_t)i;
-    ck_assert_int_eq(ticketkeys_encrypt(r, s->name, s->iv, s->mac, s->ticket, 108), 0);
+    ck_assert_int_eq(ticketkeys_encrypt(r, NULL, s->name, s->iv, s->mac, s->ticket, 108), 0);
 }
 
 static enum ticket_dec open_sealed(struct ticketkeys *r, struct sealed s, int64_t now)
 {
-    enum ticket_dec d = ticketkeys_decrypt(r, s.name, s.iv, s.mac, s.ticket, 108, now);
+    enum ticket_dec d = ticketkeys_decrypt(r, NULL, s.name, s.iv, s.mac, s.ticket, 108, now);
     if (d == TICKET_DEC_CURRENT || d == TICKET_DEC_OLDER)
         for (int i = 0; i < 108; i++)
             ck_assert_int_eq(s.ticket[i], i);
     return d;
 }
+
+/* A ticket sealed under one scope (frontend) does not open under another. */
+START_TEST(scope_binds)
+{
+    struct ticketkeys *r = ring_with_one_key();
+    uint8_t a[TICKET_SCOPE_LEN] = { 1 }, b[TICKET_SCOPE_LEN] = { 2 };
+    struct sealed s, t;
+    for (int i = 0; i < 108; i++)
+        s.ticket[i] = (uint8_t)i;
+    ck_assert_int_eq(ticketkeys_encrypt(r, a, s.name, s.iv, s.mac, s.ticket, 108), 0);
+    t = s;
+    ck_assert_int_eq(ticketkeys_decrypt(r, b, t.name, t.iv, t.mac, t.ticket, 108, 1000),
+                     TICKET_DEC_BAD);
+    t = s;
+    ck_assert_int_eq(ticketkeys_decrypt(r, NULL, t.name, t.iv, t.mac, t.ticket, 108, 1000),
+                     TICKET_DEC_BAD);
+    t = s;
+    ck_assert_int_eq(ticketkeys_decrypt(r, a, t.name, t.iv, t.mac, t.ticket, 108, 1000),
+                     TICKET_DEC_CURRENT);
+    ck_assert_int_eq(t.ticket[107], 107);
+}
+END_TEST
 
 START_TEST(round_trip)
 {
@@ -151,7 +173,7 @@ START_TEST(empty_ring)
 {
     struct ticketkeys *r = ticketkeys_init(region);
     uint8_t name[16], iv[16], mac[32], t[108] = { 0 };
-    ck_assert_int_eq(ticketkeys_encrypt(r, name, iv, mac, t, sizeof t), -1);
+    ck_assert_int_eq(ticketkeys_encrypt(r, NULL, name, iv, mac, t, sizeof t), -1);
     ck_assert_ptr_null(ticketkeys_open(region, 10));
     ck_assert_ptr_nonnull(ticketkeys_open(region, ticketkeys_region_size()));
 }
@@ -162,6 +184,7 @@ static Suite *suite(void)
     Suite *s = suite_create("ticketkeys");
     TCase *tc = tcase_create("ticketkeys");
     tcase_add_test(tc, round_trip);
+    tcase_add_test(tc, scope_binds);
     tcase_add_test(tc, tampering);
     tcase_add_test(tc, rotation);
     tcase_add_test(tc, ring_is_bounded);

@@ -58,9 +58,36 @@ START_TEST(policy_errors)
     ck_assert_ptr_null(tls_server_ctx_new(&tc, &fe, err, sizeof err));
     ck_assert_msg(strstr(err, "test.conf:3: tls.ciphersuites: this wolfSSL has no suite 'TLS13-NOPE'"), "%s", err);
     tc = pair_tls_conf();
-    fe.ncerts = 2;
+    fe.ncerts = 0;
     ck_assert_ptr_null(tls_server_ctx_new(&tc, &fe, err, sizeof err));
-    ck_assert_msg(strstr(err, "exactly one certificate"), "%s", err);
+    ck_assert_msg(strstr(err, "has no certificate"), "%s", err);
+}
+END_TEST
+
+/* A frontend: every certificate loaded; a client_ca that holds no
+ * certificate is an error naming it; an OCSP response for another
+ * certificate is not stapled, but the frontend is made. */
+START_TEST(frontend_build)
+{
+    struct tls_conf tc = pair_tls_conf();
+    struct cert_conf cc[2] = {
+        { .cert = (char *)unit_cert("example.test.pem"), .key = (char *)unit_cert("example.test.key"),
+          .where = "x:1" },
+        { .cert = (char *)unit_cert("rsa.test.pem"), .key = (char *)unit_cert("rsa.test.key"),
+          .ocsp_file = (char *)unit_cert("a.test.ocsp.der"), .where = "x:2" },
+    };
+    struct frontend_conf fe = { .name = "t", .ncerts = 2, .certs = cc, .where = "x:3" };
+    size_t stapling = 9;
+    struct tls_frontend *f = tls_frontend_new(&tc, &fe, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    ck_assert_uint_eq(tls_frontend_certs(f, &stapling), 2);
+    ck_assert_uint_eq(stapling, 0);
+    tls_frontend_free(f);
+    fe.verify_client = VERIFY_CLIENT_REQUIRED;
+    fe.client_ca = (char *)unit_cert("garbage.pem");
+    fe.verify_depth = 4;
+    ck_assert_ptr_null(tls_frontend_new(&tc, &fe, err, sizeof err));
+    ck_assert_msg(strstr(err, "client_ca") && strstr(err, "garbage.pem"), "%s", err);
 }
 END_TEST
 
@@ -219,6 +246,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, load_errors);
     tcase_add_test(tc, policy_errors);
+    tcase_add_test(tc, frontend_build);
     tcase_add_test(tc, handshake_tls12);
     tcase_add_test(tc, handshake_tls13);
     tcase_add_test(tc, handshake_timeout_silent);

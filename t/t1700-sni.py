@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Certificates chosen by SNI: exact names (SAN dNSNames and the subject CN)
+before wildcards, case-insensitively; the first certificate is the default;
+strict_sni refuses a client with no or an unknown name; an ECDSA and an RSA
+certificate for the same name go to the clients that can use them; cert_dir
+loads a directory of certificates; and the configuration errors."""
+import os
+import re
+import ssl
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tlsoffd_test import *  # noqa: E402,F401,F403
+
+REQ = b"GET / HTTP/1.0\r\n\r\n"
+CERTDIR = os.path.join(CERTS, "certdir")
+
+
+def pem(name):
+    return (os.path.join(CERTS, name + ".pem"), os.path.join(CERTS, name + ".key"))
+
+
+be = Backend("http", "sni")
+FE = {
+    # example.test first: the default. x.wild.test after the wildcard, and
+    # dual-rsa before dual-ec: neither may win by its place in the list.
+    "fe": [pem(n) for n in ("example.test", "a.test", "b.test", "wild", "x.wild.test",
+                            "cnsan", "dual-rsa", "dual-ec")],
+    "strict": [pem(n) for n in ("a.test", "b.test", "wild")],
+    "ecfirst": [pem(n) for n in ("example.test", "dual-ec", "dual-rsa")],
+}
+ports = {name: free_port() for name in list(FE) + ["dir", "mixed"]}
+frontends = [{"name": name, "listen": [f"127.0.0.1:{ports[name]}"], "upstream": "up",
+              "certificates": certs, "strict_sni": True if name == "strict" else None}
+             for name, certs in FE.items()]
+frontends += [
+    {"name": "dir", "listen": [f"127.0.0.1:{ports['dir']}"], "upstream": "up",
+     "certificates": None, "cert_dir": CERTDIR},
+    {"name": "mixed", "listen": [f"127.0.0.1:{ports['mixed']}"], "upstream": "up",
+     "certificates": [pem("a.test")], "cert_dir": CERTDIR, "strict_sni": False},
+]
+try:
+    d = Daemon(frontends=frontends, upstreams={"up": be.address})
+except Exception as e:
+    ok(False, "tlsoffd starts with these frontends", str(e))
+    done()
+
+
+def served(fe, sni, args=(), want_body=True):
+    """(CN, key bits) of the certificate frontend fe serves for sni; checks on the
+    way that the verified connection reaches the backend."""
+    i = s_client_info(ports[fe], sni, ["-ign_eof", *args], input=REQ)
+    got = (i["cn"], i["bits"])
+    if want_body and "hello from sni" not in i["out"]:
+        diag(f"{fe} {sni} {args}: no answer from the backend:\n{i['out'][-600:]}")
+        return ("no answer", got)
+    if i["verify"] != "0":
+        diag(f"{fe} {sni}: verify return code {i['verify']}")
+    return got
+
+
+@case
+def default_certificate():
+    ok(served("fe", None) == ("example.test", 256), "no SNI: the first (default) certificate")
+    t = stamp()
+    ok(served("fe", "nope.test") == ("example.test", 256),
+       "an unknown name: the default certificate")
+    l = d.wait_access(after=t, frontend="fe", sni="nope.test")
+    ok(l is not None and l["outcome"] == "ok", "access: sni=nope.test, outcome=ok",
+       l and l["raw"])
+
+
+@case
+def exact_names():
+    for sni, cn in (("a.test", "a.test"), ("b.test", "b.test"), ("www.b.test", "b.test"),
+                    ("example.test", "example.test"), ("cn-only.test", "cn-only.test"),
+                    ("san-only.test", "cn-only.test")):
+        got = served("fe", sni)
+        ok(got[0] == cn, f"SNI {sni}: the certificate of {cn}", got)
+    got = served("fe", "a.test", ["-tls1_2"])
+    ok(got[0] == "a.test", "TLS 1.2, SNI a.test: the certificate of a.test", got)
+    l = d.wait_access(frontend="fe", sni="www.b.test")
+    ok(l is not None and l["outcome"] == "ok", "access: sni=www.b.test", l and l["raw"])
+
+
+@case
+def case_insensitive():
+    for sni, cn in (("A.TEST", "a.test"), ("Www.B.Test", "b.test"), ("X.WILD.TEST", "x.wild.test"),
+                    ("Y.Wild.Test", "*.wild.test"), ("SAN-ONLY.test", "cn-only.test")):
+        got = served("fe", sni)
+        ok(got[0] == cn, f"SNI {sni}: the certificate of {cn} (case-insensitive)", got)
+
+
+@case
+def wildcards():
+    for sni, cn in (("y.wild.test", "*.wild.test"), ("x.wild.test", "x.wild.test"),
+                    ("wild.test", "example.test"), ("a.b.wild.test", "example.test"),
+                    ("xwild.test", "example.test")):
+        got = served("fe", sni)
+        ok(got[0] == cn, f"SNI {sni}: {cn}", got)
+
+
+@case
+def real_clients():
+    # curl and Python check the name against the certificate themselves.
+    for name in ("a.test", "www.b.test", "y.wild.test", "x.wild.test", "dual.test"):
+        r = curl(ports["fe"], "/", name=name)
+        ok(r.returncode == 0 and r.stdout == b"hello from sni\n",
+           f"curl https://{name}/ verifies the certificate it gets", r.stderr)
+    s = tls_connect(ports["fe"], sni="z.wild.test")
+    cert = s.getpeercert()
+    s.close()
+    cn = dict(x[0] for x in cert["subject"]).get("commonName")
+    ok(cn == "*.wild.test", "Python ssl, SNI z.wild.test: the wildcard certificate, verified", cert)
+    try:
+        tls_connect(ports["fe"], sni="wild.test").close()
+        refused = None
+    except ssl.SSLCertVerificationError as e:
+        refused = e
+    ok(refused is not None, "Python ssl, SNI wild.test: the default certificate, which does "
+       "not verify for wild.test", "the connection verified")
+
+
+@case
+def ecdsa_or_rsa():
+    for fe in ("fe", "ecfirst"):
+        ok(served(fe, "dual.test") == ("dual.test", 256),
+           f"{fe}: a client that supports ECDSA gets the ECDSA certificate")
+        ok(served(fe, "dual.test", ["-tls1_2"]) == ("dual.test", 256),
+           f"{fe}: TLS 1.2, ECDSA supported: the ECDSA certificate")
+        got = served(fe, "dual.test", ["-tls1_3", "-sigalgs", "RSA-PSS+SHA256:RSA+SHA256"])
+        ok(got == ("dual.test", 2048),
+           f"{fe}: TLS 1.3, only RSA signature algorithms: the RSA certificate", got)
+        got = served(fe, "dual.test", ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"])
+        ok(got == ("dual.test", 2048),
+           f"{fe}: TLS 1.2, only an ECDHE-RSA suite: the RSA certificate", got)
+        got = served(fe, "dual.test", ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"])
+        ok(got == ("dual.test", 256),
+           f"{fe}: TLS 1.2, only an ECDHE-ECDSA suite: the ECDSA certificate", got)
+        got = served(fe, "dual.test", ["-tls1_2", "-sigalgs", "RSA+SHA256"])
+        ok(got == ("dual.test", 2048),
+           f"{fe}: TLS 1.2, only RSA signature algorithms: the RSA certificate", got)
+    ctx = tls_context(ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+    c = TLSClient(ports["fe"], sni="dual.test", ctx=ctx)
+    got = c.obj.getpeercert()
+    c.close()
+    ok(got and dict(x[0] for x in got["subject"]).get("commonName") == "dual.test"
+       and c.obj.cipher()[0] == "ECDHE-RSA-AES128-GCM-SHA256",
+       "Python ssl, TLS 1.2 with ECDHE-RSA only: a verified dual.test connection", got)
+
+
+@case
+def strict_sni():
+    for sni, cn in (("a.test", "a.test"), ("www.b.test", "b.test"), ("q.wild.test", "*.wild.test"),
+                    ("A.Test", "a.test")):
+        got = served("strict", sni)
+        ok(got[0] == cn, f"strict_sni: SNI {sni} is served ({cn})", got)
+    for sni in (None, "nope.test", "wild.test"):
+        i = s_client_info(ports["strict"], sni, ["-ign_eof"], input=REQ)
+        ok("hello from sni" not in i["out"] and i["cn"] is None,
+           f"strict_sni: {'no SNI' if sni is None else 'SNI ' + sni}: no certificate, no answer",
+           i["out"][-600:])
+        ok(re.search(r"unrecognized name|alert number 112", i["out"]) is not None,
+           f"strict_sni, {sni or 'no SNI'}: the client gets an unrecognized_name alert",
+           i["out"][-600:])
+        l = d.wait_access(frontend="strict", sni=sni or "-")
+        ok(l is not None and l["outcome"] == "handshake-failed"
+           and "strict_sni" in l.get("reason", ""),
+           f"strict_sni, {sni or 'no SNI'}: access outcome=handshake-failed, the reason "
+           "names strict_sni", l and l["raw"])
+    try:
+        tls_connect(ports["strict"], sni="nope.test").close()
+        err = None
+    except ssl.SSLError as e:
+        err = e
+    ok(err is not None and "UNRECOGNIZED_NAME" in str(err).upper(),
+       "strict_sni: Python ssl gets TLSV1_UNRECOGNIZED_NAME", repr(err))
+    ok(served("fe", None)[0] == "example.test",
+       "strict_sni on one frontend leaves the others' default in place")
+
+
+@case
+def cert_dir():
+    got = served("dir", None)
+    ok(got[0] == "c.test", "cert_dir alone: no SNI gets the first file by name (c.test.pem)", got)
+    ok(served("dir", "c.test")[0] == "c.test", "cert_dir: c.test (chain and key in one file)")
+    ok(served("dir", "d.test")[0] == "d.test", "cert_dir: d.test (key in d.test.key)")
+    ok(served("dir", "e.test")[0] == "e.test", "cert_dir: e.test (a .crt file, key in "
+       "e.test.key)")
+    ok(served("dir", "nope.test")[0] == "c.test", "cert_dir: an unknown name gets c.test")
+    r = curl(ports["dir"], "/", name="d.test")
+    ok(r.returncode == 0 and r.stdout == b"hello from sni\n", "curl https://d.test/ (cert_dir)",
+       r.stderr)
+    ok(served("mixed", None)[0] == "a.test",
+       "certificates and cert_dir: the first of certificates is the default")
+    for sni in ("a.test", "c.test", "d.test", "e.test"):
+        ok(served("mixed", sni)[0] == sni, f"certificates and cert_dir: {sni}")
+    ok(served("mixed", "b.test")[0] == "a.test", "certificates and cert_dir: b.test (not "
+       "loaded here) gets the default")
+
+
+# ---------------------------------------------------------------- configuration errors
+
+def conf_lines(fe_extra):
+    """A one-frontend configuration as lines; fe_extra: frontend keys to add or set."""
+    fe = {"name": "web", "listen": ["127.0.0.1:1"], "upstream": "up"}
+    fe.update(fe_extra)
+    return config_text([fe], {"up": "127.0.0.1:9"}).splitlines()
+
+
+def line_of(lines, needle):
+    for i, l in enumerate(lines):
+        if needle in l:
+            return i + 1
+    raise KeyError(needle)
+
+
+def bad(name, lines, where, rx, strict_line=True):
+    rc, err, line, path = check_config(lines, re.sub(r"[^a-z0-9]+", "-", name.lower())[:40])
+    ok(rc == 1, f"{name}: tlsoffd -t exits with status 1", f"rc={rc} {err}")
+    if strict_line:
+        want = where if isinstance(where, tuple) else (line_of(lines, where),)
+        ok(line in want, f"{name}: 'tlsoffd: FILE:LINE: ' with line {' or '.join(map(str, want))}",
+           err)
+    ok(re.search(rx, err) is not None, f"{name}: the message says /{rx}/", err)
+    ok(len(err.splitlines()) == 1, f"{name}: one line on stderr", err)
+
+
+@case
+def config_errors():
+    missing = os.path.join(tmpdir(), "no-such-dir")
+    lines = conf_lines({"certificates": None, "cert_dir": missing})
+    bad("a missing cert_dir", lines, "cert_dir =", re.escape(missing))
+    lines = conf_lines({"certificates": [], "cert_dir": None})
+    fe_lines = tuple(range(line_of(lines, "frontends = (") + 1, line_of(lines, "upstreams =")))
+    bad("certificates empty and no cert_dir", lines, fe_lines, r"certificate|cert_dir")
+    lines = conf_lines({"certificates": None})
+    bad("no certificates and no cert_dir", lines, fe_lines, r"certificate|cert_dir")
+    empty = os.path.join(tmpdir(), "empty-dir")
+    os.makedirs(empty, exist_ok=True)
+    lines = conf_lines({"certificates": None, "cert_dir": empty})
+    bad("an empty cert_dir and no certificates", lines, fe_lines, r"certificate|cert_dir",
+        strict_line=False)
+    lines = conf_lines({"strict_sni": "yes"})
+    bad("strict_sni not a boolean", lines, "strict_sni =", r"strict_sni")
+    lines = conf_lines({"certificates": [pem("a.test")], "cert_dir": CERTDIR})
+    rc, err, _, _ = check_config(lines, "good-cert-dir")
+    ok(rc == 0, "certificates and cert_dir together: tlsoffd -t accepts it", err)
+
+
+d.stop()
+be.stop()
+done()
