@@ -113,6 +113,12 @@ daemon-check: $(TLSOFFD) $(HELPERS) $(BUILD)/t/certs/.stamp
 demo: $(TLSOFFD) $(HELPERS)
 	sh contrib/demo.sh $(BUILD)
 
+# testssl.sh against the default TLS policy; fails on a MEDIUM+ finding.
+.PHONY: audit
+audit: $(TLSOFFD) $(HELPERS) $(BUILD)/t/certs/.stamp
+	TLSOFFD=$(TLSOFFD) TLSOFFD_HELPERS=$(BUILD)/t/helper TLSOFFD_CERTS=$(BUILD)/t/certs \
+	$(PYTHON) contrib/audit/testssl
+
 install: $(TLSOFFD)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(SYSCONFDIR)/tlsoffd
