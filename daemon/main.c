@@ -142,8 +142,9 @@ static const char *allocator(void)
 
 static void version(void)
 {
-    printf("tlsoffd %s\n%s\nlibconfig %d.%d.%d\nallocator: %s\n", TLSOFFD_VERSION,
-           tls_library_version(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
+    printf("tlsoffd %s\n%s (%s)\ncrypto acceleration: %s\nlibconfig %d.%d.%d\n"
+           "allocator: %s\n", TLSOFFD_VERSION, tls_library_version(), tls_library_path(),
+           tls_acceleration(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
            LIBCONFIG_VER_REVISION, allocator());
 }
 

@@ -544,6 +544,8 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     else
         log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
                    start, rt->nlisteners, tls_library_version());
+    log_info("%s from %s; crypto acceleration: %s", tls_library_version(), tls_library_path(),
+             tls_acceleration());
     notify_systemd("READY=1");
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);

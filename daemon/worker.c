@@ -33,6 +33,9 @@
 #include "relay.h"
 #include "upstream.h"
 
+/* One connection at a time: its read-ahead buffers are the worker's. */
+static uint8_t client_rbuf[TLS_READAHEAD_SIZE], backend_rbuf[TLS_READAHEAD_SIZE];
+
 static volatile sig_atomic_t stopping;
 static struct stats_worker *my_stats;      /* this worker's scoreboard slot */
 static volatile sig_atomic_t reopen_logs;
@@ -124,7 +127,8 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
         for (size_t i = 0; i < n && fd < 0; i++)
             if (p[i].revents & POLLIN) {
                 len = sizeof *peer;
-                fd = accept4(p[i].fd, (struct sockaddr *)peer, &len, SOCK_CLOEXEC);
+                fd = accept4(p[i].fd, (struct sockaddr *)peer, &len,
+                             SOCK_CLOEXEC | SOCK_NONBLOCK);
                 *which = i;
             }
     }
@@ -273,6 +277,7 @@ static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int cli
         snprintf(l->reason, sizeof l->reason, "cannot set up TLS to the backend");
         return -1;
     }
+    tls_conn_readahead(bt, backend_rbuf, sizeof backend_rbuf);
     if (tls_conn_connect(bt, &sv->tls, *session, timeout, why, sizeof why) != TLS_IO_OK) {
         l->outcome = "backend-tls-failed";
         snprintf(l->reason, sizeof l->reason, "TLS to %s: %s", sv->address, why);
@@ -294,8 +299,8 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
     stats_set_state(my_stats, WS_HANDSHAKE, l.client);
-    listen_tune_conn(fd);
-    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &tc, fd, cfg->timeouts.handshake,
+    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &tc, fd, client_rbuf,
+                                         sizeof client_rbuf, cfg->timeouts.handshake,
                                          l.reason, sizeof l.reason);
     snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
     if (hs != TLS_IO_OK) {
@@ -348,6 +353,20 @@ out:
     close(fd);
 }
 
+/*
+ * A connection held idle gives back the stack pages its handshake touched
+ * (about 40 KiB with Debian's wolfSSL): the relay's frames are shallow, so
+ * everything more than 16 KiB below here is unused until the next
+ * handshake. Addresses below the stack's mapping are skipped by madvise.
+ */
+static void release_idle_memory(void)
+{
+    char here;
+    uintptr_t top = ((uintptr_t)&here & ~(uintptr_t)4095) - 16 * 1024;
+    uintptr_t low = top - 512 * 1024;
+    madvise((void *)low, top - low, MADV_DONTNEED);
+}
+
 static void reopen_if_asked(void)
 {
     if (reopen_logs) {
@@ -373,10 +392,16 @@ void worker_run(struct runtime *rt, int id)
         log_error("%s", err);
         _exit(1);
     }
+    /* TCP_NODELAY and SO_KEEPALIVE pass from a listener to the sockets it
+     * accepts: set once here (listeners may come from an older binary),
+     * not twice per connection. */
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        listen_tune_conn(rt->listeners[i].fd);
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();
     tls_set_stats(my_stats);
+    relay_set_idle_hook(release_idle_memory, 1000);
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;
     log_debug("started");

@@ -20,7 +20,8 @@ int listen_open(const struct addr *a, char *err, size_t errlen);
 /* The port a listening socket got (for port 0 in tests). */
 int listen_port(int fd);
 
-/* Sets TCP_NODELAY (and keepalive) on a connected socket. */
+/* Sets TCP_NODELAY and SO_KEEPALIVE on a socket; on a listener, the
+ * sockets it accepts inherit both (Linux). */
 void listen_tune_conn(int fd);
 
 #endif

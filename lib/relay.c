@@ -22,6 +22,9 @@ struct state {
     struct tls_conn *bt;    /* TLS to the backend, or NULL */
     struct dir up, down;    /* up: client -> backend; down: backend -> client */
     short cev, bev;         /* poll events wanted on the client / backend */
+    bool cin, bin;          /* the client / backend may have bytes to read: a read is
+                             * tried only then (after poll() said so, or while a read
+                             * did not drain the socket), not on every turn */
     struct relay_result *res;
 };
 
@@ -84,20 +87,28 @@ static ssize_t backend_recv(struct state *s, unsigned char *p, size_t n)
     if (s->bt) {
         size_t got = 0;
         enum tls_io r = tls_conn_read(s->bt, p, n, &got);
-        if (r == TLS_IO_OK)
+        if (r == TLS_IO_OK) {
+            if (s->bt->drained && !tls_conn_pending(s->bt))
+                s->bin = false;
             return (ssize_t)got;
+        }
         if (r == TLS_IO_CLOSED)
             return 0;
         if (r == TLS_IO_WANT_READ || r == TLS_IO_WANT_WRITE) {
+            s->bin = false;
             s->bev |= want(r);
             return -2;
         }
         return tls_fail(s, s->bt, r, "read");
     }
     ssize_t got = recv(s->b, p, n, 0);
-    if (got >= 0)
+    if (got >= 0) {
+        if ((size_t)got < n)
+            s->bin = false;             /* drained */
         return got;
+    }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        s->bin = false;
         s->bev |= POLLIN;
         return -2;
     }
@@ -109,14 +120,19 @@ static int pump_up(struct state *s)
 {
     struct dir *d = &s->up;
     int moved = 0;
-    if (!d->eof && d->len == 0) {
+    if (!d->eof && d->len == 0 && !s->cin && !tls_conn_pending(s->c)) {
+        s->cev |= POLLIN;
+    } else if (!d->eof && d->len == 0) {
         size_t n = 0;
         enum tls_io r = tls_conn_read(s->c, d->buf, sizeof d->buf, &n);
         if (r == TLS_IO_OK) {
             d->len = n;
             d->off = 0;
             moved = 1;
+            if (s->c->drained && !tls_conn_pending(s->c))
+                s->cin = false;
         } else if (r == TLS_IO_WANT_READ) {
+            s->cin = false;
             s->cev |= POLLIN;
         } else if (r == TLS_IO_WANT_WRITE) {
             s->cev |= POLLOUT;
@@ -152,7 +168,9 @@ static int pump_down(struct state *s)
 {
     struct dir *d = &s->down;
     int moved = 0;
-    if (!d->eof && d->len == 0) {
+    if (!d->eof && d->len == 0 && !s->bin && !(s->bt && tls_conn_pending(s->bt))) {
+        s->bev |= POLLIN;
+    } else if (!d->eof && d->len == 0) {
         ssize_t n = backend_recv(s, d->buf, sizeof d->buf);
         if (n > 0) {
             d->len = (size_t)n;
@@ -187,9 +205,19 @@ static int pump_down(struct state *s)
     return moved;
 }
 
+static void (*idle_hook)(void);
+static int idle_hook_ms;
+
+void relay_set_idle_hook(void (*fn)(void), int after_ms)
+{
+    idle_hook = fn;
+    idle_hook_ms = after_ms;
+}
+
 void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
                struct relay_result *res)
 {
+    bool hooked = idle_hook == NULL;
     static __thread struct state s;   /* 32 KiB of buffers: not on the stack */
     int idle_ms = (int)(idle * 1000);
 
@@ -200,6 +228,7 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
     s.res = res;
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
+    s.cin = s.bin = true;
     client->nonblock = true;
     if (backend_tls)
         backend_tls->nonblock = true;
@@ -225,7 +254,13 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
         client->deadline = clock_now_ms() + idle_ms;
         if (backend_tls)
             backend_tls->deadline = client->deadline;
-        int rc = poll(p, 2, idle_ms);
+        int wait = hooked || idle_hook_ms >= idle_ms ? idle_ms : idle_hook_ms;
+        int rc = poll(p, 2, wait);
+        if (rc == 0 && wait < idle_ms) {
+            hooked = true;          /* quiet for a while: then the rest of idle */
+            idle_hook();
+            rc = poll(p, 2, idle_ms - wait);
+        }
         if (rc == 0) {
             res->end = RELAY_IDLE_TIMEOUT;
             snprintf(res->reason, sizeof res->reason, "no data either way for %gs", idle);
@@ -235,6 +270,15 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
             fail(&s, RELAY_CLIENT_ERROR, "poll: %s", strerror(errno));
             return;
         }
+        if (rc < 0) {                   /* interrupted: look at both again */
+            s.cin = s.bin = true;
+            continue;
+        }
+        /* Readable, or an error or hang-up the next read will report. */
+        if (p[0].revents & (POLLIN | POLLERR | POLLHUP))
+            s.cin = true;
+        if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
+            s.bin = true;
         /* POLLERR/POLLHUP are seen by the next read or write. */
     }
 }

@@ -30,6 +30,13 @@ struct relay_result {
 };
 
 /*
+ * fn is called once per relay_run() when no byte has moved for after_ms
+ * (a connection held idle): the caller may give memory back there. NULL:
+ * none.
+ */
+void relay_set_idle_hook(void (*fn)(void), int after_ms);
+
+/*
  * Copies until both directions are closed, an error, or idle seconds pass
  * with no byte moved. The client connection is switched to non-blocking
  * TLS I/O; backend must be a non-blocking socket. With backend_tls (a

@@ -1,6 +1,7 @@
 #include "tls.h"
 #include "clock.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -44,6 +45,39 @@ void tls_after_fork(void)
     /* A DRBG instantiated in the parent would hand every child the same
      * bytes; dropping it makes the next use reseed from getrandom(). */
     wolfSSL_RAND_Cleanup();
+}
+
+const char *tls_acceleration(void)
+{
+    /* From the headers built against; the build links that library by
+     * rpath (or it is the system's): tls_library_path() shows which file. */
+    static const char *const on[] = {
+#ifdef WOLFSSL_AESNI
+        "AES-NI",
+#endif
+#ifdef USE_INTEL_SPEEDUP
+        "Intel AVX/AVX2 (USE_INTEL_SPEEDUP)",
+#endif
+#if defined(WOLFSSL_SP_X86_64_ASM) || defined(WOLFSSL_SP_ASM)
+        "SP math x86_64 asm",
+#endif
+        NULL,
+    };
+    static char buf[160];
+    size_t off = 0;
+    for (size_t i = 0; on[i]; i++)
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", on[i]);
+    if (!off)
+        snprintf(buf, sizeof buf, "none (portable C; `make fast` builds an optimised wolfSSL)");
+    return buf;
+}
+
+const char *tls_library_path(void)
+{
+    Dl_info info;
+    if (dladdr((void *)wolfSSL_Init, &info) && info.dli_fname)
+        return info.dli_fname;
+    return "(unknown)";
 }
 
 const char *tls_library_version(void)
@@ -91,16 +125,23 @@ static int recv_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     struct tls_conn *c = ctx;
     (void)ssl;
-    if (c->pre_off < c->pre_len) {      /* the ClientHello, read to choose the context */
-        size_t n = c->pre_len - c->pre_off;
-        if (n > (size_t)sz)
-            n = (size_t)sz;
-        memcpy(buf, c->pre + c->pre_off, n);
-        c->pre_off += n;
-        return (int)n;
-    }
     for (;;) {
-        ssize_t n = recv(c->fd, buf, (size_t)sz, 0);
+        if (c->roff < c->rlen) {        /* read ahead (first, the ClientHello) */
+            size_t n = c->rlen - c->roff;
+            if (n > (size_t)sz)
+                n = (size_t)sz;
+            memcpy(buf, c->rbuf + c->roff, n);
+            c->roff += n;
+            return (int)n;
+        }
+        ssize_t n = c->rbuf ? recv(c->fd, c->rbuf, c->rcap, 0) : recv(c->fd, buf, (size_t)sz, 0);
+        if (n > 0 && c->rbuf) {
+            c->rlen = (size_t)n;
+            c->roff = 0;
+            c->drained = (size_t)n < c->rcap;   /* less than asked: nothing more yet */
+            continue;
+        }
+        c->drained = c->rbuf && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
         if (n > 0)
             return (int)n;
         if (n == 0) {
@@ -1104,19 +1145,23 @@ size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling)
     return f->conf->ncerts;
 }
 
-/* Reads the first record (the ClientHello) into buf, bounded by the
- * deadline. Returns its length, 0 if it is not one (what came is in buf,
- * *got bytes), or -1 (c->timed_out, c->peer_closed or c->sys_errno). */
-static long read_hello(struct tls_conn *c, uint8_t *buf, size_t *got, struct client_hello *ch)
+/* Reads the first record (the ClientHello) into c's read-ahead buffer,
+ * bounded by the deadline. Returns > 0 if it is one, 0 if it is not (what
+ * came stays in the buffer for wolfSSL to refuse), or -1 (c->timed_out,
+ * c->peer_closed or c->sys_errno). */
+static long read_hello(struct tls_conn *c, struct client_hello *ch)
 {
     size_t have = 0;
+    uint8_t *buf = c->rbuf;
     for (;;) {
         long need = client_hello_parse(buf, have, ch);
         if (need <= 0) {
-            *got = have;
+            c->rlen = have;
+            c->roff = 0;
             return need == 0 ? (long)have : 0;
         }
-        ssize_t n = recv(c->fd, buf + have, (size_t)need - have, 0);
+        /* All that came (the rest of the flight too), up to the buffer. */
+        ssize_t n = recv(c->fd, buf + have, c->rcap - have, 0);
         if (n > 0) {
             have += (size_t)n;
             continue;
@@ -1137,23 +1182,19 @@ static long read_hello(struct tls_conn *c, uint8_t *buf, size_t *got, struct cli
 }
 
 enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int fd,
-                                double timeout, char *reason, size_t len)
+                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
+                                size_t len)
 {
-    static __thread uint8_t hello[CLIENT_HELLO_MAX];
     struct client_hello ch;
-    size_t got = 0;
     const struct tls_name *n = NULL;
 
     memset(c, 0, sizeof *c);
     c->fd = fd;
     c->fe = f;
+    c->rbuf = rbuf;
+    c->rcap = cap;
     c->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-        snprintf(reason, len, "fcntl: %s", strerror(errno));
-        return TLS_IO_ERROR;
-    }
-    long hl = read_hello(c, hello, &got, &ch);
+    long hl = read_hello(c, &ch);
     if (hl < 0) {
         stats_inc(counters, ST_CONNECTIONS);
         stats_inc(counters, ST_HANDSHAKE_FAILED);
@@ -1187,8 +1228,6 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
     bool ecdsa = hl > 0 && ch.complete && client_hello_ecdsa(&ch, f->allow12, f->allow13);
     int pick = n->ecdsa >= 0 && (n->rsa < 0 || ecdsa) ? n->ecdsa : n->rsa;
     c->cert = &f->certs[pick];
-    c->pre = hello;
-    c->pre_len = got;
     if (!(c->ssl = wolfSSL_new(c->cert->ctx))) {
         snprintf(reason, len, "cannot set up a TLS connection: out of memory");
         return TLS_IO_ERROR;
@@ -1205,8 +1244,6 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
             snprintf(reason, len, "the client sent no certificate (verify_client = required)");
         wolfSSL_X509_free(x);
     }
-    c->pre = NULL;
-    c->pre_len = c->pre_off = 0;
     if (r == TLS_IO_OK && !allowed_suite(f, c->ssl)) {
         snprintf(reason, len, "wolfSSL negotiated %s, which the configured suites do not "
                  "include: refused", wolfSSL_get_cipher_name(c->ssl));
@@ -1348,7 +1385,14 @@ enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
 
 bool tls_conn_pending(struct tls_conn *c)
 {
-    return wolfSSL_pending(c->ssl) > 0;
+    return c->roff < c->rlen || wolfSSL_pending(c->ssl) > 0;
+}
+
+void tls_conn_readahead(struct tls_conn *c, uint8_t *buf, size_t cap)
+{
+    c->rbuf = buf;
+    c->rcap = cap;
+    c->rlen = c->roff = 0;
 }
 
 void tls_conn_close_notify(struct tls_conn *c)

@@ -25,6 +25,11 @@ void tls_global_cleanup(void);
 void tls_after_fork(void);
 /* "wolfSSL 5.5.4" */
 const char *tls_library_version(void);
+/* The crypto acceleration the wolfSSL in use was built with, e.g.
+ * "AES-NI, Intel AVX (USE_INTEL_SPEEDUP), SP math x86_64 asm", or "none
+ * (portable C)"; and the file it was loaded from (dladdr). */
+const char *tls_acceleration(void);
+const char *tls_library_path(void);
 
 /*
  * Resumption shared by every worker (see sesscache.h, ticketkeys.h): set
@@ -91,8 +96,9 @@ struct tls_conn {
     bool ticket_failed;     /* a ticket was offered and did not decrypt */
     const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_init) */
     const struct tls_cert *cert;        /* the certificate chosen */
-    const uint8_t *pre;     /* bytes read before the handshake (the ClientHello) */
-    size_t pre_len, pre_off;
+    uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
+    size_t rcap, rlen, roff;    /* (NULL: wolfSSL's exact-size reads go to the socket) */
+    bool drained;           /* the last recv() emptied the socket (read-ahead only) */
     char sni[256];          /* "" if none */
     char alpn[256];         /* negotiated; "" if none */
     const char *verify_failed;  /* why a client certificate was refused (static) */
@@ -118,6 +124,11 @@ enum tls_io {
 };
 
 int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
+/* Gives c a read-ahead buffer (before the handshake): wolfSSL asks for a
+ * 5-byte header and then the record, so without one every record costs
+ * two recv() calls. The buffer must outlive the connection. */
+void tls_conn_readahead(struct tls_conn *c, uint8_t *buf, size_t cap);
+#define TLS_READAHEAD_SIZE (32 * 1024)
 void tls_conn_free(struct tls_conn *c);
 
 /*
@@ -137,20 +148,22 @@ void tls_session_free(void *session);
 enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len);
 
 /*
- * A frontend's handshake on fd, bounded by timeout seconds: reads the
- * ClientHello, chooses the certificate, then tls_conn_accept(). On
- * failure, reason is set (and c may hold no WOLFSSL: tls_conn_free is
- * still right).
+ * A frontend's handshake on fd (non-blocking already), bounded by timeout
+ * seconds: reads the ClientHello into the read-ahead buffer rbuf (cap
+ * bytes, at least CLIENT_HELLO_MAX; it stays c's read-ahead buffer),
+ * chooses the certificate, then tls_conn_accept(). On failure, reason is
+ * set (and c may hold no WOLFSSL: tls_conn_free is still right).
  */
 enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int fd,
-                                double timeout, char *reason, size_t len);
+                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
+                                size_t len);
 
 /* Reads decrypted bytes; *n is set on TLS_IO_OK (never 0). */
 enum tls_io tls_conn_read(struct tls_conn *c, void *buf, size_t len, size_t *n);
 /* Writes all of buf (one record per 16 KiB); in non-blocking mode it may
  * return WANT_WRITE and must then be called again with the same buffer. */
 enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
-/* Decrypted bytes buffered inside wolfSSL (no poll() needed to read them). */
+/* Bytes buffered inside wolfSSL or read ahead (no poll() needed to read them). */
 bool tls_conn_pending(struct tls_conn *c);
 /* Sends close_notify (best effort, bounded by the deadline). */
 void tls_conn_close_notify(struct tls_conn *c);

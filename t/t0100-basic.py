@@ -160,8 +160,16 @@ def version_output():
         version = f.read().strip()
     ok(r.returncode == 0 and out.startswith(f"tlsoffd {version}\n"),
        f"tlsoffd -v starts with 'tlsoffd {version}'", out)
-    ok(re.search(r"^wolfSSL \d+\.\d+\.\d+$", out, re.M) is not None,
-       "tlsoffd -v names the wolfSSL version", out)
+    m = re.search(r"^wolfSSL \d+\.\d+\.\d+ \((/\S+libwolfssl\S*)\)$", out, re.M)
+    ok(m is not None, "tlsoffd -v names the wolfSSL version and the file it was loaded from",
+       out)
+    if m:
+        ldd = run(["ldd", TLSOFFD]).stdout.decode(errors="replace")
+        ok(os.path.realpath(m.group(1)) in {os.path.realpath(x) for x in
+                                            re.findall(r"=> (\S*libwolfssl\S*)", ldd)},
+           "... the same file the dynamic linker resolves for the binary (ldd)", ldd)
+    ok(re.search(r"^crypto acceleration: (none \(portable C|AES-NI|Intel|SP math)", out, re.M)
+       is not None, "tlsoffd -v says which crypto acceleration wolfSSL has", out)
     ok(re.search(r"^libconfig \d+\.\d+\.\d+$", out, re.M) is not None,
        "tlsoffd -v names the libconfig version", out)
     r2 = run([TLSOFFD, "--version"])

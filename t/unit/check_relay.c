@@ -205,6 +205,35 @@ START_TEST(idle_timeout)
 }
 END_TEST
 
+static int hook_calls;
+
+static void count_hook(void)
+{
+    hook_calls++;
+}
+
+/* The idle hook runs once, after its delay, and the idle timeout still
+ * counts from the last byte. */
+START_TEST(idle_hook_once)
+{
+    struct fixture f;
+    hook_calls = 0;
+    relay_set_idle_hook(count_hook, 100);
+    start(&f, 0.4);
+    pthread_join(f.t, NULL);
+    relay_set_idle_hook(NULL, 0);
+    ck_assert_int_eq(hook_calls, 1);
+    ck_assert_int_eq(f.job.res.end, RELAY_IDLE_TIMEOUT);
+    ck_assert_msg(f.job.took >= 390 && f.job.took < 1500, "took %lld", (long long)f.job.took);
+    f.t = pthread_self();
+    wolfSSL_free(f.client);
+    close(f.cs[0]);
+    close(f.cs[1]);
+    close(f.bs[0]);
+    close(f.backend);
+}
+END_TEST
+
 START_TEST(client_reset)
 {
     /* The client vanishes mid-stream (garbage instead of a record). */
@@ -231,6 +260,7 @@ static Suite *suite(void)
     tcase_add_test(tc, client_close_notify);
     tcase_add_test(tc, bulk_download);
     tcase_add_test(tc, idle_timeout);
+    tcase_add_test(tc, idle_hook_once);
     tcase_add_test(tc, client_reset);
     suite_add_tcase(s, tc);
     return s;
