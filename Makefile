@@ -14,6 +14,20 @@ CC          ?= cc
 PKG_CONFIG  ?= pkg-config
 PYTHON      ?= python3
 
+# wolfSSL: Debian's libwolfssl-dev (pkg-config) unless config.mk says
+# otherwise, or WOLFSSL_DIR=DIR: the wolfSSL installed under DIR (include/,
+# lib/), e.g. the optimised one `make fast` builds. Its SONAME is Debian's
+# (libwolfssl.so.35), so DIR/lib goes into the binaries' run path; without
+# it the loader would take the system's slow library, which does not match
+# DIR's headers either. -isystem, as for /usr/include: wolfSSL's headers
+# do not pass -Wshadow (fe_operations.h's `fe').
+ifneq ($(WOLFSSL_DIR),)
+override WOLFSSL_DIR := $(abspath $(WOLFSSL_DIR))
+WOLFSSL_CFLAGS   := -isystem $(WOLFSSL_DIR)/include
+WOLFSSL_LIBS     := -L$(WOLFSSL_DIR)/lib -Wl,-rpath,$(WOLFSSL_DIR)/lib -lwolfssl
+# Objects are rebuilt when DIR's options.h changes or another DIR is used.
+WOLFSSL_DEPS      = $(WOLFSSL_DIR)/include/wolfssl/options.h $(BUILD)/.wolfssl-dir
+endif
 WOLFSSL_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags wolfssl)
 WOLFSSL_LIBS     ?= $(shell $(PKG_CONFIG) --libs wolfssl)
 LIBCONFIG_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libconfig)
@@ -74,7 +88,7 @@ $(TLSOFFD): $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a
 	@echo "  LINK $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(LIBS)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile $(wildcard config.mk)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile $(wildcard config.mk) $(WOLFSSL_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
@@ -127,5 +141,41 @@ install: $(TLSOFFD)
 	install -m 0644 man/tlsoffd.conf.5 $(DESTDIR)$(MANDIR)/man5/tlsoffd.conf.5
 	install -m 0644 etc/tlsoffd.conf $(DESTDIR)$(SYSCONFDIR)/tlsoffd/tlsoffd.conf.sample
 
+# make fast: tlsoffd in build-fast/, linked (run path) against an optimised
+# wolfSSL that contrib/wolfssl-fast/build makes from Debian's source package
+# (AES-NI, AVX2, SP assembly) under WOLFSSL_FAST/prefix. Needs no ./configure
+# and leaves build/ alone; `make fast-check` runs the tests against it,
+# `make fast-install` installs it (mind the run path: see the README).
+# See contrib/wolfssl-fast/README.md.
+WOLFSSL_FAST ?= build/wolfssl-fast
+FAST_BUILD   ?= build-fast
+FAST_VARS     = BUILD=$(FAST_BUILD) WOLFSSL_DIR=$(abspath $(WOLFSSL_FAST))/prefix
+.PHONY: fast fast-check fast-install wolfssl-fast
+wolfssl-fast:
+	sh contrib/wolfssl-fast/build $(WOLFSSL_FAST)
+
+fast: wolfssl-fast
+	$(MAKE) $(FAST_VARS) all
+	@lib=$$(ldd $(FAST_BUILD)/tlsoffd | awk '/libwolfssl/ { print $$3 }'); \
+	case "$$lib" in \
+	    $(abspath $(WOLFSSL_FAST))/prefix/lib/*) echo "  $(FAST_BUILD)/tlsoffd loads $$lib";; \
+	    *) echo "$(FAST_BUILD)/tlsoffd loads '$$lib', not the wolfSSL in $(WOLFSSL_FAST)/prefix/lib" >&2; exit 1;; \
+	esac
+
+fast-check: fast
+	$(MAKE) $(FAST_VARS) check
+
+fast-install: fast
+	$(MAKE) $(FAST_VARS) install
+
+ifneq ($(WOLFSSL_DIR),)
+$(WOLFSSL_DIR)/include/wolfssl/options.h:
+	@echo "WOLFSSL_DIR=$(WOLFSSL_DIR) has no include/wolfssl/options.h (make fast builds a wolfSSL)" >&2; exit 1
+endif
+.PHONY: FORCE
+$(BUILD)/.wolfssl-dir: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WOLFSSL_DIR)' | cmp -s - $@ || echo '$(WOLFSSL_DIR)' > $@
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fast

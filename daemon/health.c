@@ -161,10 +161,11 @@ static void run(struct runtime *rt)
         pthread_t t;
         pthread_attr_t a;
         pthread_attr_init(&a);
-        pthread_attr_setstacksize(&a, 256 * 1024);
+        pthread_attr_setstacksize(&a, probe_thread_stack(256 * 1024));
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &a, check_loop, &cs[k]) != 0) {
-            log_error("cannot start a check thread: %s", strerror(errno));
+        int rc = pthread_create(&t, &a, check_loop, &cs[k]);
+        if (rc != 0) {
+            log_error("cannot start a check thread: %s", strerror(rc));
             _exit(1);
         }
         pthread_attr_destroy(&a);

@@ -808,7 +808,7 @@ START_TEST(tls_small_stack)
     pthread_attr_t a;
     struct probe_result r;
     pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 256 * 1024);
+    pthread_attr_setstacksize(&a, probe_thread_stack(256 * 1024));
     ck_assert_int_eq(pthread_create(&t, &a, tls_in_thread, &r), 0);
     pthread_join(t, NULL);
     pthread_attr_destroy(&a);
