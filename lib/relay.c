@@ -7,10 +7,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 struct dir {
-    unsigned char buf[RELAY_BUF];
+    unsigned char buf[RELAY_BUF_DOWN];  /* up uses RELAY_BUF of it: one record a read */
     size_t len, off;        /* bytes buffered; bytes of them already sent */
     bool eof;               /* the source is done */
     bool shut;              /* the destination was told (SHUT_WR / close_notify) */
@@ -124,13 +125,27 @@ static int pump_up(struct state *s)
         s->cev |= POLLIN;
     } else if (!d->eof && d->len == 0) {
         size_t n = 0;
-        enum tls_io r = tls_conn_read(s->c, d->buf, sizeof d->buf, &n);
+        enum tls_io r = tls_conn_read(s->c, d->buf, RELAY_BUF, &n);
         if (r == TLS_IO_OK) {
             d->len = n;
             d->off = 0;
             moved = 1;
             if (s->c->drained && !tls_conn_pending(s->c))
                 s->cin = false;
+            /* Records already here join it: one send() for several. */
+            while (s->cin && d->len + RELAY_BUF <= sizeof d->buf) {
+                r = tls_conn_read(s->c, d->buf + d->len, RELAY_BUF, &n);
+                if (r != TLS_IO_OK) {
+                    if (r == TLS_IO_WANT_READ)
+                        s->cin = false;     /* the next turn polls, or sees EOF */
+                    else
+                        s->cin = true;      /* the next turn's read reports it */
+                    break;
+                }
+                d->len += n;
+                if (s->c->drained && !tls_conn_pending(s->c))
+                    s->cin = false;
+            }
         } else if (r == TLS_IO_WANT_READ) {
             s->cin = false;
             s->cev |= POLLIN;
@@ -208,6 +223,31 @@ static int pump_down(struct state *s)
 static void (*idle_hook)(void);
 static int idle_hook_ms;
 
+/* Gives the whole pages inside [p, p+n) back to the kernel (they read as
+ * zeros when touched again). */
+static void release(void *p, size_t n)
+{
+    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* A quiet connection: the buffers that hold nothing go back. */
+static void release_empty_buffers(struct state *s)
+{
+    if (s->up.len == 0)
+        release(s->up.buf, sizeof s->up.buf);
+    if (s->down.len == 0)
+        release(s->down.buf, sizeof s->down.buf);
+    struct tls_conn *t[2] = { s->c, s->bt };
+    for (int i = 0; i < 2; i++)
+        if (t[i] && t[i]->rbuf && t[i]->roff >= t[i]->rlen) {
+            t[i]->rlen = t[i]->roff = 0;
+            release(t[i]->rbuf, t[i]->rcap);
+        }
+}
+
 void relay_set_idle_hook(void (*fn)(void), int after_ms)
 {
     idle_hook = fn;
@@ -258,6 +298,7 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
         int rc = poll(p, 2, wait);
         if (rc == 0 && wait < idle_ms) {
             hooked = true;          /* quiet for a while: then the rest of idle */
+            release_empty_buffers(&s);
             idle_hook();
             rc = poll(p, 2, idle_ms - wait);
         }

@@ -14,6 +14,9 @@
 #include "tls.h"
 
 #define RELAY_BUF 16384     /* one maximum-size TLS record */
+/* Backend to client: one recv() for four full records (wolfSSL_write
+ * splits them), a quarter of the reads of a 16 KiB buffer. */
+#define RELAY_BUF_DOWN (4 * RELAY_BUF)
 
 enum relay_end {
     RELAY_DONE,             /* both sides finished cleanly */

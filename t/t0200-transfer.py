@@ -4,6 +4,7 @@ matching byte counts in the access log; parallel transfers; a two-way
 TLS 1.2 stream."""
 import hashlib
 import os
+import time
 import ssl
 import sys
 import threading
@@ -126,6 +127,25 @@ def tls12_two_way_stream():
     ok(l is not None and l["in"] == len(data) and l["out"] == len(data) and
        l["outcome"] == "ok" and l["cipher"] == "ECDHE-ECDSA-CHACHA20-POLY1305",
        "access: in = out = 16 MiB exactly, outcome=ok, the cipher named", l and l["raw"])
+
+
+@case
+def quiet_then_more():
+    # A connection quiet for over a second gives its emptied buffers and
+    # stack back to the kernel (tlsoffd(8), PERFORMANCE); what comes next
+    # must still arrive whole.
+    c = TLSClient(port_echo)
+    first = os.urandom(1 * MiB)
+    c.send(first)
+    got1 = c.recv_exact(len(first), timeout=30)[0]
+    time.sleep(1.6)     # pacing, not a check: past the 1 s idle release
+    second = os.urandom(1 * MiB)
+    c.send(second)
+    got2 = c.recv_exact(len(second), timeout=30)[0]
+    c.close()
+    ok(got1 == first and got2 == second,
+       "1 MiB echoed, 1.6 s quiet (buffers released), then 1 MiB more: all bytes, in order",
+       f"{len(got1)} and {len(got2)} bytes")
 
 
 @case
