@@ -236,7 +236,7 @@ static void **session_slot(struct runtime *rt, size_t up, size_t server)
  */
 static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int client_fd,
                         const struct sockaddr_storage *peer, struct tls_conn *client,
-                        struct tls_conn *bt, struct conn_log *l)
+                        const struct tls_peer *cp, struct tls_conn *bt, struct conn_log *l)
 {
     const struct upstream_conf *up = &rt->cfg->upstreams[ui];
     const struct server_conf *sv = &up->servers[si];
@@ -247,16 +247,14 @@ static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int cli
         socklen_t ll = sizeof local;
         unsigned char hdr[PROXYPROTO_V2_MAX];
         getsockname(client_fd, (struct sockaddr *)&local, &ll);
-        struct tls_peer cp;
-        tls_conn_peer(client, &cp);
         struct proxy_info pi = {
             .src = (const struct sockaddr *)peer, .dst = (const struct sockaddr *)&local,
             .alpn = tls_conn_alpn(client),
             .authority = strcmp(l->sni, "-") ? l->sni : NULL,
             .tls_version = tls_conn_version(client), .cipher = tls_conn_cipher(client),
             .sig_alg = tls_conn_sig_alg(client), .key_alg = tls_conn_key_alg(client),
-            .client_cn = *cp.cn ? cp.cn : NULL,
-            .client_cert_conn = cp.presented, .client_cert_sess = cp.session,
+            .client_cn = *cp->cn ? cp->cn : NULL,
+            .client_cert_conn = cp->presented, .client_cert_sess = cp->session,
             .verify = 0,    /* a certificate that did not verify ended the handshake */
         };
         ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
@@ -322,7 +320,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     int si = -1;
     struct tls_conn bt = { .ssl = NULL };
     int b = connect_backend(rt, ui, peer, &si, &l);
-    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, &tc, &bt, &l) < 0) {
+    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, &tc, &cp, &bt, &l) < 0) {
         upstream_conn_end(rt->ups, ui, (size_t)si);
         tls_conn_free(&bt);
         close(b);

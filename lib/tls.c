@@ -181,6 +181,16 @@ static int send_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     }
 }
 
+/* c's WOLFSSL on ctx, its I/O going through c. */
+static int new_ssl(struct tls_conn *c, WOLFSSL_CTX *ctx)
+{
+    if (!(c->ssl = wolfSSL_new(ctx)))
+        return -1;
+    wolfSSL_SetIOReadCtx(c->ssl, c);
+    wolfSSL_SetIOWriteCtx(c->ssl, c);
+    return 0;
+}
+
 /* ---- resumption: the shared session cache and ticket keys ---- */
 
 static struct tls_resumption resumption;
@@ -511,8 +521,7 @@ static WOLFSSL_CTX *policy_ctx(const struct tls_conf *tc, char *err, size_t errl
              tc->max_version == TLS1_3_VERSION ? tc->ciphersuites : "",
              tc->max_version == TLS1_3_VERSION && tc->min_version == TLS1_2_VERSION ? ":" : "",
              tc->min_version == TLS1_2_VERSION ? tc->ciphers : "");
-    if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS ||
-        set_exact_suites(ctx, list) < 0)
+    if (set_exact_suites(ctx, list) < 0)
         return ctx_fail(ctx, err, errlen, "%s: cannot set cipher list '%s'", tc->where, list);
     if (set_groups(ctx, tc->groups) < 0)
         return ctx_fail(ctx, err, errlen, "%s: tls.groups: this wolfSSL cannot offer '%s'",
@@ -604,8 +613,6 @@ WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *wh
     if (!ctx)
         return ctx_fail(NULL, err, errlen, "out of memory creating a TLS context");
     if (wolfSSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != WOLFSSL_SUCCESS ||
-        wolfSSL_CTX_set_cipher_list(ctx, CONFIG_DEFAULT_CIPHERSUITES ":"
-                                         CONFIG_DEFAULT_CIPHERS) != WOLFSSL_SUCCESS ||
         set_exact_suites(ctx, CONFIG_DEFAULT_CIPHERSUITES ":" CONFIG_DEFAULT_CIPHERS) < 0)
         return ctx_fail(ctx, err, errlen, "%s: cannot set the backend TLS policy", where);
     wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
@@ -669,33 +676,9 @@ struct tls_frontend {
     struct tls_name def;        /* for clients without SNI or an unknown name */
     bool allow12, allow13;
     uint8_t scope[TICKET_SCOPE_LEN];
+    bool stapling;              /* some certificate staples OCSP */
     WOLFSSL_CERT_MANAGER *client_cm;   /* see verify_cb() */
-    char suites[1024];          /* ":A:B:...:" the configured suites, see allowed_suite() */
 };
-
-/*
- * Defence in depth for set_exact_suites(): a handshake whose suite is not
- * in the context's list (as wolfSSL reports it) is refused.
- */
-static void list_suites(struct tls_frontend *f, WOLFSSL_CTX *ctx)
-{
-    WOLFSSL *ssl = wolfSSL_new(ctx);
-    WOLF_STACK_OF(WOLFSSL_CIPHER) *sk = ssl ? wolfSSL_get_ciphers_compat(ssl) : NULL;
-    size_t off = (size_t)snprintf(f->suites, sizeof f->suites, ":");
-    for (int i = 0; sk && i < wolfSSL_sk_SSL_CIPHER_num(sk) && off < sizeof f->suites; i++)
-        off += (size_t)snprintf(f->suites + off, sizeof f->suites - off, "%s:",
-                                wolfSSL_CIPHER_get_name(wolfSSL_sk_SSL_CIPHER_value(sk, i)));
-    if (ssl)
-        wolfSSL_free(ssl);
-}
-
-static bool allowed_suite(const struct tls_frontend *f, WOLFSSL *ssl)
-{
-    char want[96];
-    const char *n = wolfSSL_get_cipher_name(ssl);
-    snprintf(want, sizeof want, ":%s:", n ? n : "?");
-    return strstr(f->suites, want) != NULL;
-}
 
 static const uint8_t *conn_scope(WOLFSSL *ssl)
 {
@@ -924,8 +907,7 @@ static void setup_ocsp(struct tls_frontend *f, struct tls_cert *c, WOLFSSL_X509 
                         WOLFSSL_SUCCESS &&
             wolfSSL_CTX_EnableOCSPStapling(c->ctx) == WOLFSSL_SUCCESS &&
             wolfSSL_CTX_set_tlsext_status_cb(c->ctx, status_cb) == WOLFSSL_SUCCESS) {
-            if (f->conf->verify_client != VERIFY_CLIENT_NONE)
-                f->client_cm = (WOLFSSL_CERT_MANAGER *)1;   /* made once all are loaded */
+            f->stapling = true;
             return;
         }
         snprintf(why, sizeof why, "wolfSSL cannot enable stapling");
@@ -1088,8 +1070,6 @@ struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct fr
                      c->conf->cert);
             goto fail;
         }
-        if (i == 0)
-            list_suites(f, c->ctx);
         cert_algs(c, chain[0]);
         add_names(f, &cap, chain[0], i);
         if (fe->nalpn)
@@ -1099,21 +1079,21 @@ struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct fr
         wolfSSL_X509_free(chain[0]);
         wolfSSL_X509_free(chain[1]);
     }
-    if (f->client_cm && (f->client_cm = NULL, make_client_cm(f, err, errlen) < 0))
+    if (f->stapling && fe->verify_client != VERIFY_CLIENT_NONE &&
+        make_client_cm(f, err, errlen) < 0)
         goto fail;
     if (f->nnames)
         qsort(f->names, f->nnames, sizeof *f->names, by_name);
-    /* The default: the first certificate, and its other-key twin if one
-     * carries the same first name. */
+    /* The default: the first certificate, and its other-key twin if the
+     * two share a name. */
     f->def = (struct tls_name){ NULL, f->certs[0].ecdsa ? 0 : -1, f->certs[0].ecdsa ? -1 : 0 };
-    for (size_t i = 0; i < f->nnames; i++)
-        if (f->names[i].ecdsa == 0 || f->names[i].rsa == 0) {
-            if (f->names[i].ecdsa >= 0 && f->names[i].rsa >= 0) {
-                f->def = f->names[i];
-                break;
-            }
+    for (size_t i = 0; i < f->nnames; i++) {
+        const struct tls_name *m = &f->names[i];
+        if ((m->ecdsa == 0 || m->rsa == 0) && m->ecdsa >= 0 && m->rsa >= 0) {
+            f->def = (struct tls_name){ NULL, m->ecdsa, m->rsa };
+            break;
         }
-    f->def.name = NULL;
+    }
     return f;
 fail:
     tls_frontend_free(f);
@@ -1196,8 +1176,7 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
     c->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     long hl = read_hello(c, &ch);
     if (hl < 0) {
-        stats_inc(counters, ST_CONNECTIONS);
-        stats_inc(counters, ST_HANDSHAKE_FAILED);
+        count_handshake(c, false);
         snprintf(reason, len, "%s", c->timed_out ? "timed out waiting for the ClientHello"
                                     : c->peer_closed ? "connection closed by peer"
                                     : strerror(c->sys_errno));
@@ -1212,8 +1191,7 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
         static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 112 };  /* unrecognized_name */
         ssize_t w = send(fd, alert, sizeof alert, MSG_NOSIGNAL);
         (void)w;
-        stats_inc(counters, ST_CONNECTIONS);
-        stats_inc(counters, ST_HANDSHAKE_FAILED);
+        count_handshake(c, false);
         if (*ch.sni)
             snprintf(reason, len, "no certificate for server name '%s' (strict_sni)", ch.sni);
         else
@@ -1228,12 +1206,10 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
     bool ecdsa = hl > 0 && ch.complete && client_hello_ecdsa(&ch, f->allow12, f->allow13);
     int pick = n->ecdsa >= 0 && (n->rsa < 0 || ecdsa) ? n->ecdsa : n->rsa;
     c->cert = &f->certs[pick];
-    if (!(c->ssl = wolfSSL_new(c->cert->ctx))) {
+    if (new_ssl(c, c->cert->ctx) < 0) {
         snprintf(reason, len, "cannot set up a TLS connection: out of memory");
         return TLS_IO_ERROR;
     }
-    wolfSSL_SetIOReadCtx(c->ssl, c);
-    wolfSSL_SetIOWriteCtx(c->ssl, c);
     enum tls_io r = tls_conn_accept(c, timeout, reason, len);
     if (r == TLS_IO_ERROR && c->verify_failed) {
         snprintf(reason, len, "%s", c->verify_failed);
@@ -1243,11 +1219,6 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int 
         if (!x && (e == NO_PEER_CERT || e == VERIFY_CERT_ERROR))
             snprintf(reason, len, "the client sent no certificate (verify_client = required)");
         wolfSSL_X509_free(x);
-    }
-    if (r == TLS_IO_OK && !allowed_suite(f, c->ssl)) {
-        snprintf(reason, len, "wolfSSL negotiated %s, which the configured suites do not "
-                 "include: refused", wolfSSL_get_cipher_name(c->ssl));
-        return TLS_IO_ERROR;
     }
     if (r == TLS_IO_OK) {
         char *proto = NULL;
@@ -1271,11 +1242,7 @@ int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -1;
-    if (!(c->ssl = wolfSSL_new(ctx)))
-        return -1;
-    wolfSSL_SetIOReadCtx(c->ssl, c);
-    wolfSSL_SetIOWriteCtx(c->ssl, c);
-    return 0;
+    return new_ssl(c, ctx);
 }
 
 void tls_conn_free(struct tls_conn *c)

@@ -25,17 +25,7 @@ UP = "pool"                  # the upstream's name in every config here
 
 # ---------------------------------------------------------------- helpers
 
-def val(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def group(d):
-    return "{ " + " ".join(f"{k} = {group(v) if isinstance(v, dict) else val(v)};"
-                           for k, v in d.items()) + " }"
+val = group = config_value     # libconfig text of a value or a dict (tlsoffd_test)
 
 
 def conf_text(port, servers, workers=2, **up):

@@ -81,17 +81,7 @@ def case_(fn):
     return case(wrapped)
 
 
-def val(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def group(d):
-    return "{ " + " ".join(f"{k} = {group(v) if isinstance(v, dict) else val(v)};"
-                           for k, v in d.items()) + " }"
+val = group = config_value     # libconfig text of a value or a dict (tlsoffd_test)
 
 
 def start(name, ups, workers=2):

@@ -39,7 +39,7 @@ __all__ = [
     "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
     "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
     "frontend_text", "check_config", "s_client_info", "parse_proxy_v2", "ProxyRecorder",
-    "line_of", "bad_config",
+    "line_of", "bad_config", "config_value",
 ]
 
 # ---------------------------------------------------------------- paths
@@ -473,13 +473,19 @@ _NAME_RE = re.compile(r"^[A-Za-z*][-A-Za-z0-9_*]*$")     # a libconfig setting n
 
 
 def _val(v):
+    """A libconfig value: bool, number, string, array (list) or group (dict)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, (list, tuple)):
         return "[ " + ", ".join(_val(x) for x in v) + " ]"
+    if isinstance(v, dict):
+        return "{ " + " ".join(f"{k} = {_val(x)};" for k, x in v.items()) + " }"
     return _q(v)
+
+
+config_value = _val
 
 
 def _cert_entry(c):
