@@ -64,7 +64,8 @@ LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
 LIB_MODULES := alloc addr config log listen clienthello tls upstream relay shm sesscache ticketkeys stats \
                proxyproto probe
-DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c daemon/health.c
+DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
+               daemon/master.c daemon/worker.c daemon/health.c
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 UNIT_TESTS  := $(LIB_MODULES:%=$(BUILD)/t/unit/check_%)

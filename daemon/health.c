@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "tlsoffd.h"
+#include "health.h"
+
+#include "alloc.h"
+#include "child.h"
 #include "log.h"
 #include "probe.h"
 #include "upstream.h"
@@ -135,7 +137,7 @@ static void run(struct runtime *rt)
     for (size_t i = 0; i < rt->cfg->nupstreams; i++)
         if (rt->cfg->upstreams[i].health.type != HEALTH_NONE)
             n += rt->cfg->upstreams[i].nservers;
-    struct checker *cs = calloc(n, sizeof *cs);
+    struct checker *cs = xcalloc(n, sizeof *cs);
     size_t k = 0;
     for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
         if (rt->cfg->upstreams[i].health.type == HEALTH_NONE)
@@ -152,11 +154,7 @@ static void run(struct runtime *rt)
         }
     }
     /* Checks are set up (CA files read) first, then privileges dropped. */
-    char err[512];
-    if (runtime_drop_privileges(rt->cfg, err, sizeof err) < 0) {
-        log_error("%s", err);
-        _exit(1);
-    }
+    child_confine(rt->cfg);
     for (k = 0; k < n; k++) {
         pthread_t t;
         pthread_attr_t a;
@@ -182,6 +180,9 @@ pid_t health_start(struct runtime *rt)
         any |= rt->cfg->upstreams[i].health.type != HEALTH_NONE;
     if (!any)
         return 0;
+    static const struct child_signals sigs = { .quit = on_term, .usr1 = on_usr1,
+                                               .term = on_term };
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("cannot fork the health prober: %s", strerror(errno));
@@ -189,29 +190,12 @@ pid_t health_start(struct runtime *rt)
     }
     if (pid > 0)
         return pid;
-    log_set_role("health");
-    prctl(PR_SET_NAME, "tlsoffd-health");      /* what ps and tests see */
     /* Never hold a listening socket: when the master and workers are gone,
      * the port must close. */
     for (size_t i = 0; i < rt->nlisteners; i++)
         close(rt->listeners[i].fd);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1)
-        _exit(0);
-    struct sigaction sa = { .sa_handler = on_term };
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
-    sa.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    tls_after_fork();
+    child_begin(master, "health", "tlsoffd-health", &sigs);
+    alloc_set_oom_handler(child_out_of_memory);
     run(rt);
     _exit(0);
 }

@@ -1,33 +1,51 @@
 /*
- * master — forks the workers and keeps them alive; answers signals.
+ * master — the pool, the prober, signals and supervision; see master.h.
  *
- * It never touches client traffic. Signals arrive through a signalfd, so
- * all of the master's work happens in one loop with no handler races.
+ * Signals arrive through a signalfd, so all of the master's work happens
+ * in one loop with no handler races. Its state is one struct master.
+ *
+ * Peers: runtime (what it builds, reloads and releases), worker and health
+ * (the children it forks), upgrade (the USR2 hand-over and the pidfile).
  */
+#include "master.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tlsoffd.h"
+#include "alloc.h"
 #include "clock.h"
+#include "exit.h"
+#include "health.h"
 #include "log.h"
 #include "ticketkeys.h"
+#include "upgrade.h"
+#include "worker.h"
 
-#define RESPAWN_MIN_MS   100
-#define RESPAWN_MAX_MS   10000
-#define FAST_STOP_MS     5000
-#define QUICK_DEATH_MS   1000   /* a worker dying sooner than this backs off */
+#define RESPAWN_MIN_MS    100       /* the first back-off after a quick death */
+#define RESPAWN_MAX_MS    10000     /* the back-off doubles up to this */
+#define QUICK_DEATH_MS    1000      /* a worker dying sooner than this backs off */
+#define FAST_STOP_MS      5000      /* TERM/INT: children still alive then are killed */
+#define PROBER_RETRY_MS   1000      /* a prober that died or could not fork: again then */
+#define UPGRADE_WAIT_MS   30000     /* the new master of a USR2 must report within this */
+#define MAX_WAIT_MS       60000     /* the longest poll of the main loop */
+
+/* The dynamic pool (workers.count = 0), Apache prefork style. */
+#define POOL_TICK_MS      100       /* how often the master looks at the scoreboard */
+#define POOL_SHRINK_MS    500       /* spare workers are retired this often: half the excess */
+#define POOL_MAX_RATE     32        /* spawns per tick, doubling while short */
+#define POOL_FULL_WARN_MS 10000     /* "the pool is at workers.max", at most this often */
 
 struct slot {
     pid_t pid;
@@ -39,58 +57,68 @@ struct slot {
 
 enum stop { RUNNING, STOP_GRACEFUL, STOP_FAST };
 
-static struct slot *slots;
-static int nslots;
-static int sigfd = -1;
+struct master {
+    struct runtime *rt;
+    char **pidpath;
+    int sigfd;
+    enum stop stop;
+    int64_t stop_deadline;
+    struct slot *slots;     /* one per scoreboard entry: room for reloads */
+    int nslots;
+    struct {
+        bool dynamic;       /* workers.count = 0 */
+        int spawn_rate;
+        int64_t next_shrink, hold_until, warned_full;
+    } pool;
+    struct {
+        pid_t pid;          /* 0: none running */
+        pid_t retiring;     /* one told to stop by a reload */
+        int64_t respawn_at;
+    } prober;
+    struct {
+        pid_t child;        /* the new master being started; 0: none */
+        int pipe;           /* it reports on this */
+        int status;         /* its wait status, if it died first; -1 */
+        int64_t deadline;
+    } upgrade;
+    int64_t next_rotation;  /* a new ticket key then */
+};
 
-/* The dynamic pool (workers.count = 0), Apache prefork style. */
-#define POOL_TICK_MS     100     /* how often the master looks at the scoreboard */
-#define POOL_SHRINK_MS   500     /* spare workers are retired this often: half the excess */
-#define POOL_MAX_RATE    32      /* spawns per tick, doubling while short */
-static bool dynamic;
-static struct stats *rt_stats;
-static int spawn_rate = 1;
-static int64_t next_shrink, pool_hold_until;
-
-static pid_t spawn(struct runtime *rt, int id)
+static pid_t spawn(struct master *m, int id)
 {
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        close(sigfd);
-        worker_run(rt, id);
+        close(m->sigfd);
+        worker_run(m->rt, id, master);
     }
     if (pid < 0) {
         log_error("cannot fork worker %d: %s", id, strerror(errno));
         return 0;
     }
-    slots[id].pid = pid;
-    slots[id].started = clock_now_ms();
-    slots[id].respawn_at = INT64_MAX;
-    slots[id].old = false;
+    m->slots[id] = (struct slot){ .pid = pid, .started = clock_now_ms(),
+                                  .respawn_at = INT64_MAX, .backoff = m->slots[id].backoff };
     log_debug("worker %d started as pid %d", id, (int)pid);
     return pid;
 }
 
-static pid_t prober;             /* the health prober; 0: none running */
-static pid_t prober_retiring;    /* a prober told to stop by a reload */
-
-/* USR2: the new master being started, and the pipe it reports on. */
-#define UPGRADE_WAIT_MS  30000  /* the new master must report within this */
-static pid_t upgrade_child;
-static int64_t upgrade_deadline = INT64_MAX;
-static int upgrade_pipe = -1;
-static int upgrade_status = -1;     /* its exit status, if it died */
-static bool handed_over;            /* the new master runs: we drain and go */
-static int64_t prober_respawn_at = INT64_MAX;
-
-/* Workers and the prober. */
-static void signal_workers(int sig)
+/* Starts the prober, or schedules another try. */
+static void start_prober(struct master *m, int64_t now)
 {
-    for (int i = 0; i < nslots; i++)
-        if (slots[i].pid > 0)
-            kill(slots[i].pid, sig);
-    if (prober > 0)
-        kill(prober, sig == SIGQUIT ? SIGTERM : sig);
+    m->prober.respawn_at = INT64_MAX;
+    if ((m->prober.pid = health_start(m->rt)) < 0) {
+        m->prober.pid = 0;
+        m->prober.respawn_at = now + PROBER_RETRY_MS;
+    }
+}
+
+static void signal_children(struct master *m, int sig)
+{
+    for (int i = 0; i < m->nslots; i++)
+        if (m->slots[i].pid > 0)
+            kill(m->slots[i].pid, sig);
+    if (m->prober.pid > 0)
+        kill(m->prober.pid, sig == SIGQUIT ? SIGTERM : sig);
 }
 
 /*
@@ -105,17 +133,19 @@ static void stop_listening(struct runtime *rt)
         shutdown(rt->listeners[i].fd, SHUT_RDWR);
 }
 
-static int live_workers(void)
+static int live_children(const struct master *m)
 {
-    int n = prober > 0;
-    for (int i = 0; i < nslots; i++)
-        n += slots[i].pid > 0;
+    int n = m->prober.pid > 0;
+    for (int i = 0; i < m->nslots; i++)
+        n += m->slots[i].pid > 0;
     return n;
 }
 
 static void describe_exit(int status, char *buf, size_t len)
 {
-    if (WIFEXITED(status))
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_OOM)
+        snprintf(buf, len, "ran out of memory (exit status %d)", EXIT_OOM);
+    else if (WIFEXITED(status))
         snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
         snprintf(buf, len, "was killed by signal %d (%s)%s", WTERMSIG(status),
@@ -124,194 +154,204 @@ static void describe_exit(int status, char *buf, size_t len)
         snprintf(buf, len, "ended with status 0x%x", status);
 }
 
-static void reap(enum stop stop)
+/* The back-off after a crash: doubling while workers die at start, none
+ * once one lived past QUICK_DEATH_MS. */
+static int next_backoff(const struct slot *s, int64_t now)
+{
+    if (now - s->started >= QUICK_DEATH_MS)
+        return 0;
+    int b = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
+    return b > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : b;
+}
+
+/* A worker that died while running: the pool refills itself, a fixed
+ * worker is respawned; either way after a back-off if workers die fast. */
+static void worker_crashed(struct master *m, int i, pid_t pid, const char *how, int64_t now)
+{
+    struct slot *s = &m->slots[i];
+    s->backoff = next_backoff(s, now);
+    if (m->pool.dynamic && s->backoff)
+        m->pool.hold_until = now + s->backoff;
+    else if (!m->pool.dynamic)
+        s->respawn_at = now + s->backoff;
+    if (s->backoff >= RESPAWN_MAX_MS)
+        log_error("worker %d (pid %d) %s; workers keep dying at start, %s every %d s", i,
+                  (int)pid, how, m->pool.dynamic ? "starting new ones" : "respawning",
+                  RESPAWN_MAX_MS / 1000);
+    else
+        log_warning("worker %d (pid %d) %s%s", i, (int)pid, how,
+                    m->pool.dynamic ? "" : s->backoff ? "; respawning after a back-off"
+                                                      : "; respawning");
+}
+
+static void worker_ended(struct master *m, int i, pid_t pid, int status)
+{
+    struct slot *s = &m->slots[i];
+    char how[128];
+    describe_exit(status, how, sizeof how);
+    s->pid = 0;
+    struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
+    if (w) {                    /* off the scoreboard */
+        stats_set_state(w, WS_NONE, NULL);
+        w->pid = 0;
+    }
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (s->old) {
+        log_debug("worker %d (pid %d) of the previous configuration %s", i, (int)pid, how);
+        s->old = false;
+        s->respawn_at = INT64_MAX;
+    } else if (m->stop != RUNNING || (clean && m->pool.dynamic)) {
+        /* Stopping, or a spare or recycled worker of the pool: the pool
+         * refills itself from the scoreboard. */
+        log_debug("worker %d (pid %d) %s", i, (int)pid, how);
+    } else if (clean) {
+        /* workers.max_connections reached: replace it at once. */
+        log_info("worker %d (pid %d) %s; replacing it", i, (int)pid, how);
+        s->respawn_at = clock_now_ms();
+    } else {
+        worker_crashed(m, i, pid, how, clock_now_ms());
+    }
+}
+
+static void prober_ended(struct master *m, pid_t pid, int status)
+{
+    char how[128];
+    describe_exit(status, how, sizeof how);
+    m->prober.pid = 0;
+    if (m->stop != RUNNING)
+        return;
+    log_error("the health prober (pid %d) %s; restarting it in %d s (server states stay as "
+              "they are meanwhile)", (int)pid, how, PROBER_RETRY_MS / 1000);
+    m->prober.respawn_at = clock_now_ms() + PROBER_RETRY_MS;
+}
+
+static void reap(struct master *m)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid == upgrade_child) {
-            upgrade_status = status;
-            continue;
-        }
-        if (pid == prober_retiring) {
-            prober_retiring = 0;
-            continue;
-        }
-        if (pid == prober) {
-            char how[128];
-            describe_exit(status, how, sizeof how);
-            prober = 0;
-            if (stop == RUNNING) {
-                log_error("the health prober (pid %d) %s; restarting it in 1 s (server "
-                          "states stay as they are meanwhile)", (int)pid, how);
-                prober_respawn_at = clock_now_ms() + 1000;
-            }
-            continue;
-        }
-        for (int i = 0; i < nslots; i++) {
-            struct slot *s = &slots[i];
-            if (s->pid != pid)
-                continue;
-            char how[128];
-            describe_exit(status, how, sizeof how);
-            s->pid = 0;
-            struct stats_worker *w = stats_worker(rt_stats, (unsigned)i);
-            if (w) {                    /* off the scoreboard */
-                stats_set_state(w, WS_NONE, NULL);
-                w->pid = 0;
-            }
-            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (s->old) {
-                log_debug("worker %d (pid %d) of the previous configuration %s", i, (int)pid,
-                          how);
-                s->old = false;
-                s->respawn_at = INT64_MAX;
-                break;
-            }
-            if (stop != RUNNING || (clean && dynamic)) {
-                /* Stopping, or a spare or recycled worker of the pool:
-                 * the pool refills itself from the scoreboard. */
-                log_debug("worker %d (pid %d) %s", i, (int)pid, how);
-                break;
-            }
-            int64_t now = clock_now_ms();
-            if (dynamic) {
-                /* A crash: back off the whole pool if workers die at once. */
-                if (now - s->started < QUICK_DEATH_MS) {
-                    s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
-                    if (s->backoff > RESPAWN_MAX_MS)
-                        s->backoff = RESPAWN_MAX_MS;
-                    pool_hold_until = now + s->backoff;
+        if (pid == m->upgrade.child) {
+            m->upgrade.status = status;
+        } else if (pid == m->prober.retiring) {
+            m->prober.retiring = 0;
+        } else if (pid == m->prober.pid) {
+            prober_ended(m, pid, status);
+        } else {
+            for (int i = 0; i < m->nslots; i++)
+                if (m->slots[i].pid == pid) {
+                    worker_ended(m, i, pid, status);
+                    break;
                 }
-                if (s->backoff >= RESPAWN_MAX_MS)
-                    log_error("worker %d (pid %d) %s; workers keep dying at start, "
-                              "starting new ones every %d s", i, (int)pid, how,
-                              RESPAWN_MAX_MS / 1000);
-                else
-                    log_warning("worker %d (pid %d) %s", i, (int)pid, how);
-                break;
-            }
-            if (clean) {
-                /* workers.max_connections reached: replace it at once. */
-                log_info("worker %d (pid %d) %s; replacing it", i, (int)pid, how);
-                s->respawn_at = now;
-                break;
-            }
-            if (now - s->started < QUICK_DEATH_MS)
-                s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_MIN_MS;
-            else
-                s->backoff = 0;
-            if (s->backoff > RESPAWN_MAX_MS)
-                s->backoff = RESPAWN_MAX_MS;
-            s->respawn_at = now + s->backoff;
-            if (s->backoff >= RESPAWN_MAX_MS)
-                log_error("worker %d (pid %d) %s; workers keep dying at start, "
-                          "respawning every %d s", i, (int)pid, how, RESPAWN_MAX_MS / 1000);
-            else
-                log_warning("worker %d (pid %d) %s; respawning%s", i, (int)pid, how,
-                            s->backoff ? " after a back-off" : "");
-            break;
         }
     }
 }
 
 /* A slot no live worker uses: not ours, and (after an upgrade) not one of
  * the old master's, which still write to the same scoreboard. */
-static bool slot_free(int i)
+static bool slot_free(const struct master *m, int i)
 {
-    if (slots[i].pid != 0 || slots[i].old)
+    if (m->slots[i].pid != 0 || m->slots[i].old)
         return false;
-    struct stats_worker *w = stats_worker(rt_stats, (unsigned)i);
+    struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
     return !w || w->pid == 0 || kill(w->pid, 0) < 0;
 }
 
-/*
- * Keeps between min_spare and max_spare idle workers, at most max in all:
- * when short, it starts workers at a rate that doubles every tick (so a
- * burst is met within a few hundred ms while the listen queue holds the
- * clients); when there are too many idle ones, it retires one a second
- * with a graceful stop.
- */
-static void manage_pool(struct runtime *rt, int64_t now)
+/* This generation's workers: how many, how many idle, and an idle one. */
+static void pool_census(const struct master *m, int *total, int *idle, int *spare)
 {
-    const struct config *cfg = rt->cfg;
-    int idle = 0, total = 0, spare = -1;    /* spare: some idle worker */
-    for (int i = 0; i < nslots; i++) {
-        if (slots[i].pid <= 0 || slots[i].old)
+    *total = *idle = 0;
+    *spare = -1;
+    for (int i = 0; i < m->nslots; i++) {
+        if (m->slots[i].pid <= 0 || m->slots[i].old)
             continue;
-        total++;
-        enum worker_state st = stats_state(stats_worker(rt->stats, (unsigned)i));
+        (*total)++;
+        enum worker_state st = stats_state(stats_worker(m->rt->stats, (unsigned)i));
         if (st == WS_IDLE || st == WS_NONE) {     /* WS_NONE: just started */
-            idle++;
+            (*idle)++;
             if (st == WS_IDLE)
-                spare = i;
+                *spare = i;
         }
     }
-    if (idle < cfg->workers.min_spare && total >= cfg->workers.max) {
-        static int64_t warned;
-        if (now - warned >= 10000) {
-            warned = now;
+}
+
+/* Short of spare workers: starts some, at a rate that doubles every tick. */
+static void pool_grow(struct master *m, int total, int idle, int64_t now)
+{
+    const struct config *cfg = m->rt->cfg;
+    if (total >= cfg->workers.max) {
+        if (now - m->pool.warned_full >= POOL_FULL_WARN_MS) {
+            m->pool.warned_full = now;
             log_warning("the pool is at workers.max (%d) with %d idle: new clients wait in "
                         "the listen queue", cfg->workers.max, idle);
         }
         return;
     }
-    if (idle < cfg->workers.min_spare && now >= pool_hold_until) {
-        int want = cfg->workers.min_spare - idle;
-        if (want > spawn_rate)
-            want = spawn_rate;
-        if (want > cfg->workers.max - total)
-            want = cfg->workers.max - total;
-        for (int i = 0; i < nslots && want > 0; i++)
-            if (slot_free(i) && spawn(rt, i) > 0)
-                want--;
-        if (spawn_rate < POOL_MAX_RATE)
-            spawn_rate *= 2;
+    if (now < m->pool.hold_until) {
+        m->pool.spawn_rate = 1;     /* workers die at start: begin slowly again */
         return;
     }
-    spawn_rate = 1;
-    if (idle > cfg->workers.max_spare && spare >= 0 && now >= next_shrink) {
-        /* Gently: half of the excess (at least one) every half second. */
-        int retire = (idle - cfg->workers.max_spare + 1) / 2;
-        next_shrink = now + POOL_SHRINK_MS;
-        log_debug("pool: %d idle workers, retiring %d", idle, retire);
-        for (int i = nslots - 1; i >= 0 && retire > 0; i--) {
-            struct stats_worker *w = stats_worker(rt->stats, (unsigned)i);
-            if (slots[i].pid <= 0 || slots[i].old || stats_state(w) != WS_IDLE)
-                continue;
-            stats_set_state(w, WS_EXITING, NULL);
-            kill(slots[i].pid, SIGQUIT);
-            retire--;
-        }
+    int want = cfg->workers.min_spare - idle;
+    if (want > m->pool.spawn_rate)
+        want = m->pool.spawn_rate;
+    if (want > cfg->workers.max - total)
+        want = cfg->workers.max - total;
+    for (int i = 0; i < m->nslots && want > 0; i++)
+        if (slot_free(m, i) && spawn(m, i) > 0)
+            want--;
+    if (m->pool.spawn_rate < POOL_MAX_RATE)
+        m->pool.spawn_rate *= 2;
+}
+
+/* Too many spare workers: half of the excess (at least one) is retired
+ * with a graceful stop, every POOL_SHRINK_MS. */
+static void pool_shrink(struct master *m, int idle, int64_t now)
+{
+    int retire = (idle - m->rt->cfg->workers.max_spare + 1) / 2;
+    m->pool.next_shrink = now + POOL_SHRINK_MS;
+    log_debug("pool: %d idle workers, retiring %d", idle, retire);
+    for (int i = m->nslots - 1; i >= 0 && retire > 0; i--) {
+        struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
+        if (m->slots[i].pid <= 0 || m->slots[i].old || stats_state(w) != WS_IDLE)
+            continue;
+        stats_set_state(w, WS_EXITING, NULL);
+        kill(m->slots[i].pid, SIGQUIT);
+        retire--;
     }
 }
 
-static int64_t next_rotation = INT64_MAX;   /* ms: a new ticket key then */
-
-
-static void rename_pidfile(char **pidpath, bool to_oldbin)
+/*
+ * Keeps between min_spare and max_spare idle workers, at most max in all:
+ * a burst is met within a few hundred ms while the listen queue holds the
+ * clients; an excess of idle workers is retired gently.
+ */
+static void manage_pool(struct master *m, int64_t now)
 {
-    char *oldbin, *from, *to;
-    if (!*pidpath || !**pidpath)
-        return;
-    size_t n = strlen(*pidpath);
-    if (to_oldbin) {
-        if (asprintf(&oldbin, "%s.oldbin", *pidpath) < 0)
-            return;
-        from = *pidpath;
-        to = oldbin;
-    } else {
-        oldbin = strndup(*pidpath, n - strlen(".oldbin"));
-        from = *pidpath;
-        to = oldbin;
-    }
-    if (rename(from, to) < 0) {
-        log_error("cannot rename the pidfile %s to %s: %s", from, to, strerror(errno));
-        free(oldbin);
+    const struct config *cfg = m->rt->cfg;
+    int total, idle, spare;
+    pool_census(m, &total, &idle, &spare);
+    if (idle < cfg->workers.min_spare) {
+        pool_grow(m, total, idle, now);
         return;
     }
-    free(*pidpath);
-    *pidpath = to;
+    m->pool.spawn_rate = 1;
+    if (idle > cfg->workers.max_spare && spare >= 0 && now >= m->pool.next_shrink)
+        pool_shrink(m, idle, now);
+}
+
+/* In the child forked for a USR2: becomes the new master. */
+static void exec_new_master(struct master *m, int ready_fd) __attribute__((noreturn));
+static void exec_new_master(struct master *m, int ready_fd)
+{
+    const struct runtime *rt = m->rt;
+    int *fds = xcalloc(rt->nlisteners, sizeof *fds);
+    sigset_t none;
+    close(m->sigfd);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        fds[i] = rt->listeners[i].fd;
+    upgrade_exec(rt->shm.fd, fds, rt->nlisteners, ready_fd);
+    _exit(127);
 }
 
 /*
@@ -319,96 +359,149 @@ static void rename_pidfile(char **pidpath, bool to_oldbin)
  * new master that inherits the listening sockets and the shared segment.
  * This master serves on until the new one says it runs, then drains.
  */
-static void start_upgrade(struct runtime *rt, char **pidpath)
+static void start_upgrade(struct master *m)
 {
     int p[2];
-    if (upgrade_child) {
-        log_warning("SIGUSR2: an upgrade is already under way (pid %d)", (int)upgrade_child);
+    if (m->upgrade.child) {
+        log_warning("SIGUSR2: an upgrade is already under way (pid %d)", (int)m->upgrade.child);
         return;
     }
     if (pipe2(p, O_CLOEXEC) < 0) {
         log_error("SIGUSR2: pipe: %s", strerror(errno));
         return;
     }
-    rename_pidfile(pidpath, true);
+    pidfile_rename(m->pidpath, true);
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
-        close(sigfd);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        runtime_exec_upgrade(rt, p[1]);
-        _exit(127);
+        exec_new_master(m, p[1]);
     }
     close(p[1]);
     if (pid < 0) {
         log_error("SIGUSR2: cannot fork: %s", strerror(errno));
         close(p[0]);
-        rename_pidfile(pidpath, false);
+        pidfile_rename(m->pidpath, false);
         return;
     }
-    upgrade_child = pid;
-    upgrade_deadline = clock_now_ms() + UPGRADE_WAIT_MS;
-    upgrade_pipe = p[0];
-    upgrade_status = -1;
-    log_notice("SIGUSR2: starting a new master (pid %d); serving on until it runs",
-               (int)pid);
+    m->upgrade.child = pid;
+    m->upgrade.deadline = clock_now_ms() + UPGRADE_WAIT_MS;
+    m->upgrade.pipe = p[0];
+    m->upgrade.status = -1;
+    log_notice("SIGUSR2: starting a new master (pid %d); serving on until it runs", (int)pid);
 }
 
 /* The new master reported (or died). Returns true if it runs. */
-static bool finish_upgrade(char **pidpath)
+static bool finish_upgrade(struct master *m)
 {
-    upgrade_deadline = INT64_MAX;
     char c = 0;
     ssize_t n;
-    while ((n = read(upgrade_pipe, &c, 1)) < 0 && errno == EINTR)
+    m->upgrade.deadline = INT64_MAX;
+    while ((n = read(m->upgrade.pipe, &c, 1)) < 0 && errno == EINTR)
         ;
-    close(upgrade_pipe);
-    upgrade_pipe = -1;
+    close(m->upgrade.pipe);
+    m->upgrade.pipe = -1;
+    pid_t child = m->upgrade.child;
+    m->upgrade.child = 0;
     if (n == 1 && c == '1') {
         log_notice("upgrade: the new master (pid %d) runs; this one stops accepting and "
-                   "drains its workers", (int)upgrade_child);
-        upgrade_child = 0;
+                   "drains its workers", (int)child);
         return true;
     }
-    int status = upgrade_status;
-    if (status < 0 && waitpid(upgrade_child, &status, 0) < 0)
+    int status = m->upgrade.status;
+    if (status < 0 && waitpid(child, &status, 0) < 0)
         status = 0;
-    char how[128] = "exited before it ran";
+    char how[128];
     describe_exit(status, how, sizeof how);
     log_error("upgrade failed: the new master (pid %d) %s (its messages are in the log); "
-              "this master keeps serving", (int)upgrade_child, how);
-    upgrade_child = 0;
-    rename_pidfile(pidpath, false);
+              "this master keeps serving", (int)child, how);
+    pidfile_rename(m->pidpath, false);
     return false;
 }
 
-/* The next ticket key rotation, if keys are generated (not from files). */
-static void schedule_rotation(const struct runtime *rt)
+/* Stopping: children get sig, and must be gone within ms. */
+static void begin_stop(struct master *m, enum stop how, int64_t ms, int sig)
 {
-    const struct tls_conf *tc = &rt->cfg->tls;
-    if (!rt->keys || tc->tickets.nkey_files)
-        next_rotation = INT64_MAX;
-    else if (next_rotation == INT64_MAX)
-        next_rotation = clock_now_ms() + (int64_t)(tc->tickets.rotate * 1000);
+    m->stop = how;
+    m->stop_deadline = clock_now_ms() + ms;
+    signal_children(m, sig);
 }
 
-/* Starts the workers of rt's configuration in free slots; returns how many. */
-static int start_generation(struct runtime *rt)
+/* The new master runs: the sockets are its too, so no shutdown(); this
+ * master just stops accepting and lets its workers finish. */
+static void hand_over(struct master *m)
 {
-    const struct config *cfg = rt->cfg;
-    dynamic = cfg->workers.count == 0;
-    spawn_rate = 1;
-    int want = dynamic ? cfg->workers.min_spare : cfg->workers.count, n = 0;
-    for (int i = 0; i < nslots && n < want; i++) {
-        if (!slot_free(i))
+    struct runtime *rt = m->rt;
+    begin_stop(m, STOP_GRACEFUL, (int64_t)(rt->cfg->timeouts.shutdown * 1000), SIGQUIT);
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        close(rt->listeners[i].fd);
+    rt->nlisteners = 0;
+}
+
+/* The next ticket key rotation, if keys are generated (not from files). */
+static void schedule_rotation(struct master *m)
+{
+    const struct tls_conf *tls = &m->rt->cfg->tls;
+    if (!m->rt->keys || tls->tickets.nkey_files)
+        m->next_rotation = INT64_MAX;
+    else if (m->next_rotation == INT64_MAX)
+        m->next_rotation = clock_now_ms() + (int64_t)(tls->tickets.rotate * 1000);
+}
+
+static void rotate_ticket_key(struct master *m)
+{
+    runtime_rotate_ticket_key(m->rt);
+    m->next_rotation = INT64_MAX;
+    schedule_rotation(m);
+    log_info("ticket key rotated (generation %llu)",
+             (unsigned long long)ticketkeys_generation(m->rt->keys));
+}
+
+/* Starts the workers of the configuration in free slots; returns how many. */
+static int start_generation(struct master *m)
+{
+    const struct config *cfg = m->rt->cfg;
+    m->pool.dynamic = cfg->workers.count == 0;
+    m->pool.spawn_rate = 1;
+    int want = m->pool.dynamic ? cfg->workers.min_spare : cfg->workers.count, n = 0;
+    for (int i = 0; i < m->nslots && n < want; i++) {
+        if (!slot_free(m, i))
             continue;
-        if (!spawn(rt, i))
-            slots[i].respawn_at = clock_now_ms() + RESPAWN_MIN_MS;
+        if (!spawn(m, i))
+            m->slots[i].respawn_at = clock_now_ms() + RESPAWN_MIN_MS;
         n++;
     }
     return n;
+}
+
+/* A reload: the running workers and prober finish and go. Returns how
+ * many workers drain. */
+static int retire_generation(struct master *m)
+{
+    int old = 0;
+    for (int i = 0; i < m->nslots; i++)
+        if (m->slots[i].pid > 0 && !m->slots[i].old) {
+            m->slots[i].old = true;
+            kill(m->slots[i].pid, SIGQUIT);
+            old++;
+        } else if (m->slots[i].pid == 0) {
+            m->slots[i].respawn_at = INT64_MAX;
+        }
+    if (m->prober.pid > 0) {
+        m->prober.retiring = m->prober.pid;
+        kill(m->prober.pid, SIGTERM);
+        m->prober.pid = 0;
+    }
+    return old;
+}
+
+static void reopen_configured_log(const struct config *cfg)
+{
+    char err[CONFIG_ERR_MAX];
+    if (log_open(cfg->log.destination, cfg->log.facility, cfg->log.level, cfg->log.access_log,
+                 err, sizeof err) < 0)
+        log_error("SIGHUP: %s; logging as before", err);
+    else if (cfg->uid != (uid_t)-1)
+        log_chown(cfg->uid, cfg->gid);
 }
 
 /*
@@ -419,49 +512,78 @@ static int start_generation(struct runtime *rt)
  * new ones are opened and removed ones closed; sessions, ticket keys,
  * counters and the state of servers that remain carry over.
  */
-static void reload(struct runtime *rt)
+static void reload(struct master *m)
 {
     char err[CONFIG_ERR_MAX];
-    struct runtime *next = runtime_reload(rt, err, sizeof err);
+    struct runtime *next = runtime_reload(m->rt, err, sizeof err);
     if (!next) {
         log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",
                   err);
         return;
     }
-    int old = 0;
-    for (int i = 0; i < nslots; i++)
-        if (slots[i].pid > 0 && !slots[i].old) {
-            slots[i].old = true;
-            kill(slots[i].pid, SIGQUIT);
-            old++;
-        } else if (slots[i].pid == 0) {
-            slots[i].respawn_at = INT64_MAX;
-        }
-    if (prober > 0) {
-        prober_retiring = prober;
-        kill(prober, SIGTERM);
-        prober = 0;
-    }
-    const struct config *nc = next->cfg;
-    if (log_open(nc->log.destination, nc->log.facility, nc->log.level, nc->log.access_log, err,
-                 sizeof err) < 0)
-        log_error("SIGHUP: %s; logging as before", err);
-    else if (nc->uid != (uid_t)-1)
-        log_chown(nc->uid, nc->gid);
-    struct runtime prev = *rt;
-    *rt = *next;
+    int old = retire_generation(m);
+    reopen_configured_log(next->cfg);
+    struct runtime prev = *m->rt;
+    *m->rt = *next;
     free(next);
-    runtime_release(&prev, rt);
-    rt_stats = rt->stats;
-    schedule_rotation(rt);
-    int started = start_generation(rt);
-    if ((prober = health_start(rt)) < 0) {
-        prober = 0;
-        prober_respawn_at = clock_now_ms() + 1000;
-    }
+    runtime_release(&prev, m->rt);
+    schedule_rotation(m);
+    int started = start_generation(m);
+    start_prober(m, clock_now_ms());
     log_notice("SIGHUP: configuration reloaded from %s: %d new workers, %zu listeners; %d "
-               "workers of the previous configuration finish their connections", rt->cfg->path,
-               started, rt->nlisteners, old);
+               "workers of the previous configuration finish their connections",
+               m->rt->cfg->path, started, m->rt->nlisteners, old);
+}
+
+static void reopen_logs(struct master *m)
+{
+    char err[256];
+    const struct config *cfg = m->rt->cfg;
+    if (log_reopen(err, sizeof err) < 0)
+        log_error("SIGUSR1: %s", err);
+    else
+        log_notice("SIGUSR1: log files reopened");
+    /* New files are the master's: hand them to the workers' user before
+     * the workers reopen them. */
+    if (cfg->uid != (uid_t)-1)
+        log_chown(cfg->uid, cfg->gid);
+    signal_children(m, SIGUSR1);
+}
+
+static void on_signal(struct master *m, int sig)
+{
+    const struct config *cfg = m->rt->cfg;
+    switch (sig) {
+    case SIGCHLD:
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (m->stop != STOP_FAST) {
+            log_notice("%s: fast stop", strsignal(sig));
+            begin_stop(m, STOP_FAST, FAST_STOP_MS, SIGTERM);
+        }
+        break;
+    case SIGQUIT:
+        if (m->stop == RUNNING) {
+            log_notice("SIGQUIT: graceful stop; waiting up to %gs for %d workers to finish "
+                       "their connections", cfg->timeouts.shutdown, live_children(m));
+            begin_stop(m, STOP_GRACEFUL, (int64_t)(cfg->timeouts.shutdown * 1000), SIGQUIT);
+            stop_listening(m->rt);
+        }
+        break;
+    case SIGUSR1:
+        reopen_logs(m);
+        break;
+    case SIGHUP:
+        if (m->stop == RUNNING)
+            reload(m);
+        break;
+    case SIGUSR2:
+        if (m->stop == RUNNING)
+            start_upgrade(m);
+        break;
+    }
+    reap(m);
 }
 
 /*
@@ -488,62 +610,112 @@ static void notify_systemd(const char *state)
     close(fd);
 }
 
-static int next_timeout(enum stop stop, int64_t deadline)
+/* How long the main loop may sleep: until the next thing it must do. */
+static int next_timeout(const struct master *m)
 {
-    int64_t now = clock_now_ms(), when = next_rotation;
-    if (stop != RUNNING)
-        when = deadline;
-    else if (prober_respawn_at < when)
-        when = prober_respawn_at;
-    if (stop == RUNNING && dynamic && now + POOL_TICK_MS < when)
-        when = now + POOL_TICK_MS;
-    if (stop == RUNNING)
-        for (int i = 0; i < nslots; i++)
-            if (slots[i].pid == 0 && slots[i].respawn_at < when)
-                when = slots[i].respawn_at;
+    int64_t now = clock_now_ms(), when = m->next_rotation;
+    if (m->stop != RUNNING) {
+        when = m->stop_deadline;
+    } else {
+        if (m->prober.respawn_at < when)
+            when = m->prober.respawn_at;
+        if (m->pool.dynamic && now + POOL_TICK_MS < when)
+            when = now + POOL_TICK_MS;
+        for (int i = 0; i < m->nslots; i++)
+            if (m->slots[i].pid == 0 && m->slots[i].respawn_at < when)
+                when = m->slots[i].respawn_at;
+    }
+    if (m->upgrade.child && m->upgrade.deadline < when)
+        when = m->upgrade.deadline;
     if (when == INT64_MAX)
         return -1;
-    return when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+    return when <= now ? 0 : (int)(when - now > MAX_WAIT_MS ? MAX_WAIT_MS : when - now);
 }
 
-int master_run(struct runtime *rt, int ready_fd, char **pidpath)
+/* Sleeps until a signal, the upgrade pipe or the next timer, and handles
+ * what came. */
+static void wait_and_handle(struct master *m)
 {
-    sigset_t set;
-    enum stop stop = RUNNING;
-    int64_t deadline = 0;
+    struct pollfd pf[2] = { { .fd = m->sigfd, .events = POLLIN },
+                            { .fd = m->upgrade.pipe, .events = POLLIN } };
+    int rc = poll(pf, m->upgrade.pipe >= 0 ? 2 : 1, next_timeout(m));
+    if (m->upgrade.pipe >= 0 && clock_now_ms() >= m->upgrade.deadline) {
+        log_error("upgrade: the new master (pid %d) did not report within %d s; killing it",
+                  (int)m->upgrade.child, UPGRADE_WAIT_MS / 1000);
+        kill(m->upgrade.child, SIGKILL);
+        m->upgrade.deadline = INT64_MAX;
+    }
+    if (rc > 0 && m->upgrade.pipe >= 0 && pf[1].revents && finish_upgrade(m) &&
+        m->stop == RUNNING)
+        hand_over(m);
+    if (rc > 0 && pf[0].revents) {
+        struct signalfd_siginfo si;
+        while (read(m->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            on_signal(m, (int)si.ssi_signo);
+    }
+}
 
-    log_set_role("master");
+/* Stopping: true once every child is gone, or killed at the deadline. */
+static bool drained(struct master *m)
+{
+    if (live_children(m) == 0)
+        return true;
+    if (clock_now_ms() < m->stop_deadline)
+        return false;
+    log_warning("%d workers still busy after the %s; killing them", live_children(m),
+                m->stop == STOP_GRACEFUL ? "shutdown timeout" : "fast stop");
+    signal_children(m, SIGKILL);
+    for (int i = 0; i < m->nslots; i++)
+        if (m->slots[i].pid > 0)
+            waitpid(m->slots[i].pid, NULL, 0);
+    if (m->prober.pid > 0)
+        waitpid(m->prober.pid, NULL, 0);
+    return true;
+}
+
+/* Running: the timers (prober, ticket key, respawns, the pool). */
+static void tick(struct master *m)
+{
+    int64_t now = clock_now_ms();
+    if (now >= m->prober.respawn_at)
+        start_prober(m, now);
+    if (now >= m->next_rotation)
+        rotate_ticket_key(m);
+    for (int i = 0; i < m->nslots; i++)
+        if (m->slots[i].pid == 0 && m->slots[i].respawn_at <= now && !spawn(m, i))
+            m->slots[i].respawn_at = now + RESPAWN_MAX_MS;
+    if (m->pool.dynamic)
+        manage_pool(m, now);
+}
+
+static int open_signals(struct master *m)
+{
+    static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
+    sigset_t set;
     sigemptyset(&set);
-    for (int s = 0, sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2 };
-         s < 7; s++)
-        sigaddset(&set, sigs[s]);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+    if ((m->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         log_error("signalfd: %s", strerror(errno));
-        return 1;
+        return -1;
     }
+    return 0;
+}
 
-    schedule_rotation(rt);
+static void announce(const struct master *m, int started, int ready_fd)
+{
+    const struct runtime *rt = m->rt;
     const struct config *cfg = rt->cfg;
-    rt_stats = rt->stats;
-    nslots = CONFIG_MAX_WORKERS;        /* the scoreboard's size: room for reloads */
-    slots = calloc((size_t)nslots, sizeof *slots);
-    for (int i = 0; i < nslots; i++)
-        slots[i].respawn_at = INT64_MAX;
-    int start = start_generation(rt);
-    if ((prober = health_start(rt)) < 0) {
-        prober = 0;
-        prober_respawn_at = clock_now_ms() + 1000;
-    }
-    if (dynamic)
-        log_notice("%s %s running: %d workers (pool: %d..%d spare, at most %d), %zu listeners, "
-                   "%s", "tlsoffd", TLSOFFD_VERSION, start, cfg->workers.min_spare,
+    if (m->pool.dynamic)
+        log_notice("tlsoffd %s running: %d workers (pool: %d..%d spare, at most %d), %zu "
+                   "listeners, %s", TLSOFFD_VERSION, started, cfg->workers.min_spare,
                    cfg->workers.max_spare, cfg->workers.max, rt->nlisteners,
                    tls_library_version());
     else
-        log_notice("%s %s running: %d workers, %zu listeners, %s", "tlsoffd", TLSOFFD_VERSION,
-                   start, rt->nlisteners, tls_library_version());
+        log_notice("tlsoffd %s running: %d workers, %zu listeners, %s", TLSOFFD_VERSION,
+                   started, rt->nlisteners, tls_library_version());
     log_info("%s from %s; crypto acceleration: %s", tls_library_version(), tls_library_path(),
              tls_acceleration());
     notify_systemd("READY=1");
@@ -552,130 +724,36 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
         (void)w;
         close(ready_fd);
     }
+}
 
+int master_run(struct runtime *rt, int ready_fd, char **pidpath)
+{
+    struct master m = { .rt = rt, .pidpath = pidpath, .sigfd = -1,
+                        .nslots = CONFIG_MAX_WORKERS,   /* the scoreboard's size */
+                        .prober.respawn_at = INT64_MAX, .upgrade.pipe = -1,
+                        .upgrade.deadline = INT64_MAX, .next_rotation = INT64_MAX };
+    log_set_role("master");
+    if (open_signals(&m) < 0)
+        return EXIT_FAIL;
+    m.slots = xcalloc((size_t)m.nslots, sizeof *m.slots);
+    for (int i = 0; i < m.nslots; i++)
+        m.slots[i].respawn_at = INT64_MAX;
+    schedule_rotation(&m);
+    int started = start_generation(&m);
+    start_prober(&m, clock_now_ms());
+    announce(&m, started, ready_fd);
     for (;;) {
-        struct pollfd pf[2] = { { .fd = sigfd, .events = POLLIN },
-                                { .fd = upgrade_pipe, .events = POLLIN } };
-        int timeout = next_timeout(stop, deadline);
-        if (upgrade_child) {
-            int64_t left = upgrade_deadline - clock_now_ms();
-            if (timeout < 0 || left < timeout)
-                timeout = left < 0 ? 0 : (int)left;
-        }
-        int rc = poll(pf, upgrade_pipe >= 0 ? 2 : 1, timeout);
-        if (upgrade_child && clock_now_ms() >= upgrade_deadline && upgrade_pipe >= 0) {
-            log_error("upgrade: the new master (pid %d) did not report within %d s; killing it",
-                      (int)upgrade_child, UPGRADE_WAIT_MS / 1000);
-            kill(upgrade_child, SIGKILL);
-            upgrade_deadline = INT64_MAX;
-        }
-        if (rc > 0 && upgrade_pipe >= 0 && pf[1].revents) {
-            if (finish_upgrade(pidpath) && stop == RUNNING) {
-                /* The sockets are the new master's too: no shutdown(),
-                 * just stop accepting here and let the workers finish. */
-                handed_over = true;
-                stop = STOP_GRACEFUL;
-                deadline = clock_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
-                signal_workers(SIGQUIT);
-                for (size_t i = 0; i < rt->nlisteners; i++)
-                    close(rt->listeners[i].fd);
-                rt->nlisteners = 0;
-            }
-        }
-        if (rc > 0 && pf[0].revents) {
-            struct signalfd_siginfo si;
-            while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                switch (si.ssi_signo) {
-                case SIGCHLD:
-                    reap(stop);
-                    break;
-                case SIGTERM:
-                case SIGINT:
-                    if (stop != STOP_FAST) {
-                        log_notice("%s: fast stop", strsignal((int)si.ssi_signo));
-                        stop = STOP_FAST;
-                        deadline = clock_now_ms() + FAST_STOP_MS;
-                        signal_workers(SIGTERM);
-                    }
-                    break;
-                case SIGQUIT:
-                    if (stop == RUNNING) {
-                        log_notice("SIGQUIT: graceful stop; waiting up to %gs for %d "
-                                   "workers to finish their connections",
-                                   rt->cfg->timeouts.shutdown, live_workers());
-                        stop = STOP_GRACEFUL;
-                        deadline = clock_now_ms() + (int64_t)(rt->cfg->timeouts.shutdown * 1000);
-                        signal_workers(SIGQUIT);
-                        stop_listening(rt);
-                    }
-                    break;
-                case SIGUSR1: {
-                    char err[256];
-                    if (log_reopen(err, sizeof err) < 0)
-                        log_error("SIGUSR1: %s", err);
-                    else
-                        log_notice("SIGUSR1: log files reopened");
-                    /* New files are the master's: hand them to the
-                     * workers' user before the workers reopen them. */
-                    if (rt->cfg->uid != (uid_t)-1)
-                        log_chown(rt->cfg->uid, rt->cfg->gid);
-                    signal_workers(SIGUSR1);
-                    break;
-                }
-                case SIGHUP:
-                    if (stop == RUNNING)
-                        reload(rt);
-                    break;
-                case SIGUSR2:
-                    if (stop == RUNNING)
-                        start_upgrade(rt, pidpath);
-                    break;
-                }
-                if (si.ssi_signo != SIGCHLD)
-                    reap(stop);
-            }
-        }
-        if (stop != RUNNING) {
-            if (live_workers() == 0)
+        wait_and_handle(&m);
+        if (m.stop != RUNNING) {
+            if (drained(&m))
                 break;
-            if (clock_now_ms() >= deadline) {
-                log_warning("%d workers still busy after the %s; killing them",
-                            live_workers(), stop == STOP_GRACEFUL ? "shutdown timeout"
-                                                                  : "fast stop");
-                signal_workers(SIGKILL);
-                for (int i = 0; i < nslots; i++)
-                    if (slots[i].pid > 0)
-                        waitpid(slots[i].pid, NULL, 0);
-                if (prober > 0)
-                    waitpid(prober, NULL, 0);
-                break;
-            }
-            continue;
+        } else {
+            tick(&m);
         }
-        int64_t now = clock_now_ms();
-        if (now >= prober_respawn_at) {
-            prober_respawn_at = INT64_MAX;
-            if ((prober = health_start(rt)) < 0) {
-                prober = 0;
-                prober_respawn_at = now + 1000;
-            }
-        }
-        if (now >= next_rotation) {
-            runtime_rotate_ticket_key(rt);
-            next_rotation = INT64_MAX;
-            schedule_rotation(rt);
-            log_info("ticket key rotated (generation %llu)",
-                     (unsigned long long)ticketkeys_generation(rt->keys));
-        }
-        for (int i = 0; i < nslots; i++)
-            if (slots[i].pid == 0 && slots[i].respawn_at <= now && !spawn(rt, i))
-                slots[i].respawn_at = now + RESPAWN_MAX_MS;
-        if (dynamic)
-            manage_pool(rt, now);
     }
     notify_systemd("STOPPING=1");
     log_notice("stopped");
-    free(slots);
-    close(sigfd);
-    return 0;
+    free(m.slots);
+    close(m.sigfd);
+    return EXIT_OK;
 }

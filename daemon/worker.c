@@ -20,13 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "tlsoffd.h"
+#include "worker.h"
+
+#include "alloc.h"
+#include "child.h"
 #include "clock.h"
+#include "exit.h"
 #include "listen.h"
 #include "log.h"
 #include "proxyproto.h"
@@ -36,9 +39,25 @@
 /* One connection at a time: its read-ahead buffers are the worker's. */
 static uint8_t client_rbuf[TLS_READAHEAD_SIZE], backend_rbuf[TLS_READAHEAD_SIZE];
 
+/* Tests: while the file this names exists, the next connection (the one
+ * worker that removes it) fails its first allocation. */
+#define FAIL_TEST_ENV "TLSOFFD_TEST_ALLOC_FAIL"
+static const char *fail_test;
+
 static volatile sig_atomic_t stopping;
 static struct stats_worker *my_stats;      /* this worker's scoreboard slot */
 static volatile sig_atomic_t reopen_logs;
+
+static char serving[ADDR_STRLEN] = "-";     /* the client being served */
+
+/* A failed allocation costs the connection being served, and nothing
+ * else: the worker exits and the master starts another. */
+static void out_of_memory(size_t size, const char *file, int line)
+{
+    log_error("out of memory: %zu bytes at %s:%d while serving %s; the connection is "
+              "dropped and this worker exits", size, file, line, serving);
+    _exit(EXIT_OOM);
+}
 
 static void on_quit(int sig)
 {
@@ -50,21 +69,6 @@ static void on_usr1(int sig)
 {
     (void)sig;
     reopen_logs = 1;
-}
-
-pthread_mutex_t *worker_accept_lock_create(void)
-{
-    pthread_mutex_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE,
-                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    pthread_mutexattr_t a;
-    if (m == MAP_FAILED)
-        return NULL;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return m;
 }
 
 /*
@@ -86,25 +90,6 @@ static int lock_accept(pthread_mutex_t *m)
     return rc;
 }
 
-static void setup_signals(void)
-{
-    struct sigaction sa = { .sa_handler = on_quit };   /* no SA_RESTART: wake accept() */
-    sigset_t all;
-    sigaction(SIGQUIT, &sa, NULL);
-    sa.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGCHLD, &sa, NULL);
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-}
-
 /* Waits for and accepts one connection; -1 if stopping or nothing came. */
 static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage *peer)
 {
@@ -113,7 +98,7 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
     size_t n = rt->nlisteners;
     int fd = -1;
     if (!p) {
-        p = calloc(n, sizeof *p);
+        p = xcalloc(n, sizeof *p);
         for (size_t i = 0; i < n; i++)
             p[i] = (struct pollfd){ .fd = rt->listeners[i].fd, .events = POLLIN };
     }
@@ -223,9 +208,9 @@ static void ***backend_sessions;
 static void **session_slot(struct runtime *rt, size_t up, size_t server)
 {
     if (!backend_sessions)
-        backend_sessions = calloc(rt->cfg->nupstreams, sizeof *backend_sessions);
+        backend_sessions = xcalloc(rt->cfg->nupstreams, sizeof *backend_sessions);
     if (!backend_sessions[up])
-        backend_sessions[up] = calloc(rt->cfg->upstreams[up].nservers, sizeof(void *));
+        backend_sessions[up] = xcalloc(rt->cfg->upstreams[up].nservers, sizeof(void *));
     return &backend_sessions[up][server];
 }
 
@@ -296,6 +281,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
                           .client_cert = "-", .start = clock_now_ms(), .outcome = "ok" };
 
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
+    memcpy(serving, l.client, sizeof serving);
     stats_set_state(my_stats, WS_HANDSHAKE, l.client);
     enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &tc, fd, client_rbuf,
                                          sizeof client_rbuf, cfg->timeouts.handshake,
@@ -375,21 +361,15 @@ static void reopen_if_asked(void)
     }
 }
 
-void worker_run(struct runtime *rt, int id)
+void worker_run(struct runtime *rt, int id, pid_t master)
 {
+    static const struct child_signals sigs = { .quit = on_quit, .usr1 = on_usr1 };
     char role[32];
     snprintf(role, sizeof role, "worker %d", id);
-    log_set_role(role);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);    /* never outlive the master */
-    if (getppid() == 1)
-        _exit(0);
-    setup_signals();
-    tls_after_fork();
-    char err[512];
-    if (runtime_drop_privileges(rt->cfg, err, sizeof err) < 0) {
-        log_error("%s", err);
-        _exit(1);
-    }
+    child_begin(master, role, NULL, &sigs);
+    child_confine(rt->cfg);
+    alloc_set_oom_handler(out_of_memory);
+    fail_test = getenv(FAIL_TEST_ENV);
     /* TCP_NODELAY and SO_KEEPALIVE pass from a listener to the sockets it
      * accepts: set once here (listeners may come from an older binary),
      * not twice per connection. */
@@ -418,6 +398,8 @@ void worker_run(struct runtime *rt, int id)
             }
             continue;
         }
+        if (fail_test && unlink(fail_test) == 0)
+            alloc_fail_next();
         serve(rt, &rt->listeners[which], fd, &peer);
         if (max_conns && ++served >= (uint64_t)max_conns) {
             log_debug("served workers.max_connections (%d): exiting", max_conns);

@@ -1,0 +1,145 @@
+/*
+ * ctl — the -s client; see ctl.h.
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "exit.h"
+#include "sesscache.h"
+#include "shm.h"
+#include "stats.h"
+#include "ticketkeys.h"
+#include "upstream.h"
+
+/* The pid in the configured pidfile, or -1 with a message on stderr. */
+static int running_pid(const struct config *cfg)
+{
+    char buf[32] = "";
+    if (!cfg->pidfile[0]) {
+        fprintf(stderr, "tlsoffd: %s sets no pidfile: cannot find the running master\n",
+                cfg->path);
+        return -1;
+    }
+    int fd = open(cfg->pidfile, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    int pid = n > 0 ? atoi(buf) : 0;
+    if (pid <= 0 || kill(pid, 0) < 0) {
+        fprintf(stderr, "tlsoffd: no running master (pidfile %s%s%s)\n", cfg->pidfile,
+                pid > 0 ? " names a dead pid " : n < 0 ? ": " : " is empty",
+                pid > 0 ? buf : n < 0 ? strerror(errno) : "");
+        return -1;
+    }
+    return pid;
+}
+
+/* A signal for the master, by its purpose or its name (any case); 0 if none. */
+static int signal_of(const char *what)
+{
+    static const struct { const char *purpose, *name; int sig; } sigs[] = {
+        { .purpose = "stop", .name = "term", .sig = SIGTERM },
+        { .purpose = "quit", .name = "quit", .sig = SIGQUIT },
+        { .purpose = "reopen", .name = "usr1", .sig = SIGUSR1 },
+        { .purpose = "reload", .name = "hup", .sig = SIGHUP },
+        { .purpose = "upgrade", .name = "usr2", .sig = SIGUSR2 },
+        { .purpose = "int", .name = "int", .sig = SIGINT },
+    };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (strcmp(sigs[i].purpose, what) == 0 || strcasecmp(sigs[i].name, what) == 0)
+            return sigs[i].sig;
+    return 0;
+}
+
+static void print_resumption(struct shm *shm)
+{
+    size_t csize, ksize;
+    void *creg = shm_region(shm, SHM_SESSCACHE, &csize);
+    void *kreg = shm_region(shm, SHM_TICKETKEYS, &ksize);
+    struct sesscache *cache = csize ? sesscache_open(creg, csize) : NULL;
+    struct ticketkeys *keys = ticketkeys_open(kreg, ksize);
+    if (cache)
+        printf("session_cache capacity=%zu repairs=%llu\n", sesscache_capacity(cache),
+               (unsigned long long)sesscache_repairs(cache));
+    else
+        printf("session_cache off\n");
+    if (keys && ticketkeys_generation(keys) > 0)
+        printf("ticket_keys generation=%llu decrypting=%zu\n",
+               (unsigned long long)ticketkeys_generation(keys),
+               ticketkeys_count(keys, clock_real_ms()));
+    else
+        printf("ticket_keys off\n");
+}
+
+/* The servers' states, if the running master has this configuration. */
+static void print_servers(const struct config *cfg, int pid)
+{
+    char err[512];
+    struct shm ushm = { .fd = -1 };
+    struct upstreams *ups = NULL;
+    if (shm_blob_attach_pid(&ushm, pid, "tlsoffd-upstreams", err, sizeof err) == 0)
+        ups = upstream_open(ushm.base, ushm.size, cfg);
+    for (size_t i = 0; ups && i < cfg->nupstreams; i++)
+        for (size_t j = 0; j < cfg->upstreams[i].nservers; j++) {
+            const struct server_state *ss = upstream_state(ups, i, j);
+            printf("server upstream=%s address=%s state=%s active=%llu total=%llu "
+                   "failures=%llu fails=%u passes=%u last_error=\"%s\"\n",
+                   cfg->upstreams[i].name, cfg->upstreams[i].servers[j].address,
+                   ss->up ? "up" : "down", (unsigned long long)ss->active,
+                   (unsigned long long)ss->total, (unsigned long long)ss->failures, ss->fails,
+                   ss->passes, ss->error);
+        }
+    if (!ups && cfg->nupstreams)
+        printf("servers: the running instance has another configuration\n");
+    upstream_free(ups);
+    if (ushm.base)
+        shm_detach(&ushm);
+}
+
+static int print_stats(const struct config *cfg, int pid)
+{
+    char err[512];
+    struct shm shm = { .fd = -1 };
+    if (shm_attach_pid(&shm, pid, err, sizeof err) < 0) {
+        fprintf(stderr, "tlsoffd: %s\n", err);
+        return EXIT_FAIL;
+    }
+    size_t ssize;
+    struct stats *st = stats_open(shm_region(&shm, SHM_STATS, &ssize), ssize);
+    printf("master=%d\n", pid);
+    print_resumption(&shm);
+    if (st)
+        stats_print(st, stdout);
+    print_servers(cfg, pid);
+    shm_detach(&shm);
+    return st ? EXIT_OK : EXIT_FAIL;
+}
+
+int ctl_send(const struct config *cfg, const char *what)
+{
+    int sig = signal_of(what);
+    if (!sig && strcmp(what, "stats") != 0) {
+        fprintf(stderr, "tlsoffd: -s %s: unknown command (known: stats, stop, quit, reopen, "
+                "reload, upgrade, or a signal name: TERM, QUIT, USR1, HUP, USR2, INT)\n", what);
+        return EXIT_USAGE;
+    }
+    int pid = running_pid(cfg);
+    if (pid < 0)
+        return EXIT_FAIL;
+    if (!sig)
+        return print_stats(cfg, pid);
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,15 @@
+/*
+ * exit — the exit statuses of tlsoffd and of its child processes
+ * (the program's are documented in tlsoffd(8), EXIT STATUS).
+ */
+#ifndef TLSOFFD_EXIT_H
+#define TLSOFFD_EXIT_H
+
+enum exit_status {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,      /* configuration, certificates, or a run-time error */
+    EXIT_USAGE = 2,     /* an unknown option or an extra argument */
+    EXIT_OOM = 3,       /* a child: out of memory (a worker drops its one connection) */
+};
+
+#endif
