@@ -66,7 +66,10 @@ LIB_MODULES := alloc addr config log listen clienthello tls upstream relay shm s
                proxyproto probe
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
                daemon/master.c daemon/worker.c daemon/health.c
-LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
+# A module's other files (its own header is the module's: config_int.h),
+# tested through the module's suite.
+LIB_PARTS   := config_read config_tls config_frontend config_upstream
+LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o) $(LIB_PARTS:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 UNIT_TESTS  := $(LIB_MODULES:%=$(BUILD)/t/unit/check_%)
 HELPERS     := $(BUILD)/t/helper/backend

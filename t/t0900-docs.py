@@ -2,6 +2,7 @@
 """The documentation keeps up with the code: the man pages pass mandoc's
 lint, every long option is in tlsoffd(8), every configuration key the
 loader accepts is in tlsoffd.conf(5) and in the sample configuration."""
+import glob
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from tlsoffd_test import *  # noqa: E402,F401,F403
 man8 = open(os.path.join(ROOT, "man/tlsoffd.8")).read()
 man5 = open(os.path.join(ROOT, "man/tlsoffd.conf.5")).read()
 sample = open(os.path.join(ROOT, "etc/tlsoffd.conf")).read()
-config_c = open(os.path.join(ROOT, "lib/config.c")).read()
+config_c = "".join(open(p).read() for p in sorted(glob.glob(os.path.join(ROOT, "lib/config*.c"))))
 main_c = open(os.path.join(ROOT, "daemon/main.c")).read()
 
 
@@ -41,7 +42,7 @@ def config_keys():
     keys = set()
     for arr in re.findall(r"keys\[\] = \{([^}]*)\}", config_c):
         keys.update(re.findall(r'"([a-z_]+)"', arr))
-    ok(len(keys) >= 30, "config.c's accepted keys were found", sorted(keys))
+    ok(len(keys) >= 30, "lib/config*.c's accepted keys were found", sorted(keys))
     missing = sorted(k for k in keys if not re.search(rf"\bIc {k}\b", man5) and
                      not re.search(rf"^\.Sh {k.upper()}$", man5, re.M))
     ok(not missing, "every accepted key has an entry in tlsoffd.conf(5)", missing)
