@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "alloc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,7 +78,7 @@ static int open_append(const char *path, char *err, size_t errlen)
 static void replace_str(char **dst, const char *src)
 {
     free(*dst);
-    *dst = src ? strdup(src) : NULL;
+    *dst = src ? xstrdup(src) : NULL;
 }
 
 int log_open(const char *dest, int facility, int level, const char *access,
