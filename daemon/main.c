@@ -109,6 +109,14 @@ static int daemonize(int *ready_fd)
     return 0;
 }
 
+/* The master's policy outside a reload (runtime_reload has its own): a
+ * failed allocation ends it with status 1 and a line in the log. */
+static void start_out_of_memory(size_t size, const char *file, int line)
+{
+    log_error("out of memory: %zu bytes at %s:%d; exiting", size, file, line);
+    exit(EXIT_FAIL);
+}
+
 /* A daemon that logs elsewhere keeps no terminal on standard error. */
 static void detach_stderr(void)
 {
@@ -230,6 +238,7 @@ int main(int argc, char **argv)
     };
     struct options o = { .config = DEFAULT_CONFIG };
     int c;
+    alloc_set_oom_handler(start_out_of_memory);
     upgrade_remember_self(argv);
     while ((c = getopt_long(argc, argv, "c:fts:vh", longopts, NULL)) != -1) {
         switch (c) {

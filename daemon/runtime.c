@@ -371,13 +371,13 @@ fail:
 struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen)
 {
     struct runtime *volatile rt = NULL;
+    alloc_oom_fn before = alloc_set_oom_handler(reload_out_of_memory);
     if (sigsetjmp(reload_oom, 0) == 0) {
-        alloc_set_oom_handler(reload_out_of_memory);
         rt = build_next(old, err, errlen);
     } else {
         resume_as(old);
         snprintf(err, errlen, "out of memory");
     }
-    alloc_set_oom_handler(NULL);
+    alloc_set_oom_handler(before);
     return rt;
 }

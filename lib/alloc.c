@@ -4,23 +4,25 @@
 #include "alloc.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 
 static void oom_exit(size_t size, const char *file, int line)
 {
-    log_error("out of memory: %zu bytes at %s:%d; exiting", size, file, line);
+    fprintf(stderr, "out of memory: %zu bytes at %s:%d; exiting\n", size, file, line);
     exit(EXIT_FAILURE);
 }
 
 static alloc_oom_fn oom_handler = oom_exit;
 static int fail_next;
 
-void alloc_set_oom_handler(alloc_oom_fn fn)
+alloc_oom_fn alloc_set_oom_handler(alloc_oom_fn fn)
 {
+    alloc_oom_fn before = oom_handler;
     oom_handler = fn ? fn : oom_exit;
+    return before;
 }
 
 void alloc_fail_next(void)

@@ -2,12 +2,13 @@
  * alloc — the one allocation family of tlsoffd's own code.
  *
  * Owns: what happens when memory runs out. x*() never return NULL: on
- * failure they log the size and the call site, then call the process's
+ * failure they pass the size and the call site to the process's
  * out-of-memory handler, which does not return. The daemon sets the policy
- * per process role (daemon/child.c, daemon/main.c): the master at start-up
- * exits with status 1; a reload in the master fails and the old
- * configuration stays; a worker ends the one connection it serves (it
- * exits and the master replaces it). Callers therefore never test for NULL.
+ * per process role: the master at start-up logs and exits with status 1
+ * (daemon/main.c); a reload in the master fails and the old configuration
+ * stays (daemon/runtime.c); a worker ends the one connection it serves: it
+ * exits and the master replaces it (daemon/worker.c). Callers therefore
+ * never test for NULL.
  *
  * For tests, alloc_fail_next() makes the next x*() call fail as if memory
  * had run out.
@@ -20,8 +21,10 @@
 /* Called after a failed allocation of size bytes at file:line; must not return. */
 typedef void (*alloc_oom_fn)(size_t size, const char *file, int line);
 
-/* Installs the handler (NULL: the default, which exits with status 1). */
-void alloc_set_oom_handler(alloc_oom_fn fn);
+/* Installs the handler (NULL: the default, which writes to standard error
+ * and exits with status 1). */
+/* Returns the one it replaces. */
+alloc_oom_fn alloc_set_oom_handler(alloc_oom_fn fn);
 /* The next allocation through this family fails (fault injection). */
 void alloc_fail_next(void);
 
