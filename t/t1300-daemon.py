@@ -4,6 +4,7 @@ into a chroot; readiness is reported to systemd ($NOTIFY_SOCKET); the LSB
 init script starts, checks, signals and stops the daemon."""
 import os
 import re
+import signal
 import shutil
 import socket
 import stat
@@ -57,6 +58,24 @@ def unprivileged_workers():
     r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(1, 'user = "no-such-user-x";').encode())
     ok(r.returncode == 1 and b"no such user 'no-such-user-x'" in r.stderr,
        "an unknown user is a configuration error", r.stderr)
+
+
+@case
+def unprivileged_workers_die_with_master():
+    """setuid clears PR_SET_PDEATHSIG: it is armed again after the drop."""
+    if os.geteuid() != 0:
+        skip("user = nobody, master killed", "the tests do not run as root")
+        return
+    d = Daemon(conf(free_port(), 'user = "nobody";'), workers=2, name="orphans", start=False)
+    os.chmod(d.dir, 0o755)
+    d.start()
+    ws = d.worker_pids()
+    ok(ws and all(uid_of(w) == 65534 for w in ws), "the workers run as nobody", ws)
+    os.kill(d.pid, signal.SIGKILL)
+    ok(poll_until(lambda: not any(pid_alive(w) for w in ws), 5 * SLOW),
+       "kill -9 of the master: its unprivileged workers exit too (parent-death signal)",
+       [w for w in ws if pid_alive(w)])
+    d.stop(check=False)
 
 
 @case
