@@ -27,8 +27,8 @@
 
 #include "tlsoffd.h"
 #include "clock.h"
-#include "listen.h"
 #include "log.h"
+#include "net.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "upstream.h"
@@ -394,7 +394,7 @@ void worker_run(struct runtime *rt, int id)
      * accepts: set once here (listeners may come from an older binary),
      * not twice per connection. */
     for (size_t i = 0; i < rt->nlisteners; i++)
-        listen_tune_conn(rt->listeners[i].fd);
+        net_tune(rt->listeners[i].fd);
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "listen.h"
+#include "net.h"
 
 static enum upstream_err classify(int err)
 {
@@ -34,7 +34,7 @@ int upstream_connect(const struct addr *a, double timeout, enum upstream_err *wh
         err = errno;
         goto fail;
     }
-    listen_tune_conn(fd);
+    net_tune(fd);
     if (connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0)
         goto ok;
     if (errno != EINPROGRESS) {
