@@ -18,7 +18,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 
-#include "upstream.h"
+#include "net.h"
 
 #define DEFAULT_EXPECT_LO 200
 #define DEFAULT_EXPECT_HI 399
@@ -685,7 +685,7 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
 {
     struct io c = { .fd = -1, .timeout = pc->timeout, .reason = r->reason,
                     .rlen = sizeof r->reason };
-    enum upstream_err why;
+    enum net_err why;
     char sys[PROBE_REASON_MAX];
 
     r->ok = false;
@@ -718,10 +718,10 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
         return;
     }
 
-    c.deadline = clock_now_ms() + (int64_t)(pc->timeout * 1000 + 0.5);
-    c.fd = upstream_connect(a, pc->timeout, &why, sys, sizeof sys);
+    c.deadline = net_deadline(pc->timeout);
+    c.fd = net_connect(a, c.deadline, &why, sys, sizeof sys);
     if (c.fd < 0) {
-        if (why == UPSTREAM_TIMEOUT)
+        if (why == NET_TIMEOUT)
             say(r->reason, sizeof r->reason, "connect: timed out after %gs", pc->timeout);
         else
             say(r->reason, sizeof r->reason, "connect: %s", sys);
