@@ -3,8 +3,6 @@
 
 #include <errno.h>
 #include <link.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -441,24 +439,23 @@ struct io {
 
 enum io_rc { IO_OK = 0, IO_EOF = 1, IO_ERR = -1 };
 
+/* The probe's words for a timeout, which net says as ETIMEDOUT. */
+static void say_timed_out(struct io *c)
+{
+    say(c->reason, c->rlen, "timed out after %gs", c->timeout);
+}
+
 /* Waits for events on the fd until the deadline. */
 static enum io_rc wait_fd(struct io *c, short events)
 {
-    for (;;) {
-        int64_t left = c->deadline - clock_now_ms();
-        if (left <= 0) {
-            say(c->reason, c->rlen, "timed out after %gs", c->timeout);
-            return IO_ERR;
-        }
-        struct pollfd p = { .fd = c->fd, .events = events };
-        int rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-        if (rc > 0)
-            return IO_OK;
-        if (rc < 0 && errno != EINTR) {
-            say(c->reason, c->rlen, "poll: %s", strerror(errno));
-            return IO_ERR;
-        }
-    }
+    int err = net_wait(c->fd, events, c->deadline);
+    if (err == 0)
+        return IO_OK;
+    if (err == ETIMEDOUT)
+        say_timed_out(c);
+    else
+        say(c->reason, c->rlen, "poll: %s", strerror(err));
+    return IO_ERR;
 }
 
 /* wolfSSL's reason for ret from a call on c->ssl. */
@@ -488,33 +485,19 @@ static enum io_rc tls_wait(struct io *c, int ret, int sys)
 
 static enum io_rc write_all(struct io *c, const char *buf, size_t len)
 {
-    size_t off = 0;
-    while (off < len) {
-        if (c->ssl) {
-            errno = 0;
-            int ret = wolfSSL_write(c->ssl, buf + off, (int)(len - off));
-            if (ret > 0) {
-                off += (size_t)ret;
-                continue;
-            }
-            if (tls_wait(c, ret, errno) != IO_OK)
-                return IO_ERR;
-            continue;
-        }
-        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (wait_fd(c, POLLOUT) != IO_OK)
-                return IO_ERR;
-            continue;
-        }
-        say(c->reason, c->rlen, "send: %s", n < 0 ? strerror(errno) : "nothing sent");
-        return IO_ERR;
+    if (!c->ssl) {
+        int err = net_send_all(c->fd, buf, len, c->deadline, c->reason, c->rlen);
+        if (err == ETIMEDOUT)
+            say_timed_out(c);
+        return err ? IO_ERR : IO_OK;
+    }
+    for (size_t off = 0; off < len;) {
+        errno = 0;
+        int ret = wolfSSL_write(c->ssl, buf + off, (int)(len - off));
+        if (ret > 0)
+            off += (size_t)ret;
+        else if (tls_wait(c, ret, errno) != IO_OK)
+            return IO_ERR;
     }
     return IO_OK;
 }

@@ -3,9 +3,9 @@
  * TLS handshake, each bounded by a timeout. No process or thread logic
  * here: the prober (daemon/health.c) calls probe_run from its threads.
  *
- * Owns: the deadline of one probe (CLOCK_MONOTONIC, non-blocking socket +
- * poll, so a server that accepts and never answers, or drips bytes, fails
- * at the timeout), the HTTP/1.x request and the judging of its reply, the
+ * Owns: the deadline of one probe (one absolute time for the connect, the
+ * request and the reply, waited on through net.h, so a server that accepts
+ * and never answers, or drips bytes, fails at the timeout), the HTTP/1.x request and the judging of its reply, the
  * TLS client handshake and its verification.
  *
  * Thread safety: probe_run and probe_http_judge keep no state; many
