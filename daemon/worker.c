@@ -184,8 +184,8 @@ static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_
         const struct server_conf *sv = &up->servers[i];
         tried[i] = true;
         snprintf(l->backend, sizeof l->backend, "%s", sv->address);
-        int b = net_connect(&sv->addr, net_deadline(rt->cfg->timeouts.connect), &ue, why,
-                            sizeof why);
+        int64_t deadline = clock_deadline_ms(rt->cfg->timeouts.connect);
+        int b = net_connect(&sv->addr, deadline, &ue, why, sizeof why);
         if (b >= 0) {
             if (upstream_report(rt->ups, ui, (size_t)i, true, false, NULL) > 0)
                 log_notice("upstream '%s': server %s is up again (a connect worked)",
@@ -260,8 +260,8 @@ static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int cli
         };
         ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
                                           : proxyproto_v2(&pi, hdr, sizeof hdr);
-        if (n < 0 || net_send_all(b, hdr, (size_t)n, net_deadline(timeout), l->reason,
-                                  sizeof l->reason) != 0) {
+        int64_t deadline = clock_deadline_ms(timeout);
+        if (n < 0 || net_send_all(b, hdr, (size_t)n, deadline, l->reason, sizeof l->reason) != 0) {
             if (n < 0)
                 snprintf(l->reason, sizeof l->reason, "cannot build the PROXY header");
             l->outcome = "backend-error";

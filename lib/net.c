@@ -9,13 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MS_PER_S 1000
-
-int64_t net_deadline(double seconds)
-{
-    return clock_now_ms() + (int64_t)(seconds * MS_PER_S + 0.5);
-}
-
 int net_poll_timeout(int64_t deadline)
 {
     int64_t left = deadline - clock_now_ms();

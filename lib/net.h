@@ -5,7 +5,8 @@
  * wait through net_poll/net_wait.
  *
  * Owns: the deadline convention (an absolute time in ms on clock_now_ms(),
- * CLOCK_MONOTONIC, so a loop of several waits never stretches past it),
+ * CLOCK_MONOTONIC, e.g. clock_deadline_ms(timeout), so a loop of several
+ * waits never stretches past it),
  * EINTR (retried with the time that is left), the clamp of poll()'s int
  * timeout, and the classification of a failed connect.
  *
@@ -24,9 +25,6 @@
 /* The longest single poll(): a longer wait is several polls, until the
  * deadline (which alone decides when the wait ends). */
 #define NET_POLL_MAX_MS 60000
-
-/* The deadline `seconds` from now (rounded to the nearest ms). */
-int64_t net_deadline(double seconds);
 
 /* poll()'s timeout for deadline: the ms left, 0 if it has passed, at most
  * NET_POLL_MAX_MS. */

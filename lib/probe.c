@@ -701,7 +701,7 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
         return;
     }
 
-    c.deadline = net_deadline(pc->timeout);
+    c.deadline = clock_deadline_ms(pc->timeout);
     c.fd = net_connect(a, c.deadline, &why, sys, sizeof sys);
     if (c.fd < 0) {
         if (why == NET_TIMEOUT)

@@ -369,8 +369,7 @@ int upstream_report(struct upstreams *u, size_t up, size_t server, bool ok, bool
     }
     uint32_t fails = __atomic_add_fetch(&s->fails, 1, __ATOMIC_RELAXED);
     if (h->type == HEALTH_NONE)
-        __atomic_store_n(&s->retry_at, clock_now_ms() + (int64_t)(h->interval * 1000),
-                         __ATOMIC_RELAXED);
+        __atomic_store_n(&s->retry_at, clock_deadline_ms(h->interval), __ATOMIC_RELAXED);
     if (fails >= (uint32_t)h->fall || (!probe && h->type == HEALTH_NONE))
         return flip(s, 1, 0) ? -1 : 0;
     return 0;

@@ -50,7 +50,7 @@ START_TEST(poll_timeout_clamp)
     ck_assert_msg(ms > 400 && ms <= 500, "%d", ms);
     ck_assert_int_eq(net_poll_timeout(now + 10 * (int64_t)NET_POLL_MAX_MS), NET_POLL_MAX_MS);
     ck_assert_int_eq(net_poll_timeout(INT64_MAX), NET_POLL_MAX_MS);
-    int64_t d = net_deadline(0.3) - now;
+    int64_t d = clock_deadline_ms(0.3) - now;
     ck_assert_msg(d >= 300 && d < 350, "%lld", (long long)d);
 }
 END_TEST
@@ -59,12 +59,12 @@ START_TEST(wait_ready_and_timeout)
 {
     int sv[2];
     nonblocking_pair(sv);
-    ck_assert_int_eq(net_wait(sv[0], POLLOUT, net_deadline(1)), 0);
+    ck_assert_int_eq(net_wait(sv[0], POLLOUT, clock_deadline_ms(1)), 0);
     int64_t t0 = clock_now_ms();
     ck_assert_int_eq(net_wait(sv[0], POLLIN, t0 + 150), ETIMEDOUT);
     ck_assert_msg(since(t0) >= 150 && since(t0) < 1000, "%lld ms", (long long)since(t0));
     ck_assert_int_eq(write(sv[1], "x", 1), 1);
-    ck_assert_int_eq(net_wait(sv[0], POLLIN, net_deadline(1)), 0);
+    ck_assert_int_eq(net_wait(sv[0], POLLIN, clock_deadline_ms(1)), 0);
     /* A deadline that has passed times out without looking. */
     ck_assert_int_eq(net_wait(sv[0], POLLIN, clock_now_ms() - 1), ETIMEDOUT);
     close(sv[0]);
@@ -79,7 +79,7 @@ START_TEST(poll_two_fds)
     nonblocking_pair(b);
     ck_assert_int_eq(write(b[1], "x", 1), 1);
     struct pollfd p[2] = { { .fd = a[0], .events = POLLIN }, { .fd = b[0], .events = POLLIN } };
-    ck_assert_int_eq(net_poll(p, 2, net_deadline(1)), 0);
+    ck_assert_int_eq(net_poll(p, 2, clock_deadline_ms(1)), 0);
     ck_assert_int_eq(p[0].revents, 0);
     ck_assert(p[1].revents & POLLIN);
     close(a[0]);
@@ -121,7 +121,7 @@ START_TEST(connect_ok_tuned)
     enum net_err e = NET_ERROR;
     int l = listener(&a, 8), v = 0;
     socklen_t len = sizeof v;
-    int fd = net_connect(&a, net_deadline(1), &e, why, sizeof why);
+    int fd = net_connect(&a, clock_deadline_ms(1), &e, why, sizeof why);
     ck_assert_msg(fd >= 0, "%s", why);
     ck_assert_int_eq(e, NET_OK);
     ck_assert_str_eq(net_err_outcome(e), "ok");
@@ -139,7 +139,7 @@ START_TEST(connect_refused)
     struct addr a;
     enum net_err e;
     close(listener(&a, 8));          /* the port is free again: nothing listens */
-    ck_assert_int_eq(net_connect(&a, net_deadline(1), &e, why, sizeof why), -1);
+    ck_assert_int_eq(net_connect(&a, clock_deadline_ms(1), &e, why, sizeof why), -1);
     ck_assert_int_eq(e, NET_REFUSED);
     ck_assert_str_eq(why, "Connection refused");
     ck_assert_str_eq(net_err_outcome(e), "backend-refused");
@@ -156,7 +156,7 @@ START_TEST(connect_timeout)
     int64_t t0 = 0;
     for (; n < 8; n++) {
         t0 = clock_now_ms();
-        fd = net_connect(&a, net_deadline(0.3), &e, why, sizeof why);
+        fd = net_connect(&a, clock_deadline_ms(0.3), &e, why, sizeof why);
         if (fd < 0)
             break;
         held[n] = fd;
@@ -192,7 +192,7 @@ static void *drain(void *arg)
     struct sink *s = arg;
     unsigned char buf[8192];
     for (;;) {
-        if (net_wait(s->fd, POLLIN, net_deadline(5)) != 0)
+        if (net_wait(s->fd, POLLIN, clock_deadline_ms(5)) != 0)
             break;
         ssize_t n = read(s->fd, buf, sizeof buf);
         if (n <= 0 && !(n < 0 && errno == EAGAIN))
@@ -217,7 +217,7 @@ START_TEST(send_all_bulk)
     struct sink s = { .fd = sv[1] };
     pthread_t t;
     pthread_create(&t, NULL, drain, &s);
-    ck_assert_int_eq(net_send_all(sv[0], buf, BULK, net_deadline(5), why, sizeof why), 0);
+    ck_assert_int_eq(net_send_all(sv[0], buf, BULK, clock_deadline_ms(5), why, sizeof why), 0);
     close(sv[0]);
     pthread_join(t, NULL);
     ck_assert_uint_eq(s.got, BULK);
@@ -237,7 +237,7 @@ START_TEST(send_all_timeout_and_error)
     ck_assert_str_eq(why, "send timed out");
     ck_assert_msg(since(t0) >= 200 && since(t0) < 1000, "took %lld ms", (long long)since(t0));
     close(sv[1]);
-    ck_assert_int_eq(net_send_all(sv[0], buf, 16, net_deadline(1), why, sizeof why), EPIPE);
+    ck_assert_int_eq(net_send_all(sv[0], buf, 16, clock_deadline_ms(1), why, sizeof why), EPIPE);
     ck_assert_str_eq(why, "send: Broken pipe");
     free(buf);
     close(sv[0]);
