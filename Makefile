@@ -63,7 +63,7 @@ ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
 LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
 LIB_MODULES := alloc addr config log listen net clienthello tls upstream relay shm sesscache ticketkeys stats \
-               proxyproto probe probe_http
+               proxyproto probe probe_http threadstack
 DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c daemon/health.c
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)

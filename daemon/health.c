@@ -20,7 +20,11 @@
 #include "tlsoffd.h"
 #include "log.h"
 #include "probe.h"
+#include "threadstack.h"
 #include "upstream.h"
+
+/* A check thread's own stack: a TLS probe (wolfSSL's handshake) fits. */
+#define CHECK_STACK (256 * 1024)
 
 struct checker {
     struct runtime *rt;
@@ -161,7 +165,7 @@ static void run(struct runtime *rt)
         pthread_t t;
         pthread_attr_t a;
         pthread_attr_init(&a);
-        pthread_attr_setstacksize(&a, probe_thread_stack(256 * 1024));
+        pthread_attr_setstacksize(&a, threadstack_size(CHECK_STACK));
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
         int rc = pthread_create(&t, &a, check_loop, &cs[k]);
         if (rc != 0) {

@@ -2,7 +2,6 @@
 #include "clock.h"
 
 #include <errno.h>
-#include <link.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -405,24 +404,4 @@ WOLFSSL_CTX *probe_tls_ctx_new(const char *ca_file, bool verify, char *err, size
 fail:
     wolfSSL_CTX_free(ctx);
     return NULL;
-}
-
-static int add_static_tls(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_TLS) {
-            size_t align = ph->p_align ? ph->p_align : 1;
-            *(size_t *)arg += (ph->p_memsz + align - 1) / align * align;
-        }
-    }
-    return 0;
-}
-
-size_t probe_thread_stack(size_t want)
-{
-    size_t tls = 0;
-    dl_iterate_phdr(add_static_tls, &tls);
-    return want + tls;
 }

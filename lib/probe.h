@@ -85,11 +85,4 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
  */
 WOLFSSL_CTX *probe_tls_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen);
 
-/*
- * A stack size for a prober thread: want bytes plus the static TLS of the
- * objects loaded (glibc takes it out of the thread's stack; an optimised
- * wolfSSL has 1.4 MB of it).
- */
-size_t probe_thread_stack(size_t want);
-
 #endif

@@ -12,6 +12,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "probe.h"
+#include "threadstack.h"
 
 /* ---- loopback servers ---- */
 
@@ -630,7 +631,7 @@ START_TEST(tls_small_stack)
     pthread_attr_t a;
     struct probe_result r;
     pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, probe_thread_stack(256 * 1024));
+    pthread_attr_setstacksize(&a, threadstack_size(256 * 1024));
     ck_assert_int_eq(pthread_create(&t, &a, tls_in_thread, &r), 0);
     pthread_join(t, NULL);
     pthread_attr_destroy(&a);
