@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tlsoffd.h"
+#include "alloc.h"
 #include "log.h"
 #include "probe.h"
 #include "threadstack.h"
@@ -139,7 +140,7 @@ static void run(struct runtime *rt)
     for (size_t i = 0; i < rt->cfg->nupstreams; i++)
         if (rt->cfg->upstreams[i].health.type != HEALTH_NONE)
             n += rt->cfg->upstreams[i].nservers;
-    struct checker *cs = calloc(n, sizeof *cs);
+    struct checker *cs = xcalloc(n, sizeof *cs);
     size_t k = 0;
     for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
         if (rt->cfg->upstreams[i].health.type == HEALTH_NONE)

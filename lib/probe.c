@@ -15,6 +15,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 
+#include "alloc.h"
 #include "net.h"
 #include "probe_http.h"
 
@@ -258,13 +259,9 @@ static bool http_exchange(struct io *c, const struct probe_conf *pc, const struc
     if (write_all(c, req, (size_t)n) != IO_OK)
         return false;
 
-    char *buf = malloc(PROBE_HTTP_MAX);
+    char *buf = xmalloc(PROBE_HTTP_MAX);
     size_t len = 0;
     bool ok = false;
-    if (!buf) {
-        say(c->reason, c->rlen, "out of memory");
-        return false;
-    }
     for (;;) {
         size_t got = 0;
         enum io_rc rc = read_some(c, buf + len, PROBE_HTTP_MAX - len, &got);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 #define DEFAULT_EXPECT_LO 200
 #define DEFAULT_EXPECT_HI 399
 #define EXCERPT_MAX 32          /* bytes of a bad reply quoted in the reason */
@@ -341,13 +343,9 @@ static enum probe_verdict judge_body(const struct reply *r, const char *want,
         blen = 0;
         complete = true;
     } else if (r->chunked) {
-        decoded = malloc(r->body_len ? r->body_len : 1);
-        if (decoded) {
-            blen = dechunk(r, decoded, &complete, &bad);
-            body = decoded;
-        } else {
-            complete = false;           /* out of memory: search the raw bytes */
-        }
+        decoded = xmalloc(r->body_len);
+        blen = dechunk(r, decoded, &complete, &bad);
+        body = decoded;
     } else if (r->has_length) {
         due = r->length;
         if (blen >= r->length) {

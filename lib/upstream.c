@@ -1,4 +1,5 @@
 #include "upstream.h"
+#include "alloc.h"
 #include "clock.h"
 
 #include <math.h>
@@ -6,7 +7,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
 
 /* ---- the table of upstreams and its shared state ---- */
 
@@ -54,8 +54,8 @@ static uint16_t *schedule(const struct upstream_conf *up, bool backup, size_t *l
     for (size_t i = 0; i < up->nservers; i++)
         if (up->servers[i].backup == backup)
             total += (size_t)up->servers[i].weight;
-    uint16_t *out = calloc(total ? total : 1, sizeof *out);
-    long *cur = calloc(up->nservers, sizeof *cur);
+    uint16_t *out = xcalloc(total, sizeof *out);
+    long *cur = xcalloc(up->nservers, sizeof *cur);
     for (size_t k = 0; k < total; k++) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < up->nservers; i++) {
@@ -75,11 +75,11 @@ static uint16_t *schedule(const struct upstream_conf *up, bool backup, size_t *l
 
 static struct upstreams *build(void *region, const struct config *cfg)
 {
-    struct upstreams *u = calloc(1, sizeof *u);
+    struct upstreams *u = xcalloc(1, sizeof *u);
     uint64_t *rr = (uint64_t *)((struct up_shared *)region + 1);
     struct server_state *st = (struct server_state *)(rr + cfg->nupstreams * RR_STRIDE);
     u->n = cfg->nupstreams;
-    u->up = calloc(u->n, sizeof *u->up);
+    u->up = xcalloc(u->n, sizeof *u->up);
     for (size_t i = 0; i < u->n; i++) {
         u->up[i].conf = &cfg->upstreams[i];
         u->up[i].rr = rr + i * RR_STRIDE;
