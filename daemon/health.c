@@ -24,6 +24,8 @@
 #include "threadstack.h"
 #include "upstream.h"
 
+#define NS_PER_S 1000000000L
+
 /* A check thread's own stack: a TLS probe (wolfSSL's handshake) fits. */
 #define CHECK_STACK (256 * 1024)
 
@@ -74,11 +76,11 @@ static void *check_loop(void *arg)
         else
             log_debug("upstream '%s': server %s: %s", up->name, sv->address, r.reason);
         long ns = (long)(h->interval * 1e9);
-        next.tv_sec += ns / 1000000000L;
-        next.tv_nsec += ns % 1000000000L;
-        if (next.tv_nsec >= 1000000000L) {
+        next.tv_sec += ns / NS_PER_S;
+        next.tv_nsec += ns % NS_PER_S;
+        if (next.tv_nsec >= NS_PER_S) {
             next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
+            next.tv_nsec -= NS_PER_S;
         }
         sleep_until(&next);
     }

@@ -161,8 +161,11 @@ static enum io_rc read_some(struct io *c, char *buf, size_t len, size_t *got)
 
 /* ---- TLS ---- */
 
-/* How long a probe waits, at most, for the server's close_notify. */
+/* How long a probe waits, at most, for the server's close_notify, and how
+ * much of what else is in flight it reads (and drops) on the way. */
 #define CLOSE_GRACE_MS 250
+#define CLOSE_SKIP_MAX 65536
+#define CLOSE_READ_SIZE 4096
 
 static enum io_rc tls_start(struct io *c, const struct probe_conf *pc)
 {
@@ -209,7 +212,7 @@ static enum io_rc tls_start(struct io *c, const struct probe_conf *pc)
  */
 static void tls_close(struct io *c)
 {
-    char scratch[PROBE_REASON_MAX], buf[4096];
+    char scratch[PROBE_REASON_MAX], buf[CLOSE_READ_SIZE];
     struct io q = *c;
     int64_t grace = clock_now_ms() + CLOSE_GRACE_MS;
     if (q.deadline > grace)
@@ -226,7 +229,7 @@ static void tls_close(struct io *c)
             return;
     }
     /* Their close_notify (or EOF), skipping what else is in flight. */
-    for (size_t total = 0; total < 65536;) {
+    for (size_t total = 0; total < CLOSE_SKIP_MAX;) {
         size_t got = 0;
         if (read_some(&q, buf, sizeof buf, &got) != IO_OK)
             return;
@@ -280,6 +283,26 @@ static bool http_exchange(struct io *c, const struct probe_conf *pc, const struc
     return ok;
 }
 
+/* Whether pc can be run; false with "bad probe: ..." if not. */
+static bool usable(const struct probe_conf *pc, char *reason, size_t rlen)
+{
+    bool tls = pc->type == PROBE_TLS || (pc->type == PROBE_HTTP && pc->tls_ctx);
+    if (pc->type != PROBE_TCP && pc->type != PROBE_HTTP && pc->type != PROBE_TLS)
+        say(reason, rlen, "bad probe: unknown type %d", (int)pc->type);
+    else if (!(pc->timeout > 0) || pc->timeout > PROBE_TIMEOUT_MAX_S)
+        say(reason, rlen, "bad probe: timeout %g is not in (0, %d] s", pc->timeout,
+            PROBE_TIMEOUT_MAX_S);
+    else if (pc->type == PROBE_TLS && !pc->tls_ctx)
+        say(reason, rlen, "bad probe: TLS probe without a TLS context");
+    else if (tls && pc->verify_name && !(pc->sni && *pc->sni))
+        say(reason, rlen, "bad probe: verify_name without a server name (sni)");
+    else if (pc->type == PROBE_HTTP && (bad_text(pc->path) || bad_text(pc->host)))
+        say(reason, rlen, "bad probe: CR or LF in the path or host");
+    else
+        return true;
+    return false;
+}
+
 void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_result *r)
 {
     struct io c = { .fd = -1, .timeout = pc->timeout, .reason = r->reason,
@@ -294,28 +317,9 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
         say(r->reason, sizeof r->reason, "no probe");
         return;
     }
-    if (pc->type != PROBE_TCP && pc->type != PROBE_HTTP && pc->type != PROBE_TLS) {
-        say(r->reason, sizeof r->reason, "bad probe: unknown type %d", (int)pc->type);
+    if (!usable(pc, r->reason, sizeof r->reason))
         return;
-    }
-    if (!(pc->timeout > 0) || pc->timeout > 86400) {
-        say(r->reason, sizeof r->reason, "bad probe: timeout %g is not in (0, 86400] s",
-            pc->timeout);
-        return;
-    }
     bool tls = pc->type == PROBE_TLS || (pc->type == PROBE_HTTP && pc->tls_ctx);
-    if (pc->type == PROBE_TLS && !pc->tls_ctx) {
-        say(r->reason, sizeof r->reason, "bad probe: TLS probe without a TLS context");
-        return;
-    }
-    if (tls && pc->verify_name && !(pc->sni && *pc->sni)) {
-        say(r->reason, sizeof r->reason, "bad probe: verify_name without a server name (sni)");
-        return;
-    }
-    if (pc->type == PROBE_HTTP && (bad_text(pc->path) || bad_text(pc->host))) {
-        say(r->reason, sizeof r->reason, "bad probe: CR or LF in the path or host");
-        return;
-    }
 
     c.deadline = clock_deadline_ms(pc->timeout);
     c.fd = net_connect(a, c.deadline, &why, sys, sizeof sys);

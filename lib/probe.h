@@ -25,9 +25,13 @@ typedef struct WOLFSSL_CTX WOLFSSL_CTX;
 
 enum probe_type { PROBE_NONE, PROBE_TCP, PROBE_HTTP, PROBE_TLS };
 
+/* The longest timeout a probe takes: a day. */
+#define PROBE_TIMEOUT_MAX_S 86400
+
 struct probe_conf {
     enum probe_type type;
-    double timeout;             /* seconds, the whole probe (connect+request+reply); (0, 86400] */
+    double timeout;             /* seconds, the whole probe (connect+request+reply);
+                                 * (0, PROBE_TIMEOUT_MAX_S] */
     /* http */
     const char *path;           /* request path, e.g. "/healthz"; NULL = "/" */
     const char *host;           /* Host header value; NULL = sni if set, else the address */

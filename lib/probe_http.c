@@ -10,6 +10,9 @@
 #define DEFAULT_EXPECT_HI 399
 #define EXCERPT_MAX 32          /* bytes of a bad reply quoted in the reason */
 #define EXCERPT_WANT_MAX 40     /* bytes of the body substring quoted */
+/* Digits of a Content-Length (decimal) or a chunk size (hex) at most: far
+ * from overflowing a size_t either way. */
+#define DIGITS_MAX 15
 
 /* Up to max bytes of s as printable ASCII, for quoting a reply in a reason. */
 static const char *excerpt(const char *s, size_t n, size_t max, char *out, size_t outlen)
@@ -116,7 +119,7 @@ static enum probe_verdict parse_status(const char **pp, const char *end, struct 
 static bool parse_length(const char *v, size_t n, size_t *out)
 {
     size_t x = 0;
-    if (n == 0 || n > 15)
+    if (n == 0 || n > DIGITS_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         if (v[i] < '0' || v[i] > '9')
@@ -176,6 +179,20 @@ static enum probe_verdict parse_headers(const char **pp, const char *end, struct
     }
 }
 
+/* Whether the trailers after the last chunk, and the empty line that ends
+ * them, are all in [p, end). */
+static bool trailers_end(const char *p, const char *end)
+{
+    for (;;) {
+        const char *lf = line_end(p, end);
+        if (!lf)
+            return false;
+        if (line_len(p, lf) == 0)
+            return true;
+        p = lf + 1;
+    }
+}
+
 /*
  * Decodes the chunked body in r into out (at least body_len bytes).
  * Returns the decoded length; *complete tells whether the last chunk was
@@ -191,7 +208,7 @@ static size_t dechunk(const struct reply *r, char *out, bool *complete, bool *ba
         size_t sz = 0, i = 0, n = lf ? line_len(p, lf) : (size_t)(end - p);
         if (!lf && n > 0 && p[n - 1] == '\r')
             n--;                /* the LF is still to come */
-        for (; i < n && i < 16; i++) {
+        for (; i < n && i <= DIGITS_MAX; i++) {
             char ch = p[i];
             int d = ch >= '0' && ch <= '9' ? ch - '0'
                   : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
@@ -201,7 +218,7 @@ static size_t dechunk(const struct reply *r, char *out, bool *complete, bool *ba
             sz = sz * 16 + (size_t)d;
         }
         /* Hex digits, then the end of the line or an extension. */
-        if (i == 16 || (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
+        if (i > DIGITS_MAX || (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
             *bad = true;
             return k;
         }
@@ -213,17 +230,8 @@ static size_t dechunk(const struct reply *r, char *out, bool *complete, bool *ba
         }
         p = lf + 1;
         if (sz == 0) {
-            /* Trailers, then an empty line. */
-            for (;;) {
-                const char *tl = line_end(p, end);
-                if (!tl)
-                    return k;
-                if (line_len(p, tl) == 0) {
-                    *complete = true;
-                    return k;
-                }
-                p = tl + 1;
-            }
+            *complete = trailers_end(p, end);
+            return k;
         }
         size_t have = (size_t)(end - p);
         if (sz > have) {
