@@ -22,7 +22,13 @@
 #include "child.h"
 #include "log.h"
 #include "probe.h"
+#include "threadstack.h"
 #include "upstream.h"
+
+#define NS_PER_S 1000000000L
+
+/* A check thread's own stack: a TLS probe (wolfSSL's handshake) fits. */
+#define CHECK_STACK (256 * 1024)
 
 struct checker {
     struct runtime *rt;
@@ -71,11 +77,11 @@ static void *check_loop(void *arg)
         else
             log_debug("upstream '%s': server %s: %s", up->name, sv->address, r.reason);
         long ns = (long)(h->interval * 1e9);
-        next.tv_sec += ns / 1000000000L;
-        next.tv_nsec += ns % 1000000000L;
-        if (next.tv_nsec >= 1000000000L) {
+        next.tv_sec += ns / NS_PER_S;
+        next.tv_nsec += ns % NS_PER_S;
+        if (next.tv_nsec >= NS_PER_S) {
             next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
+            next.tv_nsec -= NS_PER_S;
         }
         sleep_until(&next);
     }
@@ -159,7 +165,7 @@ static void run(struct runtime *rt)
         pthread_t t;
         pthread_attr_t a;
         pthread_attr_init(&a);
-        pthread_attr_setstacksize(&a, probe_thread_stack(256 * 1024));
+        pthread_attr_setstacksize(&a, threadstack_size(CHECK_STACK));
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
         int rc = pthread_create(&t, &a, check_loop, &cs[k]);
         if (rc != 0) {

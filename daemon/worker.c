@@ -30,8 +30,8 @@
 #include "child.h"
 #include "clock.h"
 #include "exit.h"
-#include "listen.h"
 #include "log.h"
+#include "net.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "upstream.h"
@@ -159,7 +159,7 @@ static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_
     const struct upstream_conf *up = &rt->cfg->upstreams[ui];
     bool tried[CONFIG_MAX_SERVERS] = { false };
     char why[128] = "";
-    enum upstream_err ue = UPSTREAM_ERROR;
+    enum net_err ue = NET_ERROR;
     int attempts = 0;
 
     for (; attempts <= up->retries; attempts++) {
@@ -169,7 +169,8 @@ static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_
         const struct server_conf *sv = &up->servers[i];
         tried[i] = true;
         snprintf(l->backend, sizeof l->backend, "%s", sv->address);
-        int b = upstream_connect(&sv->addr, rt->cfg->timeouts.connect, &ue, why, sizeof why);
+        int64_t deadline = clock_deadline_ms(rt->cfg->timeouts.connect);
+        int b = net_connect(&sv->addr, deadline, &ue, why, sizeof why);
         if (b >= 0) {
             if (upstream_report(rt->ups, ui, (size_t)i, true, false, NULL) > 0)
                 log_notice("upstream '%s': server %s is up again (a connect worked)",
@@ -195,7 +196,7 @@ static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_
             log_warning("upstream '%s' has no server up: clients are turned away", up->name);
         }
     } else {
-        l->outcome = upstream_err_outcome(ue);
+        l->outcome = net_err_outcome(ue);
         snprintf(l->reason, sizeof l->reason, "%s%s", why,
                  attempts > 1 ? " (and on every other server tried)" : "");
     }
@@ -244,7 +245,8 @@ static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int cli
         };
         ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
                                           : proxyproto_v2(&pi, hdr, sizeof hdr);
-        if (n < 0 || upstream_send(b, hdr, (size_t)n, timeout, l->reason, sizeof l->reason) < 0) {
+        int64_t deadline = clock_deadline_ms(timeout);
+        if (n < 0 || net_send_all(b, hdr, (size_t)n, deadline, l->reason, sizeof l->reason) != 0) {
             if (n < 0)
                 snprintf(l->reason, sizeof l->reason, "cannot build the PROXY header");
             l->outcome = "backend-error";
@@ -374,7 +376,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
      * accepts: set once here (listeners may come from an older binary),
      * not twice per connection. */
     for (size_t i = 0; i < rt->nlisteners; i++)
-        listen_tune_conn(rt->listeners[i].fd);
+        net_tune(rt->listeners[i].fd);
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#define CLOCK_MS_PER_S 1000
+
 static inline int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
@@ -19,6 +21,12 @@ static inline int64_t clock_ms(clockid_t id)
 static inline int64_t clock_now_ms(void)
 {
     return clock_ms(CLOCK_MONOTONIC);
+}
+
+/* The CLOCK_MONOTONIC deadline `seconds` from now (to the nearest ms). */
+static inline int64_t clock_deadline_ms(double seconds)
+{
+    return clock_now_ms() + (int64_t)(seconds * CLOCK_MS_PER_S + 0.5);
 }
 
 /* CLOCK_REALTIME: times shared with other processes and machines. */

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,11 +36,4 @@ int listen_port(int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
     return addr_port((struct sockaddr *)&ss);
-}
-
-void listen_tune_conn(int fd)
-{
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 }

@@ -1,5 +1,6 @@
 /*
- * listen — listening sockets: bind, listen, accept.
+ * listen — listening sockets: bind, listen, accept. (Their tuning, which
+ * accepted sockets inherit, is net_tune.)
  */
 #ifndef TLSOFFD_LISTEN_H
 #define TLSOFFD_LISTEN_H
@@ -19,9 +20,5 @@ int listen_open(const struct addr *a, char *err, size_t errlen);
 
 /* The port a listening socket got (for port 0 in tests). */
 int listen_port(int fd);
-
-/* Sets TCP_NODELAY and SO_KEEPALIVE on a socket; on a listener, the
- * sockets it accepts inherit both (Linux). */
-void listen_tune_conn(int fd);
 
 #endif

@@ -3,14 +3,15 @@
  * TLS handshake, each bounded by a timeout. No process or thread logic
  * here: the prober (daemon/health.c) calls probe_run from its threads.
  *
- * Owns: the deadline of one probe (CLOCK_MONOTONIC, non-blocking socket +
- * poll, so a server that accepts and never answers, or drips bytes, fails
- * at the timeout), the HTTP/1.x request and the judging of its reply, the
- * TLS client handshake and its verification.
+ * Owns: the deadline of one probe (one absolute time for the connect, the
+ * request and the reply, waited on through net.h, so a server that accepts
+ * and never answers, or drips bytes, fails at the timeout), the HTTP/1.x
+ * request (probe_http.h judges its reply), the TLS client handshake and
+ * its verification.
  *
- * Thread safety: probe_run and probe_http_judge keep no state; many
- * threads may share one WOLFSSL_CTX. A thread that ran TLS probes must call
- * wc_ecc_fp_free() before it ends (wolfSSL's per-thread FP_ECC cache).
+ * Thread safety: probe_run keeps no state; many threads may share one
+ * WOLFSSL_CTX. A thread that ran TLS probes must call wc_ecc_fp_free()
+ * before it ends (wolfSSL's per-thread FP_ECC cache).
  */
 #ifndef TLSOFFD_PROBE_H
 #define TLSOFFD_PROBE_H
@@ -24,9 +25,13 @@ typedef struct WOLFSSL_CTX WOLFSSL_CTX;
 
 enum probe_type { PROBE_NONE, PROBE_TCP, PROBE_HTTP, PROBE_TLS };
 
+/* The longest timeout a probe takes: a day. */
+#define PROBE_TIMEOUT_MAX_S 86400
+
 struct probe_conf {
     enum probe_type type;
-    double timeout;             /* seconds, the whole probe (connect+request+reply); (0, 86400] */
+    double timeout;             /* seconds, the whole probe (connect+request+reply);
+                                 * (0, PROBE_TIMEOUT_MAX_S] */
     /* http */
     const char *path;           /* request path, e.g. "/healthz"; NULL = "/" */
     const char *host;           /* Host header value; NULL = sni if set, else the address */
@@ -75,35 +80,6 @@ struct probe_result {
 void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_result *r);
 
 /*
- * Parses an HTTP/1.x reply (status line, headers, body as far as it was
- * read: Content-Length or until close; chunked bodies are decoded, as far as
- * they are well-formed) in buf[0..len) and judges it against pc (status
- * range, body substring). Returns true if it passes; otherwise false with
- * the reason. The reason is also set on success ("HTTP 200"). reason may be
- * NULL if reasonlen is 0. buf need not be NUL-terminated; it may hold NULs.
- *
- * The rules, for a reply that ends at len (EOF, the size cap, or an error):
- *  - Status line: "HTTP/1.<digit> <3 digits>" then SP, CR or LF; the reason
- *    phrase is optional. Anything else is "bad HTTP reply: ..."; nothing at
- *    all is "empty reply"; a prefix of a status line is "truncated reply".
- *  - An interim 1xx reply (but 101) is skipped with its headers.
- *  - The status decides alone when it fails: "HTTP status 503 (expected
- *    200-399)" even if the headers after it are cut off.
- *  - A passing status needs the complete header block (an empty line, CRLF
- *    or bare LF); without one the reply fails as "truncated reply".
- *  - Header names are case-insensitive; a line without ':' or a bad or
- *    conflicting Content-Length is "bad HTTP reply". Transfer-Encoding
- *    chunked wins over Content-Length.
- *  - The body substring is searched in the body bytes present (up to
- *    Content-Length; the decoded chunk data; or everything to the end).
- *    A cut-off body fails only if the substring is not in the part present,
- *    and the reason says how much was searched. 204, 304 and replies with
- *    Content-Length 0 have an empty body.
- */
-bool probe_http_judge(const struct probe_conf *pc, const char *buf, size_t len,
-                      char *reason, size_t reasonlen);
-
-/*
  * A client context for TLS probes: TLS 1.2 and 1.3, AEAD suites only, no
  * session cache, and verification of the server's chain on (against
  * ca_file, or the system store /etc/ssl/certs/ca-certificates.crt when
@@ -112,12 +88,5 @@ bool probe_http_judge(const struct probe_conf *pc, const char *buf, size_t len,
  * wolfSSL_CTX_free (or tls_ctx_free).
  */
 WOLFSSL_CTX *probe_tls_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen);
-
-/*
- * A stack size for a prober thread: want bytes plus the static TLS of the
- * objects loaded (glibc takes it out of the thread's stack; an optimised
- * wolfSSL has 1.4 MB of it).
- */
-size_t probe_thread_stack(size_t want);
 
 #endif

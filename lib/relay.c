@@ -2,7 +2,6 @@
 #include "clock.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,8 +9,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include "net.h"
+
 struct dir {
-    unsigned char buf[RELAY_BUF_DOWN];  /* up uses RELAY_BUF of it: one record a read */
+    /* Down: one recv() fills it. Up: one record (RELAY_BUF) a read, and the
+     * records already here join it, so that one send() takes several. */
+    unsigned char buf[RELAY_BUF_SIZE];
     size_t len, off;        /* bytes buffered; bytes of them already sent */
     bool eof;               /* the source is done */
     bool shut;              /* the destination was told (SHUT_WR / close_notify) */
@@ -223,12 +226,15 @@ static int pump_down(struct state *s)
 static void (*idle_hook)(void);
 static int idle_hook_ms;
 
+#define PAGE_BYTES 4096
+
 /* Gives the whole pages inside [p, p+n) back to the kernel (they read as
  * zeros when touched again). */
 static void release(void *p, size_t n)
 {
-    uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-    uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    uintptr_t mask = PAGE_BYTES - 1;
+    uintptr_t a = ((uintptr_t)p + mask) & ~mask;
+    uintptr_t b = ((uintptr_t)p + n) & ~mask;
     if (b > a)
         madvise((void *)a, b - a, MADV_DONTNEED);
 }
@@ -254,12 +260,46 @@ void relay_set_idle_hook(void (*fn)(void), int after_ms)
     idle_hook_ms = after_ms;
 }
 
+/*
+ * Waits until a side may move bytes again: 0, or -1 with the end in s->res
+ * when no byte moved for idle seconds. A connection quiet for the idle
+ * hook's time first gives back its empty buffers (once per relay_run).
+ */
+static int wait_turn(struct state *s, double idle, bool *hooked)
+{
+    struct pollfd p[2] = { { .fd = s->c->fd, .events = s->cev },
+                           { .fd = s->b, .events = s->bev } };
+    int64_t idle_at = clock_deadline_ms(idle), hook_at = clock_now_ms() + idle_hook_ms;
+    /* While the client is sending, keep the deadline for TLS writes
+     * (close_notify, blocked records) one idle period ahead. */
+    s->c->deadline = idle_at;
+    if (s->bt)
+        s->bt->deadline = idle_at;
+    int err = net_poll(p, 2, *hooked || hook_at >= idle_at ? idle_at : hook_at);
+    if (err == ETIMEDOUT && !*hooked && hook_at < idle_at) {
+        *hooked = true;         /* quiet for a while: then the rest of idle */
+        release_empty_buffers(s);
+        idle_hook();
+        err = net_poll(p, 2, idle_at);
+    }
+    if (err == ETIMEDOUT)
+        return fail(s, RELAY_IDLE_TIMEOUT, "no data either way for %gs", idle);
+    if (err)
+        return fail(s, RELAY_CLIENT_ERROR, "poll: %s", strerror(err));
+    /* Readable, or an error or hang-up the next read or write reports. */
+    if (p[0].revents & (POLLIN | POLLERR | POLLHUP))
+        s->cin = true;
+    if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
+        s->bin = true;
+    return 0;
+}
+
 void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
                struct relay_result *res)
 {
     bool hooked = idle_hook == NULL;
-    static __thread struct state s;   /* 32 KiB of buffers: not on the stack */
-    int idle_ms = (int)(idle * 1000);
+    /* 2 x RELAY_BUF_SIZE (128 KiB) of buffers: not on the stack. */
+    static __thread struct state s;
 
     memset(res, 0, sizeof *res);
     s.c = client;
@@ -285,42 +325,8 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
             res->end = RELAY_DONE;
             return;
         }
-        if (a > 0 || b > 0)
-            continue;
-        struct pollfd p[2] = { { .fd = client->fd, .events = s.cev },
-                               { .fd = backend, .events = s.bev } };
-        /* While the client is sending, keep the deadline for TLS writes
-         * (close_notify, blocked records) one idle period ahead. */
-        client->deadline = clock_now_ms() + idle_ms;
-        if (backend_tls)
-            backend_tls->deadline = client->deadline;
-        int wait = hooked || idle_hook_ms >= idle_ms ? idle_ms : idle_hook_ms;
-        int rc = poll(p, 2, wait);
-        if (rc == 0 && wait < idle_ms) {
-            hooked = true;          /* quiet for a while: then the rest of idle */
-            release_empty_buffers(&s);
-            idle_hook();
-            rc = poll(p, 2, idle_ms - wait);
-        }
-        if (rc == 0) {
-            res->end = RELAY_IDLE_TIMEOUT;
-            snprintf(res->reason, sizeof res->reason, "no data either way for %gs", idle);
-            return;
-        }
-        if (rc < 0 && errno != EINTR) {
-            fail(&s, RELAY_CLIENT_ERROR, "poll: %s", strerror(errno));
-            return;
-        }
-        if (rc < 0) {                   /* interrupted: look at both again */
-            s.cin = s.bin = true;
-            continue;
-        }
-        /* Readable, or an error or hang-up the next read will report. */
-        if (p[0].revents & (POLLIN | POLLERR | POLLHUP))
-            s.cin = true;
-        if (p[1].revents & (POLLIN | POLLERR | POLLHUP))
-            s.bin = true;
-        /* POLLERR/POLLHUP are seen by the next read or write. */
+        if (a == 0 && b == 0 && wait_turn(&s, idle, &hooked) < 0)
+            return;         /* nothing moved, and nothing will */
     }
 }
 

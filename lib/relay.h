@@ -1,9 +1,13 @@
 /*
  * relay — the two-way copy between a TLS client and a plain backend socket.
  *
- * Owns: buffering (one 16 KiB buffer each way, so records leave full-size),
- * half-close (client close_notify or FIN -> backend shutdown(SHUT_WR);
- * backend EOF -> close_notify and FIN to the client), the idle timeout.
+ * Owns: buffering (one 64 KiB buffer each way, RELAY_BUF_SIZE: the
+ * backend's bytes are read 64 KiB at a time and leave as full-size
+ * records; the client's records are read one at a time, and those already
+ * arrived go to the backend together, up to 64 KiB a send), giving the
+ * buffers of a quiet connection back to the kernel, half-close (client
+ * close_notify or FIN -> backend shutdown(SHUT_WR); backend EOF ->
+ * close_notify and FIN to the client), the idle timeout.
  */
 #ifndef TLSOFFD_RELAY_H
 #define TLSOFFD_RELAY_H
@@ -14,9 +18,10 @@
 #include "tls.h"
 
 #define RELAY_BUF 16384     /* one maximum-size TLS record */
-/* Backend to client: one recv() for four full records (wolfSSL_write
- * splits them), a quarter of the reads of a 16 KiB buffer. */
-#define RELAY_BUF_DOWN (4 * RELAY_BUF)
+/* Each direction's buffer: four full records. Backend to client, one
+ * recv() for four records (wolfSSL_write splits them), a quarter of the
+ * reads of a 16 KiB buffer; client to backend, one send() for up to four. */
+#define RELAY_BUF_SIZE (4 * RELAY_BUF)
 
 enum relay_end {
     RELAY_DONE,             /* both sides finished cleanly */

@@ -1,116 +1,12 @@
 #include "upstream.h"
+#include "alloc.h"
 #include "clock.h"
 
-#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "listen.h"
-
-static enum upstream_err classify(int err)
-{
-    switch (err) {
-    case ECONNREFUSED: case ECONNRESET: return UPSTREAM_REFUSED;
-    case ETIMEDOUT: return UPSTREAM_TIMEOUT;
-    case ENETUNREACH: case EHOSTUNREACH: case ENETDOWN: case EHOSTDOWN:
-        return UPSTREAM_UNREACHABLE;
-    default: return UPSTREAM_ERROR;
-    }
-}
-
-int upstream_connect(const struct addr *a, double timeout, enum upstream_err *why,
-                     char *reason, size_t len)
-{
-    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int err = 0;
-    if (fd < 0) {
-        err = errno;
-        goto fail;
-    }
-    listen_tune_conn(fd);
-    if (connect(fd, (const struct sockaddr *)&a->sa, a->len) == 0)
-        goto ok;
-    if (errno != EINPROGRESS) {
-        err = errno;
-        goto fail;
-    }
-    int64_t deadline = clock_now_ms() + (int64_t)(timeout * 1000);
-    for (;;) {
-        int64_t left = deadline - clock_now_ms();
-        if (left <= 0) {
-            err = ETIMEDOUT;
-            goto fail;
-        }
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int rc = poll(&p, 1, (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0) {
-            err = errno;
-            goto fail;
-        }
-        if (rc > 0)
-            break;
-    }
-    socklen_t sl = sizeof err;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-        err = errno;
-    if (err)
-        goto fail;
-ok:
-    *why = UPSTREAM_OK;
-    return fd;
-fail:
-    if (fd >= 0)
-        close(fd);
-    *why = classify(err);
-    snprintf(reason, len, "%s", err == ETIMEDOUT ? "connect timed out" : strerror(err));
-    return -1;
-}
-
-int upstream_send(int fd, const void *buf, size_t len, double timeout, char *reason,
-                  size_t reasonlen)
-{
-    const char *p = buf;
-    int64_t deadline = clock_now_ms() + (int64_t)(timeout * 1000);
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            snprintf(reason, reasonlen, "send: %s", strerror(errno));
-            return -1;
-        }
-        int64_t left = deadline - clock_now_ms();
-        struct pollfd pf = { .fd = fd, .events = POLLOUT };
-        if (left <= 0 || (poll(&pf, 1, (int)left) == 0 && clock_now_ms() >= deadline)) {
-            snprintf(reason, reasonlen, "send timed out");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-const char *upstream_err_outcome(enum upstream_err e)
-{
-    switch (e) {
-    case UPSTREAM_OK: return "ok";
-    case UPSTREAM_REFUSED: return "backend-refused";
-    case UPSTREAM_TIMEOUT: return "backend-timeout";
-    case UPSTREAM_UNREACHABLE: return "backend-unreachable";
-    default: return "backend-error";
-    }
-}
 
 /* ---- the table of upstreams and its shared state ---- */
 
@@ -158,8 +54,8 @@ static uint16_t *schedule(const struct upstream_conf *up, bool backup, size_t *l
     for (size_t i = 0; i < up->nservers; i++)
         if (up->servers[i].backup == backup)
             total += (size_t)up->servers[i].weight;
-    uint16_t *out = calloc(total ? total : 1, sizeof *out);
-    long *cur = calloc(up->nservers, sizeof *cur);
+    uint16_t *out = xcalloc(total, sizeof *out);
+    long *cur = xcalloc(up->nservers, sizeof *cur);
     for (size_t k = 0; k < total; k++) {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < up->nservers; i++) {
@@ -179,11 +75,11 @@ static uint16_t *schedule(const struct upstream_conf *up, bool backup, size_t *l
 
 static struct upstreams *build(void *region, const struct config *cfg)
 {
-    struct upstreams *u = calloc(1, sizeof *u);
+    struct upstreams *u = xcalloc(1, sizeof *u);
     uint64_t *rr = (uint64_t *)((struct up_shared *)region + 1);
     struct server_state *st = (struct server_state *)(rr + cfg->nupstreams * RR_STRIDE);
     u->n = cfg->nupstreams;
-    u->up = calloc(u->n, sizeof *u->up);
+    u->up = xcalloc(u->n, sizeof *u->up);
     for (size_t i = 0; i < u->n; i++) {
         u->up[i].conf = &cfg->upstreams[i];
         u->up[i].rr = rr + i * RR_STRIDE;
@@ -473,8 +369,7 @@ int upstream_report(struct upstreams *u, size_t up, size_t server, bool ok, bool
     }
     uint32_t fails = __atomic_add_fetch(&s->fails, 1, __ATOMIC_RELAXED);
     if (h->type == HEALTH_NONE)
-        __atomic_store_n(&s->retry_at, clock_now_ms() + (int64_t)(h->interval * 1000),
-                         __ATOMIC_RELAXED);
+        __atomic_store_n(&s->retry_at, clock_deadline_ms(h->interval), __ATOMIC_RELAXED);
     if (fails >= (uint32_t)h->fall || (!probe && h->type == HEALTH_NONE))
         return flip(s, 1, 0) ? -1 : 0;
     return 0;

@@ -1,6 +1,6 @@
 /*
- * upstream — the servers behind a frontend: their live state, choosing one,
- * and connecting.
+ * upstream — the servers behind a frontend: their live state and choosing
+ * one. (Connecting to the one chosen is net_connect.)
  *
  * Owns: the upstream region of the shared segment (per server: up/down,
  * consecutive passes and failures, active and total connections, the last
@@ -40,10 +40,12 @@ struct upstreams;
 size_t upstream_region_size(const struct config *cfg);
 
 /*
- * Lays out the state of cfg's upstreams in region and builds the
- * schedules. With old (the region of a previous configuration, or NULL),
- * servers that still exist (same upstream name and address) keep their
- * state. The result lives in this process (workers inherit it).
+ * Lays out the state of cfg's upstreams in region (cleared: each server
+ * starts up if its health check says start_up or it has none, down
+ * otherwise) and builds the schedules. Returns NULL if region is smaller
+ * than upstream_region_size(cfg). The state of a previous configuration is
+ * carried over by upstream_carry. The result lives in this process
+ * (workers inherit it).
  */
 struct upstreams *upstream_init(void *region, size_t size, const struct config *cfg);
 /* A view of a region laid out by upstream_init (for `tlsoffd -s`). */
@@ -77,28 +79,5 @@ void upstream_conn_end(struct upstreams *u, size_t up, size_t server);
  */
 int upstream_report(struct upstreams *u, size_t up, size_t server, bool ok, bool probe,
                     const char *error);
-
-enum upstream_err {
-    UPSTREAM_OK = 0,
-    UPSTREAM_REFUSED,       /* connection refused or reset */
-    UPSTREAM_TIMEOUT,       /* no answer within the connect timeout */
-    UPSTREAM_UNREACHABLE,   /* no route, network down, ... */
-    UPSTREAM_ERROR,         /* anything else */
-};
-
-/*
- * Connects to a with a timeout in seconds. Returns a non-blocking,
- * close-on-exec socket with TCP_NODELAY, or -1 with *why set and the
- * system's reason in reason.
- */
-int upstream_connect(const struct addr *a, double timeout, enum upstream_err *why,
-                     char *reason, size_t len);
-
-const char *upstream_err_outcome(enum upstream_err e);
-
-/* Sends all of buf on the non-blocking socket fd within timeout seconds
- * (a PROXY protocol header, before anything else). 0, or -1 with reason. */
-int upstream_send(int fd, const void *buf, size_t len, double timeout, char *reason,
-                  size_t reasonlen);
 
 #endif

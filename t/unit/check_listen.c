@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "listen.h"
@@ -60,57 +59,12 @@ START_TEST(in_use)
 }
 END_TEST
 
-START_TEST(tune)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0), v = 0;
-    socklen_t len = sizeof v;
-    listen_tune_conn(fd);
-    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len);
-    ck_assert_int_eq(v, 1);
-    close(fd);
-}
-END_TEST
-
-/* The worker relies on this: a socket accepted from a tuned listener has
- * TCP_NODELAY and SO_KEEPALIVE without a setsockopt of its own. */
-START_TEST(accepted_inherit)
-{
-    char a[64];
-    snprintf(a, sizeof a, "127.0.0.1:%d", free_port());
-    int l = open_on(a), v = 0, k = 0;
-    ck_assert_int_ge(l, 0);
-    listen_tune_conn(l);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)listen_port(l)),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    int c = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
-    int s = -1;
-    for (int i = 0; i < 100 && s < 0; i++) {
-        s = accept(l, NULL, NULL);
-        if (s < 0)
-            usleep(10000);
-    }
-    ck_assert_int_ge(s, 0);
-    socklen_t len = sizeof v;
-    getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &len);
-    len = sizeof k;
-    getsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &k, &len);
-    ck_assert_int_eq(v, 1);
-    ck_assert_int_eq(k, 1);
-    close(s);
-    close(c);
-    close(l);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("listen");
     TCase *tc = tcase_create("listen");
     tcase_add_test(tc, v4_and_v6_same_port);
     tcase_add_test(tc, in_use);
-    tcase_add_test(tc, tune);
-    tcase_add_test(tc, accepted_inherit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,27 +6,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "listen.h"
 #include "tls.h"
 #include "config.h"
 #include "upstream.h"
-
-static char why[256];
-
-/* A loopback listener on a free port; *a gets its address. */
-static int listener(struct addr *a, int backlog)
-{
-    struct sockaddr_in *s = (struct sockaddr_in *)&a->sa;
-    memset(a, 0, sizeof *a);
-    s->sin_family = AF_INET;
-    s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a->len = sizeof *s;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)s, sizeof *s), 0);
-    ck_assert_int_eq(listen(fd, backlog), 0);
-    s->sin_port = htons((uint16_t)listen_port(fd));
-    return fd;
-}
 
 static char err[1024];
 
@@ -257,74 +239,6 @@ START_TEST(no_prober_passive)
 }
 END_TEST
 
-START_TEST(send_header)
-{
-    struct addr a;
-    enum upstream_err e;
-    char buf[64];
-    int l = listener(&a, 8);
-    int fd = upstream_connect(&a, 1.0, &e, why, sizeof why);
-    int peer = accept(l, NULL, NULL);
-    ck_assert_int_eq(upstream_send(fd, "PROXY UNKNOWN\r\n", 15, 1.0, why, sizeof why), 0);
-    ck_assert_int_eq(read(peer, buf, sizeof buf), 15);
-    ck_assert(memcmp(buf, "PROXY UNKNOWN\r\n", 15) == 0);
-    close(peer);
-    close(fd);
-    close(l);
-}
-END_TEST
-
-START_TEST(connect_ok)
-{
-    struct addr a;
-    enum upstream_err e;
-    int l = listener(&a, 8);
-    int fd = upstream_connect(&a, 1.0, &e, why, sizeof why);
-    ck_assert_msg(fd >= 0, "%s", why);
-    ck_assert_int_eq(e, UPSTREAM_OK);
-    close(fd);
-    close(l);
-}
-END_TEST
-
-START_TEST(connect_refused)
-{
-    struct addr a;
-    enum upstream_err e;
-    close(listener(&a, 8));          /* the port is free again: nothing listens */
-    ck_assert_int_eq(upstream_connect(&a, 1.0, &e, why, sizeof why), -1);
-    ck_assert_int_eq(e, UPSTREAM_REFUSED);
-    ck_assert_str_eq(why, "Connection refused");
-    ck_assert_str_eq(upstream_err_outcome(e), "backend-refused");
-}
-END_TEST
-
-START_TEST(connect_timeout)
-{
-    /* A listener whose accept queue is full drops further SYNs, so a
-     * connect to it hangs: the timeout must end it. */
-    struct addr a;
-    enum upstream_err e;
-    int l = listener(&a, 0), held[8], n = 0, fd = -1;
-    int64_t t0 = 0;
-    for (; n < 8; n++) {
-        t0 = clock_now_ms();
-        fd = upstream_connect(&a, 0.3, &e, why, sizeof why);
-        if (fd < 0)
-            break;
-        held[n] = fd;
-    }
-    ck_assert_int_eq(fd, -1);
-    ck_assert_int_eq(e, UPSTREAM_TIMEOUT);
-    ck_assert_str_eq(why, "connect timed out");
-    int64_t took = clock_now_ms() - t0;
-    ck_assert_msg(took >= 250 && took < 2000, "took %lld ms", (long long)took);
-    while (n-- > 0)
-        close(held[n]);
-    close(l);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("upstream");
@@ -335,10 +249,6 @@ static Suite *suite(void)
     tcase_add_test(tc, backups_and_tried);
     tcase_add_test(tc, rise_and_fall);
     tcase_add_test(tc, no_prober_passive);
-    tcase_add_test(tc, send_header);
-    tcase_add_test(tc, connect_ok);
-    tcase_add_test(tc, connect_refused);
-    tcase_add_test(tc, connect_timeout);
     suite_add_tcase(s, tc);
     return s;
 }
