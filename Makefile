@@ -62,7 +62,8 @@ ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
 ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
 LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
-LIB_MODULES := alloc addr config log listen clienthello tls upstream relay shm sesscache ticketkeys stats \
+LIB_MODULES := alloc addr config log listen clienthello tls tls_io tls_resume tls_policy \
+               tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys stats \
                proxyproto probe
 DAEMON_SRCS := daemon/main.c daemon/master.c daemon/worker.c daemon/health.c
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o)

@@ -1,0 +1,79 @@
+/*
+ * tls_int — what only the tls*.c files share: one certificate's context
+ * and the functions one part of the TLS code offers the others. Not for
+ * use outside lib/tls*.c; the contract for everyone else is tls.h.
+ */
+#ifndef TLSOFFD_TLS_INT_H
+#define TLSOFFD_TLS_INT_H
+
+#include <stdarg.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "tls.h"
+
+struct client_hello;
+
+/* An OCSP response stapled for one certificate (tls_ocsp.c). */
+struct tls_staple {
+    unsigned char *der;         /* the DER response; NULL: none */
+    int len;
+    int64_t next_update;        /* its nextUpdate, ms since the epoch; 0: none */
+    int64_t warned;             /* when this worker last said it went stale */
+    const char *frontend;       /* the frontend's name, for that warning */
+};
+
+/* One certificate of a frontend and the context that serves it. */
+struct tls_cert {
+    WOLFSSL_CTX *ctx;
+    const struct cert_conf *conf;
+    bool ecdsa;                 /* not RSA: served to clients that can verify it */
+    char key_alg[16];           /* "EC256", "RSA2048" */
+    char sig_alg[32];           /* "ecdsa-with-SHA256" */
+    struct tls_staple staple;
+};
+
+/* tls.c: errors and certificates. */
+/* Formats err, frees ctx (if set) and returns NULL. */
+__attribute__((format(printf, 4, 5)))
+WOLFSSL_CTX *tls_ctx_fail(WOLFSSL_CTX *ctx, char *err, size_t errlen, const char *fmt, ...);
+/* The last wolfSSL error as text in buf (the queue is cleared). */
+const char *tls_last_error(char *buf, size_t len);
+/* Loads cc's chain and key into ctx and proves they match; ctx, or NULL
+ * (ctx freed) with "file:line: ..." in err. */
+WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *err,
+                           size_t errlen);
+
+/* tls_io.c: I/O with conn's absolute deadline. */
+/* Waits until conn's fd is ready for events; 0, or -1 (deadline or error). */
+int tls_io_wait(struct tls_conn *conn, short events);
+/* conn's WOLFSSL on ctx, its I/O going through conn; 0 or -1. */
+int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);
+/* Reads the first record (the ClientHello) into conn's read-ahead buffer,
+ * bounded by the deadline. Returns > 0 if it is one, 0 if it is not (what
+ * came stays in the buffer for wolfSSL to refuse), or -1 (conn->timed_out,
+ * conn->peer_closed or conn->sys_errno). */
+long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
+int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx);
+int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx);
+
+/* tls_resume.c: the session cache and tickets on a server context. */
+void tls_resume_setup(WOLFSSL_CTX *ctx);
+/* Counts one finished (or failed) handshake. */
+void tls_resume_count(struct tls_conn *conn, bool ok);
+
+/* tls_policy.c: a server context with tc's protocols, suites and groups
+ * (no certificate yet); NULL with "file:line: ..." in err. */
+WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, char *err, size_t errlen);
+
+/* tls_frontend.c: the scope sessions and tickets are bound to (NULL: none). */
+const uint8_t *tls_conn_scope(WOLFSSL *ssl);
+
+/* tls_ocsp.c: reads cert->conf->ocsp_file and staples it if it checks
+ * out against chain (leaf, issuer; n certificates), else logs why.
+ * Returns true if the response is stapled. */
+bool tls_ocsp_setup(struct tls_cert *cert, const char *frontend, WOLFSSL_X509 **chain, int n);
+void tls_ocsp_free(struct tls_staple *s);
+
+#endif
