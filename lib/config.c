@@ -15,6 +15,7 @@
 #include <wolfssl/ssl.h>
 
 #include "log.h"
+#include "tls_policy.h"
 
 struct ctx {
     const char *path;
@@ -577,7 +578,7 @@ static int load_tls(const struct ctx *c, const config_setting_t *root, struct co
             return -1;
         t->ciphers_where = where(c, s);
     } else {
-        t->ciphers = strdup(CONFIG_DEFAULT_CIPHERS);
+        t->ciphers = strdup(TLS_POLICY_CIPHERS);
         t->ciphers_where = strdup(t->where);
     }
     if (g && get_string(c, g, "ciphersuites", false, NULL, &t->ciphersuites) < 0)
@@ -587,7 +588,7 @@ static int load_tls(const struct ctx *c, const config_setting_t *root, struct co
             return -1;
         t->suites_where = where(c, s);
     } else {
-        t->ciphersuites = strdup(CONFIG_DEFAULT_CIPHERSUITES);
+        t->ciphersuites = strdup(TLS_POLICY_CIPHERSUITES);
         t->suites_where = strdup(t->where);
     }
 
@@ -597,7 +598,7 @@ static int load_tls(const struct ctx *c, const config_setting_t *root, struct co
             return -1;
         t->groups = strdup(l.buf);
     } else {
-        t->groups = strdup(CONFIG_DEFAULT_GROUPS);
+        t->groups = strdup(TLS_POLICY_GROUPS);
     }
     return load_resumption(c, g, t);
 }

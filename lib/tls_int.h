@@ -48,15 +48,14 @@ WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *e
 /* tls_io.c: I/O with conn's absolute deadline. */
 /* Waits until conn's fd is ready for events; 0, or -1 (deadline or error). */
 int tls_io_wait(struct tls_conn *conn, short events);
-/* conn's WOLFSSL on ctx, its I/O going through conn; 0 or -1. */
+/* conn's WOLFSSL on ctx, its I/O going through conn (the callbacks are
+ * set per connection: a context may also serve a prober's own I/O); 0 or -1. */
 int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);
 /* Reads the first record (the ClientHello) into conn's read-ahead buffer,
  * bounded by the deadline. Returns > 0 if it is one, 0 if it is not (what
  * came stays in the buffer for wolfSSL to refuse), or -1 (conn->timed_out,
  * conn->peer_closed or conn->sys_errno). */
 long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
-int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx);
-int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx);
 
 /* tls_resume.c: the session cache and tickets on a server context. */
 void tls_resume_setup(WOLFSSL_CTX *ctx);

@@ -50,7 +50,7 @@ static int io_error(struct tls_conn *conn, int err)
     return WOLFSSL_CBIO_ERR_GENERAL;
 }
 
-int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+static int recv_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     struct tls_conn *conn = ctx;
     (void)ssl;
@@ -91,7 +91,7 @@ int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     }
 }
 
-int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+static int send_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 {
     struct tls_conn *conn = ctx;
     (void)ssl;
@@ -114,6 +114,8 @@ int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx)
 {
     if (!(conn->ssl = wolfSSL_new(ctx)))
         return -1;
+    wolfSSL_SSLSetIORecv(conn->ssl, recv_cb);
+    wolfSSL_SSLSetIOSend(conn->ssl, send_cb);
     wolfSSL_SetIOReadCtx(conn->ssl, conn);
     wolfSSL_SetIOWriteCtx(conn->ssl, conn);
     return 0;

@@ -4,6 +4,7 @@
  * the server's order; a server context for a frontend and a client
  * context for a backend.
  */
+#include "tls_policy.h"
 #include "tls_int.h"
 
 #include <errno.h>
@@ -120,8 +121,6 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, char *err, size_t 
     wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_COMPRESSION | WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
     wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
-    wolfSSL_CTX_SetIORecv(ctx, tls_io_recv);
-    wolfSSL_CTX_SetIOSend(ctx, tls_io_send);
     tls_resume_setup(ctx);
     return ctx;
 }
@@ -138,38 +137,64 @@ WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend
     return tls_load_cert(ctx, &fe->certs[0], err, errlen);
 }
 
-WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
-                                size_t errlen)
+/* The CAs that verify a server: p->ca_file, or the system's. 0, or -1
+ * with the reason in err. */
+static int load_server_cas(WOLFSSL_CTX *ctx, const struct tls_client_policy *p, char *err,
+                           size_t errlen)
 {
+    const char *where = p->where ? p->where : "", *sep = p->where ? ": " : "";
     char why[256];
+    if (!p->ca_file) {
+        if (wolfSSL_CTX_load_system_CA_certs(ctx) == WOLFSSL_SUCCESS)
+            return 0;
+        snprintf(err, errlen, "%s%scannot load the system's CA certificates (set %s)", where,
+                 sep, p->ca_name);
+        return -1;
+    }
+    if (access(p->ca_file, R_OK) < 0) {
+        snprintf(err, errlen, "%s%s%s '%s': %s", where, sep, p->ca_name, p->ca_file,
+                 strerror(errno));
+        return -1;
+    }
+    if (wolfSSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "%s%s%s '%s': cannot load PEM certificates: %s", where, sep,
+                 p->ca_name, p->ca_file, tls_last_error(why, sizeof why));
+        return -1;
+    }
+    return 0;
+}
+
+WOLFSSL_CTX *tls_policy_client_ctx(const struct tls_client_policy *p, char *err, size_t errlen)
+{
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
     if (!ctx)
         return tls_ctx_fail(NULL, err, errlen, "out of memory creating a TLS context");
+    /* wolfSSL's OpenSSL-compatible defaults allow TLS 1.1, NULL and
+     * anonymous suites, skip verification and retry reads: set all. */
     if (wolfSSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != WOLFSSL_SUCCESS ||
-        set_exact_suites(ctx, CONFIG_DEFAULT_CIPHERSUITES ":" CONFIG_DEFAULT_CIPHERS) < 0)
-        return tls_ctx_fail(ctx, err, errlen, "%s: cannot set the backend TLS policy", where);
+        wolfSSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != WOLFSSL_SUCCESS ||
+        set_exact_suites(ctx, p->suites ? p->suites : TLS_POLICY_CLIENT_SUITES) < 0)
+        return tls_ctx_fail(ctx, err, errlen, "%s%scannot set the TLS client policy",
+                            p->where ? p->where : "", p->where ? ": " : "");
     wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
-    wolfSSL_CTX_SetIORecv(ctx, tls_io_recv);
-    wolfSSL_CTX_SetIOSend(ctx, tls_io_send);
-    if (t->verify) {
-        if (t->ca_file) {
-            if (access(t->ca_file, R_OK) < 0)
-                return tls_ctx_fail(ctx, err, errlen, "%s: tls.ca_file '%s': %s", where, t->ca_file,
-                                strerror(errno));
-            if (wolfSSL_CTX_load_verify_locations(ctx, t->ca_file, NULL) != WOLFSSL_SUCCESS)
-                return tls_ctx_fail(ctx, err, errlen, "%s: tls.ca_file '%s': no PEM certificate: %s",
-                                where, t->ca_file, tls_last_error(why, sizeof why));
-        } else if (wolfSSL_CTX_load_system_CA_certs(ctx) != WOLFSSL_SUCCESS) {
-            return tls_ctx_fail(ctx, err, errlen, "%s: cannot load the system's CA certificates "
-                            "(set tls.ca_file)", where);
-        }
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
-    } else {
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    if (p->verify && load_server_cas(ctx, p, err, errlen) < 0) {
+        wolfSSL_CTX_free(ctx);
+        return NULL;
     }
-    if (t->cert) {
-        struct cert_conf cc = { .cert = t->cert, .key = t->key, .where = (char *)where };
+    wolfSSL_CTX_set_verify(ctx, p->verify ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE, NULL);
+    if (p->cert) {
+        struct cert_conf cc = { .cert = (char *)p->cert, .key = (char *)p->key,
+                                .where = (char *)(p->where ? p->where : "") };
         return tls_load_cert(ctx, &cc, err, errlen);
     }
     return ctx;
+}
+
+WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
+                                size_t errlen)
+{
+    struct tls_client_policy p = { .verify = t->verify, .ca_file = t->ca_file,
+                                   .ca_name = "tls.ca_file", .cert = t->cert, .key = t->key,
+                                   .where = where };
+    return tls_policy_client_ctx(&p, err, errlen);
 }
