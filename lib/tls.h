@@ -83,26 +83,9 @@ size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling);
 WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
                                 size_t errlen);
 
-/* One connection. The fd is made non-blocking; every wait is a poll(). */
-struct tls_conn {
-    WOLFSSL *ssl;
-    int fd;
-    int64_t deadline;       /* ms, CLOCK_MONOTONIC; waits give up at this time */
-    bool nonblock;          /* true: return "want read/write" instead of waiting */
-    bool timed_out;         /* the last failure was the deadline */
-    bool peer_closed;       /* the transport saw EOF */
-    int sys_errno;          /* the last socket error, 0 if none */
-    bool ticket_ok;         /* a ticket decrypted in this handshake */
-    bool ticket_failed;     /* a ticket was offered and did not decrypt */
-    const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_init) */
-    const struct tls_cert *cert;        /* the certificate chosen */
-    uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
-    size_t rcap, rlen, roff;    /* (NULL: wolfSSL's exact-size reads go to the socket) */
-    bool drained;           /* the last recv() emptied the socket (read-ahead only) */
-    char sni[256];          /* "" if none */
-    char alpn[256];         /* negotiated; "" if none */
-    const char *verify_failed;  /* why a client certificate was refused (static) */
-};
+/* One connection (opaque): the fd is made non-blocking; every wait is a
+ * poll() bounded by the connection's absolute deadline. */
+struct tls_conn;
 
 /* The client certificate of a finished handshake. */
 struct tls_peer {
@@ -123,13 +106,16 @@ enum tls_io {
     TLS_IO_ERROR,
 };
 
-int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
+/* A connection on fd with ctx's settings; NULL if fd cannot be made
+ * non-blocking or wolfSSL has no memory. Free with tls_conn_free. */
+struct tls_conn *tls_conn_new(WOLFSSL_CTX *ctx, int fd);
 /* Gives c a read-ahead buffer (before the handshake): wolfSSL asks for a
  * 5-byte header and then the record, so without one every record costs
  * two recv() calls. The buffer must outlive the connection. */
 void tls_conn_readahead(struct tls_conn *c, uint8_t *buf, size_t cap);
 #define TLS_READAHEAD_SIZE (32 * 1024)
-void tls_conn_free(struct tls_conn *c);
+/* Frees conn (NULL: nothing) but leaves its fd open. */
+void tls_conn_free(struct tls_conn *conn);
 
 /*
  * The client handshake to a backend, bounded by timeout seconds: sends
@@ -150,11 +136,12 @@ enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, si
 /*
  * A frontend's handshake on fd (non-blocking already), bounded by timeout
  * seconds: reads the ClientHello into the read-ahead buffer rbuf (cap
- * bytes, at least CLIENT_HELLO_MAX; it stays c's read-ahead buffer),
- * chooses the certificate, then tls_conn_accept(). On failure, reason is
- * set (and c may hold no WOLFSSL: tls_conn_free is still right).
+ * bytes, at least CLIENT_HELLO_MAX; it stays the connection's read-ahead
+ * buffer), chooses the certificate, then tls_conn_accept(). *conn is set
+ * even on failure (for tls_conn_sni; free it with tls_conn_free). On
+ * failure, reason is set.
  */
-enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int fd,
+enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **conn, int fd,
                                 uint8_t *rbuf, size_t cap, double timeout, char *reason,
                                 size_t len);
 
@@ -167,6 +154,18 @@ enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 bool tls_conn_pending(struct tls_conn *c);
 /* Sends close_notify (best effort, bounded by the deadline). */
 void tls_conn_close_notify(struct tls_conn *c);
+
+/* For a relay loop that polls the connection's fd itself: */
+int tls_conn_fd(const struct tls_conn *conn);
+/* on: reads and writes return TLS_IO_WANT_* instead of waiting. */
+void tls_conn_set_nonblock(struct tls_conn *conn, bool on);
+/* The absolute deadline of every wait (ms, CLOCK_MONOTONIC). */
+void tls_conn_set_deadline(struct tls_conn *conn, int64_t deadline);
+/* Did the last recv() into the read-ahead buffer empty the socket? */
+bool tls_conn_drained(const struct tls_conn *conn);
+/* The read-ahead buffer if it holds no unread byte (it is then reset, so
+ * the caller may give its pages back), else NULL; its size in *cap. */
+uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap);
 
 /* How the handshake went: full, or resumed by session ID or ticket. */
 enum tls_resumed tls_conn_resumed(struct tls_conn *c);

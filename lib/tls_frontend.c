@@ -324,56 +324,48 @@ size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling)
     return f->conf->ncerts;
 }
 
-enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *conn, int fd,
-                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
-                                size_t len)
+/* The ClientHello did not come (tls_io_read_hello failed): why. */
+static enum tls_io no_hello(struct tls_conn *conn, char *reason, size_t len)
 {
-    struct client_hello ch;
-    const struct tls_name *n = NULL;
+    tls_resume_count(conn, false);
+    snprintf(reason, len, "%s", conn->timed_out ? "timed out waiting for the ClientHello"
+                                : conn->peer_closed ? "connection closed by peer"
+                                : strerror(conn->sys_errno));
+    return conn->timed_out ? TLS_IO_TIMEOUT : conn->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
+}
 
-    memset(conn, 0, sizeof *conn);
-    conn->fd = fd;
-    conn->fe = f;
-    conn->rbuf = rbuf;
-    conn->rcap = cap;
-    conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
-    long hl = tls_io_read_hello(conn, &ch);
-    if (hl < 0) {
-        tls_resume_count(conn, false);
-        snprintf(reason, len, "%s", conn->timed_out ? "timed out waiting for the ClientHello"
-                                    : conn->peer_closed ? "connection closed by peer"
-                                    : strerror(conn->sys_errno));
-        return conn->timed_out ? TLS_IO_TIMEOUT : conn->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
-    }
-    if (hl > 0) {
-        snprintf(conn->sni, sizeof conn->sni, "%s", ch.sni);
-        if (*ch.sni)
-            n = lookup_sni(f, ch.sni);
-    }
-    if (!n && f->conf->strict_sni && hl > 0) {
-        static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 112 };  /* unrecognized_name */
-        ssize_t w = send(fd, alert, sizeof alert, MSG_NOSIGNAL);
-        (void)w;
-        tls_resume_count(conn, false);
-        if (*ch.sni)
-            snprintf(reason, len, "no certificate for server name '%s' (strict_sni)", ch.sni);
-        else
-            snprintf(reason, len, "%s (strict_sni)", ch.sni_invalid ? "an invalid server name"
-                                                     : "no server name (SNI) sent");
-        return TLS_IO_ERROR;
-    }
-    if (!n)
-        n = &f->def;
-    /* A ClientHello split over records was not read to its end: RSA,
-     * which every client can verify, if there is a choice. */
-    bool ecdsa = hl > 0 && ch.complete && client_hello_ecdsa(&ch, f->allow12, f->allow13);
+/* strict_sni and no certificate for the name: an unrecognized_name alert. */
+static enum tls_io refuse_sni(struct tls_conn *conn, const struct client_hello *ch,
+                              char *reason, size_t len)
+{
+    static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 112 };
+    ssize_t w = send(conn->fd, alert, sizeof alert, MSG_NOSIGNAL);
+    (void)w;
+    tls_resume_count(conn, false);
+    if (*ch->sni)
+        snprintf(reason, len, "no certificate for server name '%s' (strict_sni)", ch->sni);
+    else
+        snprintf(reason, len, "%s (strict_sni)", ch->sni_invalid ? "an invalid server name"
+                                                 : "no server name (SNI) sent");
+    return TLS_IO_ERROR;
+}
+
+/* Of n's certificates, ECDSA if the client can verify it. A ClientHello
+ * split over records was not read to its end: RSA, which every client
+ * can verify, if there is a choice. */
+static struct tls_cert *choose_cert(struct tls_frontend *f, const struct tls_name *n,
+                                    const struct client_hello *ch, bool hello)
+{
+    bool ecdsa = hello && ch->complete && client_hello_ecdsa(ch, f->allow12, f->allow13);
     int pick = n->ecdsa >= 0 && (n->rsa < 0 || ecdsa) ? n->ecdsa : n->rsa;
-    conn->cert = &f->certs[pick];
-    if (tls_io_attach(conn, conn->cert->ctx) < 0) {
-        snprintf(reason, len, "cannot set up a TLS connection: out of memory");
-        return TLS_IO_ERROR;
-    }
-    enum tls_io r = tls_conn_accept(conn, timeout, reason, len);
+    return &f->certs[pick];
+}
+
+/* After the handshake: the reason a client certificate was refused, or
+ * the protocol ALPN chose. */
+static void after_handshake(struct tls_frontend *f, struct tls_conn *conn, enum tls_io r,
+                            char *reason, size_t len)
+{
     if (r == TLS_IO_ERROR && conn->verify_failed) {
         snprintf(reason, len, "%s", conn->verify_failed);
     } else if (r == TLS_IO_ERROR && f->conf->verify_client == VERIFY_CLIENT_REQUIRED) {
@@ -393,6 +385,37 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *conn, i
         }
         wolfSSL_ERR_clear_error();
     }
+}
+
+enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, int fd,
+                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
+                                size_t len)
+{
+    struct tls_conn *conn = *out = tls_io_conn(fd);
+    struct client_hello ch;
+    const struct tls_name *n = NULL;
+
+    conn->fe = f;
+    conn->rbuf = rbuf;
+    conn->rcap = cap;
+    conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
+    long hl = tls_io_read_hello(conn, &ch);
+    if (hl < 0)
+        return no_hello(conn, reason, len);
+    if (hl > 0) {
+        snprintf(conn->sni, sizeof conn->sni, "%s", ch.sni);
+        if (*ch.sni)
+            n = lookup_sni(f, ch.sni);
+    }
+    if (!n && f->conf->strict_sni && hl > 0)
+        return refuse_sni(conn, &ch, reason, len);
+    conn->cert = choose_cert(f, n ? n : &f->def, &ch, hl > 0);
+    if (tls_io_attach(conn, conn->cert->ctx) < 0) {
+        snprintf(reason, len, "cannot set up a TLS connection: out of memory");
+        return TLS_IO_ERROR;
+    }
+    enum tls_io r = tls_conn_accept(conn, timeout, reason, len);
+    after_handshake(f, conn, r, reason, len);
     return r;
 }
 

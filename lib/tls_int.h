@@ -15,6 +15,27 @@
 
 struct client_hello;
 
+/* One connection (tls.h). */
+struct tls_conn {
+    WOLFSSL *ssl;
+    int fd;
+    int64_t deadline;       /* ms, CLOCK_MONOTONIC; waits give up at this time */
+    bool nonblock;          /* true: return "want read/write" instead of waiting */
+    bool timed_out;         /* the last failure was the deadline */
+    bool peer_closed;       /* the transport saw EOF */
+    int sys_errno;          /* the last socket error, 0 if none */
+    bool ticket_ok;         /* a ticket decrypted in this handshake */
+    bool ticket_failed;     /* a ticket was offered and did not decrypt */
+    const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_new) */
+    struct tls_cert *cert;              /* the certificate chosen */
+    uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
+    size_t rcap, rlen, roff;    /* (NULL: wolfSSL's exact-size reads go to the socket) */
+    bool drained;           /* the last recv() emptied the socket (read-ahead only) */
+    char sni[256];          /* "" if none */
+    char alpn[256];         /* negotiated; "" if none */
+    const char *verify_failed;  /* why a client certificate was refused (static) */
+};
+
 /* An OCSP response stapled for one certificate (tls_ocsp.c). */
 struct tls_staple {
     unsigned char *der;         /* the DER response; NULL: none */
@@ -48,6 +69,8 @@ WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *e
 /* tls_io.c: I/O with conn's absolute deadline. */
 /* Waits until conn's fd is ready for events; 0, or -1 (deadline or error). */
 int tls_io_wait(struct tls_conn *conn, short events);
+/* A zeroed connection on fd, without a WOLFSSL yet. */
+struct tls_conn *tls_io_conn(int fd);
 /* conn's WOLFSSL on ctx, its I/O going through conn (the callbacks are
  * set per connection: a context may also serve a prober's own I/O); 0 or -1. */
 int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);

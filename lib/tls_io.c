@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <wolfssl/wolfio.h>
 #include <wolfssl/error-ssl.h>
 
+#include "alloc.h"
 #include "clienthello.h"
 
 int tls_io_wait(struct tls_conn *conn, short events)
@@ -153,21 +155,31 @@ long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch)
     }
 }
 
-int tls_conn_init(struct tls_conn *conn, WOLFSSL_CTX *ctx, int fd)
+struct tls_conn *tls_io_conn(int fd)
 {
-    memset(conn, 0, sizeof *conn);
+    struct tls_conn *conn = xcalloc(1, sizeof *conn);
     conn->fd = fd;
+    return conn;
+}
+
+struct tls_conn *tls_conn_new(WOLFSSL_CTX *ctx, int fd)
+{
+    struct tls_conn *conn = tls_io_conn(fd);
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -1;
-    return tls_io_attach(conn, ctx);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || tls_io_attach(conn, ctx) < 0) {
+        tls_conn_free(conn);
+        return NULL;
+    }
+    return conn;
 }
 
 void tls_conn_free(struct tls_conn *conn)
 {
+    if (!conn)
+        return;
     if (conn->ssl)
         wolfSSL_free(conn->ssl);
-    conn->ssl = NULL;
+    free(conn);
 }
 
 void tls_conn_error(struct tls_conn *conn, int ret, char *buf, size_t len)
@@ -278,6 +290,35 @@ void tls_conn_readahead(struct tls_conn *conn, uint8_t *buf, size_t cap)
     conn->rbuf = buf;
     conn->rcap = cap;
     conn->rlen = conn->roff = 0;
+}
+
+uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap)
+{
+    if (!conn->rbuf || conn->roff < conn->rlen)
+        return NULL;
+    conn->rlen = conn->roff = 0;
+    *cap = conn->rcap;
+    return conn->rbuf;
+}
+
+bool tls_conn_drained(const struct tls_conn *conn)
+{
+    return conn->drained;
+}
+
+int tls_conn_fd(const struct tls_conn *conn)
+{
+    return conn->fd;
+}
+
+void tls_conn_set_nonblock(struct tls_conn *conn, bool on)
+{
+    conn->nonblock = on;
+}
+
+void tls_conn_set_deadline(struct tls_conn *conn, int64_t deadline)
+{
+    conn->deadline = deadline;
 }
 
 void tls_conn_close_notify(struct tls_conn *conn)

@@ -25,7 +25,7 @@
 static int status_cb(WOLFSSL *ssl, void *arg)
 {
     struct tls_conn *conn = wolfSSL_GetIOReadCtx(ssl);
-    struct tls_cert *cert = conn ? (struct tls_cert *)conn->cert : NULL;
+    struct tls_cert *cert = conn ? conn->cert : NULL;
     struct tls_staple *s = cert ? &cert->staple : NULL;
     (void)arg;
     if (!s || !s->der)

@@ -23,7 +23,7 @@ struct accept_job {
     int fd;
     double timeout;
     enum tls_io result;
-    struct tls_conn conn;
+    struct tls_conn *conn;
     char reason[256];
     int64_t took;
 };
@@ -31,9 +31,9 @@ struct accept_job {
 static void *accept_thread(void *arg)
 {
     struct accept_job *j = arg;
-    ck_assert_int_eq(tls_conn_init(&j->conn, sctx, j->fd), 0);
+    ck_assert_ptr_nonnull(j->conn = tls_conn_new(sctx, j->fd));
     int64_t t0 = clock_now_ms();
-    j->result = tls_conn_accept(&j->conn, j->timeout, j->reason, sizeof j->reason);
+    j->result = tls_conn_accept(j->conn, j->timeout, j->reason, sizeof j->reason);
     j->took = clock_now_ms() - t0;
     pair_thread_done();
     return NULL;
@@ -51,25 +51,25 @@ static void handshake_version(int version, const char *want)
     ck_assert_int_eq(wolfSSL_connect(c), WOLFSSL_SUCCESS);
     pthread_join(t, NULL);
     ck_assert_int_eq(j.result, TLS_IO_OK);
-    ck_assert_str_eq(tls_conn_version(&j.conn), want);
+    ck_assert_str_eq(tls_conn_version(j.conn), want);
     /* The default order's first suite: AES-GCM with AES-NI, else ChaCha20. */
 #ifdef WOLFSSL_AESNI
-    ck_assert_ptr_nonnull(strstr(tls_conn_cipher(&j.conn), "GCM"));
+    ck_assert_ptr_nonnull(strstr(tls_conn_cipher(j.conn), "GCM"));
 #else
-    ck_assert_ptr_nonnull(strstr(tls_conn_cipher(&j.conn), "CHACHA20"));
+    ck_assert_ptr_nonnull(strstr(tls_conn_cipher(j.conn), "CHACHA20"));
 #endif
-    ck_assert_str_eq(tls_conn_sni(&j.conn), "-");
+    ck_assert_str_eq(tls_conn_sni(j.conn), "-");
     /* Data both ways through the blocking-with-deadline path. */
     char buf[16];
     size_t n = 0;
     ck_assert_int_eq(wolfSSL_write(c, "ping", 4), 4);
-    ck_assert_int_eq(tls_conn_read(&j.conn, buf, sizeof buf, &n), TLS_IO_OK);
+    ck_assert_int_eq(tls_conn_read(j.conn, buf, sizeof buf, &n), TLS_IO_OK);
     ck_assert_int_eq(n, 4);
-    ck_assert_int_eq(tls_conn_write(&j.conn, "pong", 4), TLS_IO_OK);
+    ck_assert_int_eq(tls_conn_write(j.conn, "pong", 4), TLS_IO_OK);
     ck_assert_int_eq(wolfSSL_read(c, buf, sizeof buf), 4);
     ck_assert(memcmp(buf, "pong", 4) == 0);
     wolfSSL_free(c);
-    tls_conn_free(&j.conn);
+    tls_conn_free(j.conn);
     close(sv[0]);
     close(sv[1]);
 }
@@ -98,7 +98,7 @@ START_TEST(handshake_timeout_silent)
     ck_assert_int_eq(j.result, TLS_IO_TIMEOUT);
     ck_assert_str_eq(j.reason, "timed out");
     ck_assert_msg(j.took >= 290 && j.took < 1500, "took %lld ms", (long long)j.took);
-    tls_conn_free(&j.conn);
+    tls_conn_free(j.conn);
     close(sv[0]);
     close(sv[1]);
 }
@@ -123,7 +123,7 @@ START_TEST(handshake_timeout_drip)
     pthread_join(t, NULL);
     ck_assert_int_eq(j.result, TLS_IO_TIMEOUT);
     ck_assert_msg(j.took >= 490 && j.took < 1500, "took %lld ms", (long long)j.took);
-    tls_conn_free(&j.conn);
+    tls_conn_free(j.conn);
     close(sv[0]);
     close(sv[1]);
 }
@@ -143,7 +143,7 @@ START_TEST(handshake_garbage)
     ck_assert_int_eq(j.result, TLS_IO_ERROR);
     ck_assert_msg(j.took < 1000, "took %lld ms", (long long)j.took);
     ck_assert_msg(strlen(j.reason) > 0, "no reason");
-    tls_conn_free(&j.conn);
+    tls_conn_free(j.conn);
     close(sv[0]);
     close(sv[1]);
 }
@@ -161,7 +161,7 @@ START_TEST(handshake_peer_closes)
     pthread_join(t, NULL);
     ck_assert_int_eq(j.result, TLS_IO_CLOSED);
     ck_assert_str_eq(j.reason, "connection closed by peer");
-    tls_conn_free(&j.conn);
+    tls_conn_free(j.conn);
     close(sv[0]);
 }
 END_TEST
