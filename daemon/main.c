@@ -151,10 +151,13 @@ static void version(void)
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
+    const struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
+                                      .cache_timeout = cfg->tls.session_cache.timeout,
+                                      .ticket_lifetime = cfg->tls.tickets.lifetime };
     rt->fe = calloc(cfg->nfrontends, sizeof *rt->fe);
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         size_t stapling, n;
-        if (!(rt->fe[i] = tls_frontend_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
+        if (!(rt->fe[i] = tls_frontend_new(&cfg->tls, &cfg->frontends[i], &r, err, errlen)))
             return -1;
         n = tls_frontend_certs(rt->fe[i], &stapling);
         log_debug("frontend '%s': %zu certificate%s, %zu with an OCSP staple",
@@ -272,10 +275,6 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
             runtime_rotate_ticket_key(rt);
         memset(keys, 0, sizeof keys);
     }
-    struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
-                                .cache_timeout = tc->session_cache.timeout,
-                                .ticket_lifetime = tc->tickets.lifetime };
-    tls_set_resumption(&r);
     return 0;
 }
 
@@ -463,14 +462,8 @@ struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen)
         log_warning("reload: pidfile changes only at restart");
     return rt;
 fail:
-    if (rt->cfg) {
-        /* Back to the running runtime's resumption settings. */
-        struct tls_resumption r = { .cache = old->cache, .keys = old->keys,
-                                    .cache_timeout = old->cfg->tls.session_cache.timeout,
-                                    .ticket_lifetime = old->cfg->tls.tickets.lifetime };
-        tls_set_resumption(&r);
+    if (rt->cfg)
         runtime_release(rt, old);
-    }
     free(rt);
     return NULL;
 }

@@ -398,7 +398,8 @@ void worker_run(struct runtime *rt, int id)
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();
-    tls_set_stats(my_stats);
+    for (size_t i = 0; i < rt->cfg->nfrontends; i++)
+        tls_frontend_set_stats(rt->fe[i], my_stats);
     relay_set_idle_hook(release_idle_memory, 1000);
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;

@@ -32,8 +32,9 @@ const char *tls_acceleration(void);
 const char *tls_library_path(void);
 
 /*
- * Resumption shared by every worker (see sesscache.h, ticketkeys.h): set
- * once in the master before the contexts are made and the workers forked.
+ * Resumption shared by every worker (see sesscache.h, ticketkeys.h), given
+ * to each frontend when it is made (tls_frontend_new): its contexts keep
+ * it, so contexts made for a reload leave the running ones alone.
  */
 struct sesscache;
 struct ticketkeys;
@@ -44,9 +45,6 @@ struct tls_resumption {
     double cache_timeout;           /* seconds */
     double ticket_lifetime;         /* seconds */
 };
-void tls_set_resumption(const struct tls_resumption *r);
-/* The counters this process adds to (a worker's slot); NULL: none. */
-void tls_set_stats(struct stats_worker *w);
 
 /*
  * A server context with the policy of tc and fe's first certificate (no
@@ -69,8 +67,11 @@ void tls_ctx_free(WOLFSSL_CTX *ctx);
  */
 struct tls_frontend;
 struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
-                                      char *err, size_t errlen);
+                                      const struct tls_resumption *r, char *err, size_t errlen);
 void tls_frontend_free(struct tls_frontend *f);
+/* The counters f's handshakes and session cache add to: this process's
+ * slot (a worker sets it after fork); NULL: none. */
+void tls_frontend_set_stats(struct tls_frontend *f, struct stats_worker *w);
 /* Certificates loaded, and of those, how many staple an OCSP response. */
 size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling);
 

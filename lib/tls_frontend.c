@@ -18,11 +18,9 @@
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
 #include <wolfssl/openssl/ssl.h>
-#include <wolfssl/wolfcrypt/sha256.h>
 
 #include "clienthello.h"
 #include "log.h"
-#include "ticketkeys.h"
 
 /* A name and the certificates that carry it (indices; -1: none). */
 struct tls_name {
@@ -38,16 +36,10 @@ struct tls_frontend {
     size_t nnames;
     struct tls_name def;        /* for clients without SNI or an unknown name */
     bool allow12, allow13;
-    uint8_t scope[TICKET_SCOPE_LEN];
+    struct tls_resume resume;   /* every certificate's context points to it */
     bool stapling;              /* some certificate staples OCSP */
     WOLFSSL_CERT_MANAGER *client_cm;   /* see verify_cb() */
 };
-
-const uint8_t *tls_conn_scope(WOLFSSL *ssl)
-{
-    struct tls_conn *conn = wolfSSL_GetIOReadCtx(ssl);
-    return conn && conn->fe ? conn->fe->scope : NULL;
-}
 
 /* ALPN: the first of the frontend's protocols the client offers. */
 static int alpn_select_cb(WOLFSSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -239,27 +231,21 @@ static void cert_algs(struct tls_cert *cert, WOLFSSL_X509 *x)
 }
 
 struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
-                                      char *err, size_t errlen)
+                                      const struct tls_resumption *r, char *err, size_t errlen)
 {
     struct tls_frontend *f = calloc(1, sizeof *f);
     size_t cap = 0;
-    unsigned char digest[WC_SHA256_DIGEST_SIZE];
-    char scope[1024];
 
     f->conf = fe;
     f->allow12 = tc->min_version <= TLS1_2_VERSION;
     f->allow13 = tc->max_version >= TLS1_3_VERSION;
-    snprintf(scope, sizeof scope, "tlsoffd frontend\n%s\n%d\n%s\n%s", fe->name,
-             (int)fe->verify_client, fe->client_ca ? fe->client_ca : "",
-             fe->client_crl ? fe->client_crl : "");
-    wc_Sha256Hash((const unsigned char *)scope, (word32)strlen(scope), digest);
-    memcpy(f->scope, digest, sizeof f->scope);
+    tls_resume_init(&f->resume, r, fe);
     f->certs = calloc(fe->ncerts, sizeof *f->certs);
     for (size_t i = 0; i < fe->ncerts; i++) {
         struct tls_cert *cert = &f->certs[i];
         WOLFSSL_X509 *chain[2] = { NULL, NULL };
         cert->conf = &fe->certs[i];
-        if (!(cert->ctx = tls_policy_server_ctx(tc, err, errlen)) ||
+        if (!(cert->ctx = tls_policy_server_ctx(tc, &f->resume, err, errlen)) ||
             !(cert->ctx = tls_load_cert(cert->ctx, cert->conf, err, errlen)) ||
             setup_client_auth(f, cert->ctx, err, errlen) < 0)
             goto fail;
@@ -316,6 +302,11 @@ void tls_frontend_free(struct tls_frontend *f)
     free(f);
 }
 
+void tls_frontend_set_stats(struct tls_frontend *f, struct stats_worker *w)
+{
+    f->resume.stats = w;
+}
+
 size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling)
 {
     *stapling = 0;
@@ -327,7 +318,7 @@ size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling)
 /* The ClientHello did not come (tls_io_read_hello failed): why. */
 static enum tls_io no_hello(struct tls_conn *conn, char *reason, size_t len)
 {
-    tls_resume_count(conn, false);
+    tls_resume_count(&conn->fe->resume, conn, false);
     snprintf(reason, len, "%s", conn->timed_out ? "timed out waiting for the ClientHello"
                                 : conn->peer_closed ? "connection closed by peer"
                                 : strerror(conn->sys_errno));
@@ -341,7 +332,7 @@ static enum tls_io refuse_sni(struct tls_conn *conn, const struct client_hello *
     static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 112 };
     ssize_t w = send(conn->fd, alert, sizeof alert, MSG_NOSIGNAL);
     (void)w;
-    tls_resume_count(conn, false);
+    tls_resume_count(&conn->fe->resume, conn, false);
     if (*ch->sni)
         snprintf(reason, len, "no certificate for server name '%s' (strict_sni)", ch->sni);
     else

@@ -12,6 +12,7 @@
 #include <wolfssl/ssl.h>
 
 #include "tls.h"
+#include "ticketkeys.h"
 
 struct client_hello;
 
@@ -80,17 +81,27 @@ int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);
  * conn->peer_closed or conn->sys_errno). */
 long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
 
-/* tls_resume.c: the session cache and tickets on a server context. */
-void tls_resume_setup(WOLFSSL_CTX *ctx);
-/* Counts one finished (or failed) handshake. */
-void tls_resume_count(struct tls_conn *conn, bool ok);
+/* tls_resume.c: a frontend's resumption, reached from its contexts. */
+struct tls_resume {
+    struct tls_resumption conf;         /* cache and keys: NULL, off */
+    uint8_t scope[TICKET_SCOPE_LEN];    /* sessions and tickets are bound to it */
+    struct stats_worker *stats;         /* this process's counters; NULL: none */
+};
+/* rs with r's settings (NULL: none) and the scope of frontend fe. */
+void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
+                     const struct frontend_conf *fe);
+/* ctx resumes as rs says (NULL: never) and keeps rs, which must outlive it. */
+void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs);
+/* The resumption of ssl's context; NULL: none. */
+const struct tls_resume *tls_resume_of(WOLFSSL *ssl);
+/* Counts one finished (or failed) handshake in rs's counters. */
+void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok);
 
 /* tls_policy.c: a server context with tc's protocols, suites and groups
- * (no certificate yet); NULL with "file:line: ..." in err. */
-WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, char *err, size_t errlen);
-
-/* tls_frontend.c: the scope sessions and tickets are bound to (NULL: none). */
-const uint8_t *tls_conn_scope(WOLFSSL *ssl);
+ * and rs's resumption (no certificate yet); NULL with "file:line: ..." in
+ * err. */
+WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_resume *rs,
+                                   char *err, size_t errlen);
 
 /* tls_ocsp.c: reads cert->conf->ocsp_file and staples it if it checks
  * out against chain (leaf, issuer; n certificates), else logs why.

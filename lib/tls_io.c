@@ -202,7 +202,7 @@ enum tls_io tls_conn_accept(struct tls_conn *conn, double timeout, char *reason,
     if (!conn->fe)                 /* a frontend's deadline runs from the first byte wait */
         conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     int ret = wolfSSL_accept(conn->ssl);
-    tls_resume_count(conn, ret == WOLFSSL_SUCCESS);
+    tls_resume_count(tls_resume_of(conn->ssl), conn, ret == WOLFSSL_SUCCESS);
     if (ret == WOLFSSL_SUCCESS)
         return TLS_IO_OK;
     tls_conn_error(conn, ret, reason, len);

@@ -91,7 +91,8 @@ static int set_groups(WOLFSSL_CTX *ctx, const char *list)
            wolfSSL_CTX_set1_curves_list(ctx, list) == WOLFSSL_SUCCESS ? 0 : -1;
 }
 
-WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, char *err, size_t errlen)
+WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_resume *rs,
+                                   char *err, size_t errlen)
 {
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
     char bad[128], list[1024];
@@ -121,7 +122,7 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, char *err, size_t 
     wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_COMPRESSION | WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
     wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
-    tls_resume_setup(ctx);
+    tls_resume_setup(ctx, rs);
     return ctx;
 }
 
@@ -132,7 +133,7 @@ WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend
     if (fe->ncerts == 0)
         return tls_ctx_fail(NULL, err, errlen, "%s: frontend '%s' has no certificate", fe->where,
                         fe->name);
-    if (!(ctx = tls_policy_server_ctx(tc, err, errlen)))
+    if (!(ctx = tls_policy_server_ctx(tc, NULL, err, errlen)))
         return NULL;
     return tls_load_cert(ctx, &fe->certs[0], err, errlen);
 }

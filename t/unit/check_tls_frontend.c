@@ -27,7 +27,7 @@ START_TEST(frontend_build)
     };
     struct frontend_conf fe = { .name = "t", .ncerts = 2, .certs = cc, .where = "x:3" };
     size_t stapling = 9;
-    struct tls_frontend *f = tls_frontend_new(&tc, &fe, err, sizeof err);
+    struct tls_frontend *f = tls_frontend_new(&tc, &fe, NULL, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
     ck_assert_uint_eq(tls_frontend_certs(f, &stapling), 2);
     ck_assert_uint_eq(stapling, 0);
@@ -35,7 +35,7 @@ START_TEST(frontend_build)
     fe.verify_client = VERIFY_CLIENT_REQUIRED;
     fe.client_ca = (char *)unit_cert("garbage.pem");
     fe.verify_depth = 4;
-    ck_assert_ptr_null(tls_frontend_new(&tc, &fe, err, sizeof err));
+    ck_assert_ptr_null(tls_frontend_new(&tc, &fe, NULL, err, sizeof err));
     ck_assert_msg(strstr(err, "client_ca") && strstr(err, "garbage.pem"), "%s", err);
 }
 END_TEST

@@ -21,7 +21,7 @@ static size_t stapled(const char *cert, const char *key, const char *file)
                             .ocsp_file = (char *)file, .where = "x:1" };
     struct frontend_conf fe = { .name = "t", .ncerts = 1, .certs = &cc, .where = "x:2" };
     size_t n = 9;
-    struct tls_frontend *f = tls_frontend_new(&tc, &fe, err, sizeof err);
+    struct tls_frontend *f = tls_frontend_new(&tc, &fe, NULL, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
     ck_assert_uint_eq(tls_frontend_certs(f, &n), 1);
     tls_frontend_free(f);
