@@ -19,8 +19,11 @@
 #include <wolfssl/openssl/pem.h>
 #include <wolfssl/openssl/ssl.h>
 
+#include "alloc.h"
 #include "clienthello.h"
 #include "log.h"
+
+#define NAMES_FIRST_CAP 16         /* names of a frontend, before it grows */
 
 /* A name and the certificates that carry it (indices; -1: none). */
 struct tls_name {
@@ -122,9 +125,11 @@ static int add_name(struct tls_frontend *f, size_t *cap, const char *name, size_
     for (i = 0; i < f->nnames && strcmp(f->names[i].name, low); i++)
         ;
     if (i == f->nnames) {
-        if (f->nnames == *cap)
-            f->names = realloc(f->names, (*cap = *cap ? *cap * 2 : 16) * sizeof *f->names);
-        f->names[f->nnames++] = (struct tls_name){ strdup(low), -1, -1 };
+        if (f->nnames == *cap) {
+            *cap = *cap ? *cap * 2 : NAMES_FIRST_CAP;
+            f->names = xreallocarray(f->names, *cap, sizeof *f->names);
+        }
+        f->names[f->nnames++] = (struct tls_name){ xstrdup(low), -1, -1 };
     }
     int *slot = f->certs[cert].ecdsa ? &f->names[i].ecdsa : &f->names[i].rsa;
     if (*slot < 0)
@@ -233,14 +238,14 @@ static void cert_algs(struct tls_cert *cert, WOLFSSL_X509 *x)
 struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
                                       const struct tls_resumption *r, char *err, size_t errlen)
 {
-    struct tls_frontend *f = calloc(1, sizeof *f);
+    struct tls_frontend *f = xcalloc(1, sizeof *f);
     size_t cap = 0;
 
     f->conf = fe;
     f->allow12 = tc->min_version <= TLS1_2_VERSION;
     f->allow13 = tc->max_version >= TLS1_3_VERSION;
     tls_resume_init(&f->resume, r, fe);
-    f->certs = calloc(fe->ncerts, sizeof *f->certs);
+    f->certs = xcalloc(fe->ncerts, sizeof *f->certs);
     for (size_t i = 0; i < fe->ncerts; i++) {
         struct tls_cert *cert = &f->certs[i];
         WOLFSSL_X509 *chain[2] = { NULL, NULL };

@@ -16,6 +16,7 @@
 #include <wolfssl/openssl/ocsp.h>
 #include <wolfssl/openssl/ssl.h>
 
+#include "alloc.h"
 #include "log.h"
 
 #define OCSP_FILE_MAX           65536       /* bytes read of a response file */
@@ -41,7 +42,9 @@ static int status_cb(WOLFSSL *ssl, void *arg)
         }
         return SSL_TLSEXT_ERR_NOACK;
     }
-    unsigned char *copy = malloc((size_t)s->len);   /* wolfSSL frees it */
+    /* Plain malloc, not xmalloc: wolfSSL frees it (XFREE), and without
+     * memory the handshake simply goes on without a staple. */
+    unsigned char *copy = malloc((size_t)s->len);
     if (!copy)
         return SSL_TLSEXT_ERR_NOACK;
     memcpy(copy, s->der, (size_t)s->len);
@@ -177,8 +180,8 @@ bool tls_ocsp_setup(struct tls_cert *cert, const char *frontend, WOLFSSL_X509 **
     char why[256];
     FILE *fp = fopen(cc->ocsp_file, "rb");
     s->frontend = frontend;
-    s->der = malloc(OCSP_FILE_MAX);
-    s->len = fp && s->der ? (int)fread(s->der, 1, OCSP_FILE_MAX, fp) : -1;
+    s->der = xmalloc(OCSP_FILE_MAX);
+    s->len = fp ? (int)fread(s->der, 1, OCSP_FILE_MAX, fp) : -1;
     if (fp)
         fclose(fp);
     if (s->len <= 0 || s->len == OCSP_FILE_MAX)
@@ -188,8 +191,10 @@ bool tls_ocsp_setup(struct tls_cert *cert, const char *frontend, WOLFSSL_X509 **
         snprintf(why, sizeof why, "the chain file has no issuer certificate after the leaf "
                  "(needed to check the response)");
     else if (check_ocsp(s, chain[0], chain[1], why, sizeof why) == 0) {
-        if (enable_stapling(cert->ctx, chain[1]))
+        if (enable_stapling(cert->ctx, chain[1])) {
+            s->der = xrealloc(s->der, (size_t)s->len);     /* kept per certificate */
             return true;
+        }
         snprintf(why, sizeof why, "wolfSSL cannot enable stapling");
     }
     log_warning("%s: frontend '%s': OCSP response '%s' for certificate '%s' is not stapled: %s",

@@ -6,6 +6,7 @@
  */
 #include "tls_policy.h"
 #include "tls_int.h"
+#include "alloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 /* Every name in a ':'-list must be a suite this wolfSSL knows. */
 static int check_suites(WOLFSSL_CTX *ctx, const char *list, char *bad, size_t badlen)
 {
-    char *copy = strdup(list), *save = NULL;
+    char *copy = xstrdup(list), *save = NULL;
     int rc = 0;
     for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save))
         if (wolfSSL_CTX_set_cipher_list(ctx, t) != WOLFSSL_SUCCESS) {
@@ -53,7 +54,7 @@ static int set_exact_suites(WOLFSSL_CTX *ctx, const char *list)
 {
     unsigned char bytes[2 * 64];
     int n = 0, flags;
-    char *copy = strdup(list), *save = NULL;
+    char *copy = xstrdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ":", &save); t && n < (int)sizeof bytes;
          t = strtok_r(NULL, ":", &save))
         if (wolfSSL_get_cipher_suite_from_name(t, &bytes[n], &bytes[n + 1], &flags) == 0 ||
@@ -79,7 +80,7 @@ static int group_id(const char *name)
 static int set_groups(WOLFSSL_CTX *ctx, const char *list)
 {
     int ids[8], n = 0;
-    char *copy = strdup(list), *save = NULL;
+    char *copy = xstrdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ":", &save); t && n < 8; t = strtok_r(NULL, ":", &save))
         if ((ids[n] = group_id(t)) >= 0)
             n++;
