@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +136,20 @@ WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *e
     char why[256];
     if (access(cc->cert, R_OK) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: certificate '%s': %s", cc->where, cc->cert,
-                        strerror(errno));
+                            strerror(errno));
     if (access(cc->key, R_OK) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: key '%s': %s", cc->where, cc->key,
-                        strerror(errno));
+                            strerror(errno));
     if (wolfSSL_CTX_use_certificate_chain_file(ctx, cc->cert) != WOLFSSL_SUCCESS)
         return tls_ctx_fail(ctx, err, errlen, "%s: certificate '%s': cannot load a PEM chain: %s",
-                        cc->where, cc->cert, tls_last_error(why, sizeof why));
+                            cc->where, cc->cert, tls_last_error(why, sizeof why));
     if (wolfSSL_CTX_use_PrivateKey_file(ctx, cc->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
         return tls_ctx_fail(ctx, err, errlen, "%s: key '%s': cannot load a PEM private key: %s",
-                        cc->where, cc->key, tls_last_error(why, sizeof why));
+                            cc->where, cc->key, tls_last_error(why, sizeof why));
     if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
         !key_matches_cert(cc->cert, cc->key))
         return tls_ctx_fail(ctx, err, errlen, "%s: key '%s' does not match certificate '%s'",
-                        cc->where, cc->key, cc->cert);
+                            cc->where, cc->key, cc->cert);
     return ctx;
 }
 

@@ -33,8 +33,7 @@ struct tls_name {
 
 struct tls_frontend {
     const struct frontend_conf *conf;
-    struct tls_cert *certs;
-    size_t ncerts;
+    struct tls_cert *certs;     /* conf->ncerts of them */
     struct tls_name *names;     /* sorted by name */
     size_t nnames;
     struct tls_name def;        /* for clients without SNI or an unknown name */
@@ -91,10 +90,10 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     const unsigned char *der = x ? wolfSSL_X509_get_der(x, &len) : NULL;
     if (!der)           /* no certificate sent: verify_client decides */
         return 1;
-    if ( wolfSSL_CertManagerVerifyBuffer(conn->fe->client_cm, der, len,
-                                                WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS) {
+    if (wolfSSL_CertManagerVerifyBuffer(conn->fe->client_cm, der, len, WOLFSSL_FILETYPE_ASN1) !=
+        WOLFSSL_SUCCESS) {
         conn->verify_failed = "the client certificate is not issued by a client_ca certificate "
-                           "(or is revoked by client_crl)";
+                              "(or is revoked by client_crl)";
         wolfSSL_X509_STORE_CTX_set_error(store, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
         return 0;
     }
@@ -113,7 +112,9 @@ static int read_chain(const char *path, WOLFSSL_X509 **out, int max)
     return n;
 }
 
-static int add_name(struct tls_frontend *f, size_t *cap, const char *name, size_t cert)
+/* name (lowercased) is carried by certificate cert; the first
+ * certificate of each key type that carries a name serves it. */
+static void add_name(struct tls_frontend *f, size_t *cap, const char *name, size_t cert)
 {
     char low[256];
     size_t i;
@@ -121,7 +122,7 @@ static int add_name(struct tls_frontend *f, size_t *cap, const char *name, size_
         low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
     low[i] = '\0';
     if (!*low)
-        return 0;
+        return;
     for (i = 0; i < f->nnames && strcmp(f->names[i].name, low); i++)
         ;
     if (i == f->nnames) {
@@ -138,7 +139,6 @@ static int add_name(struct tls_frontend *f, size_t *cap, const char *name, size_
         log_info("%s: frontend '%s': name '%s' is also in '%s', which comes first and is used",
                  f->certs[cert].conf->where, f->conf->name, low,
                  f->certs[*slot].conf->cert);
-    return 1;
 }
 
 /* The SAN DNS names and the CN of x, for certificate index cert. */
@@ -235,6 +235,49 @@ static void cert_algs(struct tls_cert *cert, WOLFSSL_X509 *x)
     wolfSSL_EVP_PKEY_free(k);
 }
 
+/* Certificate i of f: its context, names, algorithms, ALPN and OCSP
+ * staple. 0, or -1 with "file:line: ..." in err. */
+static int load_cert_at(struct tls_frontend *f, const struct tls_conf *tc, size_t i,
+                        size_t *cap, char *err, size_t errlen)
+{
+    struct tls_cert *cert = &f->certs[i];
+    WOLFSSL_X509 *chain[2] = { NULL, NULL };     /* the leaf and its issuer */
+    cert->conf = &f->conf->certs[i];
+    if (!(cert->ctx = tls_policy_server_ctx(tc, &f->resume, err, errlen)) ||
+        !(cert->ctx = tls_load_cert(cert->ctx, cert->conf, err, errlen)) ||
+        setup_client_auth(f, cert->ctx, err, errlen) < 0)
+        return -1;
+    int n = read_chain(cert->conf->cert, chain, 2);
+    if (n < 1) {
+        snprintf(err, errlen, "%s: certificate '%s': cannot read it", cert->conf->where,
+                 cert->conf->cert);
+        return -1;
+    }
+    cert_algs(cert, chain[0]);
+    add_names(f, cap, chain[0], i);
+    if (f->conf->nalpn)
+        wolfSSL_CTX_set_alpn_select_cb(cert->ctx, alpn_select_cb, f);
+    if (cert->conf->ocsp_file)
+        f->stapling |= tls_ocsp_setup(cert, f->conf->name, chain, n);
+    wolfSSL_X509_free(chain[0]);
+    wolfSSL_X509_free(chain[1]);
+    return 0;
+}
+
+/* For clients without SNI or with an unknown name: the first
+ * certificate, and its other-key twin if the two share a name. */
+static void set_default(struct tls_frontend *f)
+{
+    f->def = (struct tls_name){ NULL, f->certs[0].ecdsa ? 0 : -1, f->certs[0].ecdsa ? -1 : 0 };
+    for (size_t i = 0; i < f->nnames; i++) {
+        const struct tls_name *m = &f->names[i];
+        if ((m->ecdsa == 0 || m->rsa == 0) && m->ecdsa >= 0 && m->rsa >= 0) {
+            f->def = (struct tls_name){ NULL, m->ecdsa, m->rsa };
+            break;
+        }
+    }
+}
+
 struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
                                       const struct tls_resumption *r, char *err, size_t errlen)
 {
@@ -246,44 +289,15 @@ struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct fr
     f->allow13 = tc->max_version >= TLS1_3_VERSION;
     tls_resume_init(&f->resume, r, fe);
     f->certs = xcalloc(fe->ncerts, sizeof *f->certs);
-    for (size_t i = 0; i < fe->ncerts; i++) {
-        struct tls_cert *cert = &f->certs[i];
-        WOLFSSL_X509 *chain[2] = { NULL, NULL };
-        cert->conf = &fe->certs[i];
-        if (!(cert->ctx = tls_policy_server_ctx(tc, &f->resume, err, errlen)) ||
-            !(cert->ctx = tls_load_cert(cert->ctx, cert->conf, err, errlen)) ||
-            setup_client_auth(f, cert->ctx, err, errlen) < 0)
+    for (size_t i = 0; i < fe->ncerts; i++)
+        if (load_cert_at(f, tc, i, &cap, err, errlen) < 0)
             goto fail;
-        int n = read_chain(cert->conf->cert, chain, 2);
-        if (n < 1) {
-            snprintf(err, errlen, "%s: certificate '%s': cannot read it", cert->conf->where,
-                     cert->conf->cert);
-            goto fail;
-        }
-        cert_algs(cert, chain[0]);
-        add_names(f, &cap, chain[0], i);
-        if (fe->nalpn)
-            wolfSSL_CTX_set_alpn_select_cb(cert->ctx, alpn_select_cb, f);
-        if (cert->conf->ocsp_file)
-            f->stapling |= tls_ocsp_setup(cert, fe->name, chain, n);
-        wolfSSL_X509_free(chain[0]);
-        wolfSSL_X509_free(chain[1]);
-    }
     if (f->stapling && fe->verify_client != VERIFY_CLIENT_NONE &&
         make_client_cm(f, err, errlen) < 0)
         goto fail;
     if (f->nnames)
         qsort(f->names, f->nnames, sizeof *f->names, by_name);
-    /* The default: the first certificate, and its other-key twin if the
-     * two share a name. */
-    f->def = (struct tls_name){ NULL, f->certs[0].ecdsa ? 0 : -1, f->certs[0].ecdsa ? -1 : 0 };
-    for (size_t i = 0; i < f->nnames; i++) {
-        const struct tls_name *m = &f->names[i];
-        if ((m->ecdsa == 0 || m->rsa == 0) && m->ecdsa >= 0 && m->rsa >= 0) {
-            f->def = (struct tls_name){ NULL, m->ecdsa, m->rsa };
-            break;
-        }
-    }
+    set_default(f);
     return f;
 fail:
     tls_frontend_free(f);
@@ -327,7 +341,7 @@ static enum tls_io no_hello(struct tls_conn *conn, char *reason, size_t len)
     snprintf(reason, len, "%s", conn->timed_out ? "timed out waiting for the ClientHello"
                                 : conn->peer_closed ? "connection closed by peer"
                                 : strerror(conn->sys_errno));
-    return conn->timed_out ? TLS_IO_TIMEOUT : conn->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
+    return tls_io_failure(conn);
 }
 
 /* strict_sni and no certificate for the name: an unrecognized_name alert. */

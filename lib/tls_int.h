@@ -6,8 +6,6 @@
 #ifndef TLSOFFD_TLS_INT_H
 #define TLSOFFD_TLS_INT_H
 
-#include <stdarg.h>
-
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
@@ -80,6 +78,8 @@ int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);
  * came stays in the buffer for wolfSSL to refuse), or -1 (conn->timed_out,
  * conn->peer_closed or conn->sys_errno). */
 long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
+/* What a failed handshake ends as: a timeout, the peer's close, an error. */
+enum tls_io tls_io_failure(const struct tls_conn *conn);
 
 /* tls_resume.c: a frontend's resumption, reached from its contexts. */
 struct tls_resume {

@@ -21,6 +21,9 @@
 #include "alloc.h"
 #include "clienthello.h"
 
+#define POLL_SLICE_MS       60000   /* one poll() waits at most this long */
+#define CLOSE_NOTIFY_MS     1000    /* close_notify gets at least this long */
+
 int tls_io_wait(struct tls_conn *conn, short events)
 {
     for (;;) {
@@ -30,7 +33,7 @@ int tls_io_wait(struct tls_conn *conn, short events)
             return -1;
         }
         struct pollfd p = { .fd = conn->fd, .events = events };
-        int rc = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        int rc = poll(&p, 1, left > POLL_SLICE_MS ? POLL_SLICE_MS : (int)left);
         if (rc > 0)
             return 0;
         if (rc < 0 && errno != EINTR) {
@@ -65,7 +68,8 @@ static int recv_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
             conn->roff += n;
             return (int)n;
         }
-        ssize_t n = conn->rbuf ? recv(conn->fd, conn->rbuf, conn->rcap, 0) : recv(conn->fd, buf, (size_t)sz, 0);
+        ssize_t n = conn->rbuf ? recv(conn->fd, conn->rbuf, conn->rcap, 0)
+                               : recv(conn->fd, buf, (size_t)sz, 0);
         if (n > 0 && conn->rbuf) {
             conn->rlen = (size_t)n;
             conn->roff = 0;
@@ -155,6 +159,11 @@ long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch)
     }
 }
 
+enum tls_io tls_io_failure(const struct tls_conn *conn)
+{
+    return conn->timed_out ? TLS_IO_TIMEOUT : conn->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
+}
+
 struct tls_conn *tls_io_conn(int fd)
 {
     struct tls_conn *conn = xcalloc(1, sizeof *conn);
@@ -206,11 +215,7 @@ enum tls_io tls_conn_accept(struct tls_conn *conn, double timeout, char *reason,
     if (ret == WOLFSSL_SUCCESS)
         return TLS_IO_OK;
     tls_conn_error(conn, ret, reason, len);
-    if (conn->timed_out)
-        return TLS_IO_TIMEOUT;
-    if (conn->peer_closed)
-        return TLS_IO_CLOSED;
-    return TLS_IO_ERROR;
+    return tls_io_failure(conn);
 }
 
 enum tls_io tls_conn_connect(struct tls_conn *conn, const struct backend_tls_conf *t,
@@ -228,7 +233,7 @@ enum tls_io tls_conn_connect(struct tls_conn *conn, const struct backend_tls_con
     if (ret == WOLFSSL_SUCCESS)
         return TLS_IO_OK;
     tls_conn_error(conn, ret, reason, len);
-    return conn->timed_out ? TLS_IO_TIMEOUT : conn->peer_closed ? TLS_IO_CLOSED : TLS_IO_ERROR;
+    return tls_io_failure(conn);
 }
 
 void tls_conn_save_session(struct tls_conn *conn, void **session)
@@ -325,8 +330,8 @@ void tls_conn_close_notify(struct tls_conn *conn)
 {
     bool nb = conn->nonblock;
     conn->nonblock = false;
-    if (conn->deadline < clock_now_ms() + 1000)
-        conn->deadline = clock_now_ms() + 1000;
+    if (conn->deadline < clock_now_ms() + CLOSE_NOTIFY_MS)
+        conn->deadline = clock_now_ms() + CLOSE_NOTIFY_MS;
     wolfSSL_shutdown(conn->ssl);
     conn->nonblock = nb;
 }

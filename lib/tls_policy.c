@@ -1,8 +1,8 @@
 /*
  * tls_policy — the TLS policy every context gets: the protocol range,
  * exactly the configured suites (AEAD only) and groups, no compression,
- * the server's order; a server context for a frontend and a client
- * context for a backend.
+ * the server's order; server contexts, and the one factory of client
+ * contexts (TLS to backends, health probes). The lists: tls_policy.h.
  */
 #include "tls_policy.h"
 #include "tls_int.h"
@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define SUITES_MAX          64      /* suites in one list */
+#define GROUPS_MAX          8       /* groups in one list */
+#define SUITE_LIST_MAX      1024    /* TLS 1.3 and TLS 1.2 lists joined */
 
 /* Every name in a ':'-list must be a suite this wolfSSL knows. */
 static int check_suites(WOLFSSL_CTX *ctx, const char *list, char *bad, size_t badlen)
@@ -52,7 +56,7 @@ static int iana_suite(const char *name, unsigned char out[2])
  */
 static int set_exact_suites(WOLFSSL_CTX *ctx, const char *list)
 {
-    unsigned char bytes[2 * 64];
+    unsigned char bytes[2 * SUITES_MAX];
     int n = 0, flags;
     char *copy = xstrdup(list), *save = NULL;
     for (char *t = strtok_r(copy, ":", &save); t && n < (int)sizeof bytes;
@@ -79,9 +83,10 @@ static int group_id(const char *name)
 
 static int set_groups(WOLFSSL_CTX *ctx, const char *list)
 {
-    int ids[8], n = 0;
+    int ids[GROUPS_MAX], n = 0;
     char *copy = xstrdup(list), *save = NULL;
-    for (char *t = strtok_r(copy, ":", &save); t && n < 8; t = strtok_r(NULL, ":", &save))
+    for (char *t = strtok_r(copy, ":", &save); t && n < GROUPS_MAX;
+         t = strtok_r(NULL, ":", &save))
         if ((ids[n] = group_id(t)) >= 0)
             n++;
     free(copy);
@@ -96,7 +101,7 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_r
                                    char *err, size_t errlen)
 {
     WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
-    char bad[128], list[1024];
+    char bad[128], list[SUITE_LIST_MAX];
 
     if (!ctx)
         return tls_ctx_fail(NULL, err, errlen, "out of memory creating a TLS context");
@@ -107,10 +112,11 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_r
         return tls_ctx_fail(ctx, err, errlen, "%s: cannot set the protocol range", tc->where);
     if (check_suites(ctx, tc->ciphers, bad, sizeof bad) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: tls.ciphers: this wolfSSL has no cipher '%s'",
-                        tc->ciphers_where, bad);
+                            tc->ciphers_where, bad);
     if (check_suites(ctx, tc->ciphersuites, bad, sizeof bad) < 0)
-        return tls_ctx_fail(ctx, err, errlen, "%s: tls.ciphersuites: this wolfSSL has no suite '%s'",
-                        tc->suites_where, bad);
+        return tls_ctx_fail(ctx, err, errlen,
+                            "%s: tls.ciphersuites: this wolfSSL has no suite '%s'",
+                            tc->suites_where, bad);
     snprintf(list, sizeof list, "%s%s%s",
              tc->max_version == TLS1_3_VERSION ? tc->ciphersuites : "",
              tc->max_version == TLS1_3_VERSION && tc->min_version == TLS1_2_VERSION ? ":" : "",
@@ -119,7 +125,7 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_r
         return tls_ctx_fail(ctx, err, errlen, "%s: cannot set cipher list '%s'", tc->where, list);
     if (set_groups(ctx, tc->groups) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: tls.groups: this wolfSSL cannot offer '%s'",
-                        tc->where, tc->groups);
+                            tc->where, tc->groups);
     wolfSSL_CTX_set_options(ctx, WOLFSSL_OP_NO_COMPRESSION | WOLFSSL_OP_CIPHER_SERVER_PREFERENCE);
     wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
@@ -133,7 +139,7 @@ WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend
     WOLFSSL_CTX *ctx;
     if (fe->ncerts == 0)
         return tls_ctx_fail(NULL, err, errlen, "%s: frontend '%s' has no certificate", fe->where,
-                        fe->name);
+                            fe->name);
     if (!(ctx = tls_policy_server_ctx(tc, NULL, err, errlen)))
         return NULL;
     return tls_load_cert(ctx, &fe->certs[0], err, errlen);

@@ -1,9 +1,9 @@
 /*
  * tls_policy — the one owner of tlsoffd's TLS policy: the default suites
  * and groups (config.c takes them as the defaults of the tls section), the
- * lists that are allowed at all, and the one factory of client contexts,
- * for TLS to backends and for health probes. Server contexts get the
- * policy through tls.h (tls_frontend_new, tls_server_ctx_new).
+ * suites a client offers, and the one factory of client contexts, for TLS
+ * to backends and for health probes. Server contexts get the policy
+ * through tls.h (tls_frontend_new, tls_server_ctx_new).
  */
 #ifndef TLSOFFD_TLS_POLICY_H
 #define TLSOFFD_TLS_POLICY_H

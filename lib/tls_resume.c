@@ -19,7 +19,8 @@
 
 #define RESUME_EX_DATA      0           /* the context's ex_data slot of its tls_resume */
 #define TICKET_HINT_MAX     604800      /* seconds: a ticket lives at most 7 days (RFC 8446) */
-#define SCOPE_TEXT_MAX      1024
+#define SCOPE_TEXT_MAX      1024        /* the text a frontend's scope is hashed from */
+#define SESSION_ID_MAX      256         /* bytes of a session ID that go into its key */
 
 void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
                      const struct frontend_conf *fe)
@@ -41,13 +42,17 @@ const struct tls_resume *tls_resume_of(WOLFSSL *ssl)
     return ssl ? wolfSSL_CTX_get_ex_data(wolfSSL_get_SSL_CTX(ssl), RESUME_EX_DATA) : NULL;
 }
 
-
+/*
+ * Sessions and tickets are bound to their frontend (its scope): a session
+ * made where no client certificate was asked for must not resume where one
+ * is required. The cache key is SHA-256(scope || session ID).
+ */
 static void scoped_id(const struct tls_resume *rs, const unsigned char *id, unsigned idlen,
                       uint8_t out[SESSCACHE_ID_MAX])
 {
-    uint8_t in[TICKET_SCOPE_LEN + 256], digest[WC_SHA256_DIGEST_SIZE];
-    if (idlen > 256)
-        idlen = 256;
+    uint8_t in[TICKET_SCOPE_LEN + SESSION_ID_MAX], digest[WC_SHA256_DIGEST_SIZE];
+    if (idlen > SESSION_ID_MAX)
+        idlen = SESSION_ID_MAX;
     memcpy(in, rs->scope, TICKET_SCOPE_LEN);
     memcpy(in + TICKET_SCOPE_LEN, id, idlen);
     wc_Sha256Hash(in, TICKET_SCOPE_LEN + idlen, digest);
@@ -202,7 +207,6 @@ const char *tls_resumed_name(enum tls_resumed r)
     return r == TLS_RESUMED_ID ? "id" : r == TLS_RESUMED_TICKET ? "ticket" : "no";
 }
 
-/* Counts one finished handshake. */
 void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok)
 {
     struct stats_worker *w = rs ? rs->stats : NULL;
@@ -222,7 +226,7 @@ void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool o
         break;
     case TLS_RESUMED_TICKET:
         stats_inc(w, wolfSSL_version(conn->ssl) == TLS1_3_VERSION ? ST_RESUMED_TICKET13
-                                                                      : ST_RESUMED_TICKET12);
+                                                                  : ST_RESUMED_TICKET12);
         break;
     }
 }

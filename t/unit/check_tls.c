@@ -49,11 +49,11 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls");
-    TCase *tc = tcase_create("tls");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, load_errors);
-    tcase_add_test(tc, library_version);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, load_errors);
+    tcase_add_test(tcase, library_version);
+    suite_add_tcase(s, tcase);
     return s;
 }
 

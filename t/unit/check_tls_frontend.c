@@ -43,10 +43,10 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_frontend");
-    TCase *tc = tcase_create("tls_frontend");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, frontend_build);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls_frontend");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, frontend_build);
+    suite_add_tcase(s, tcase);
     return s;
 }
 

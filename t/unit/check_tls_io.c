@@ -169,15 +169,15 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_io");
-    TCase *tc = tcase_create("tls_io");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, handshake_tls12);
-    tcase_add_test(tc, handshake_tls13);
-    tcase_add_test(tc, handshake_timeout_silent);
-    tcase_add_test(tc, handshake_timeout_drip);
-    tcase_add_test(tc, handshake_garbage);
-    tcase_add_test(tc, handshake_peer_closes);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls_io");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, handshake_tls12);
+    tcase_add_test(tcase, handshake_tls13);
+    tcase_add_test(tcase, handshake_timeout_silent);
+    tcase_add_test(tcase, handshake_timeout_drip);
+    tcase_add_test(tcase, handshake_garbage);
+    tcase_add_test(tcase, handshake_peer_closes);
+    suite_add_tcase(s, tcase);
     return s;
 }
 

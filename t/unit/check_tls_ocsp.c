@@ -55,11 +55,11 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_ocsp");
-    TCase *tc = tcase_create("tls_ocsp");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, good_response_stapled);
-    tcase_add_test(tc, bad_responses_not_stapled);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls_ocsp");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, good_response_stapled);
+    tcase_add_test(tcase, bad_responses_not_stapled);
+    suite_add_tcase(s, tcase);
     return s;
 }
 

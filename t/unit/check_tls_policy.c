@@ -125,14 +125,14 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_policy");
-    TCase *tc = tcase_create("tls_policy");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, policy_errors);
-    tcase_add_test(tc, server_default_suites);
-    tcase_add_test(tc, server_exact_suites);
-    tcase_add_test(tc, client_suites);
-    tcase_add_test(tc, client_errors);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls_policy");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, policy_errors);
+    tcase_add_test(tcase, server_default_suites);
+    tcase_add_test(tcase, server_exact_suites);
+    tcase_add_test(tcase, client_suites);
+    tcase_add_test(tcase, client_errors);
+    suite_add_tcase(s, tcase);
     return s;
 }
 

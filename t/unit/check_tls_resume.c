@@ -158,12 +158,12 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_resume");
-    TCase *tc = tcase_create("tls_resume");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, resumed_names);
-    tcase_add_test(tc, full_handshake);
-    tcase_add_test(tc, ticket_from_the_frontend);
-    suite_add_tcase(s, tc);
+    TCase *tcase = tcase_create("tls_resume");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, resumed_names);
+    tcase_add_test(tcase, full_handshake);
+    tcase_add_test(tcase, ticket_from_the_frontend);
+    suite_add_tcase(s, tcase);
     return s;
 }
 
