@@ -20,7 +20,8 @@ static void teardown(void)
 }
 
 struct accept_job {
-    int fd;
+    int sv[2];              /* the server's end, the client's end */
+    pthread_t thread;
     double timeout;
     enum tls_io result;
     struct tls_conn *conn;
@@ -31,7 +32,7 @@ struct accept_job {
 static void *accept_thread(void *arg)
 {
     struct accept_job *j = arg;
-    ck_assert_ptr_nonnull(j->conn = tls_conn_new(sctx, j->fd));
+    ck_assert_ptr_nonnull(j->conn = tls_conn_new(sctx, j->sv[0]));
     int64_t t0 = clock_now_ms();
     j->result = tls_conn_accept(j->conn, j->timeout, j->reason, sizeof j->reason);
     j->took = clock_now_ms() - t0;
@@ -39,17 +40,30 @@ static void *accept_thread(void *arg)
     return NULL;
 }
 
+/* A server handshake in a thread, with the test as the client on j->sv[1]. */
+static void start_accept(struct accept_job *j, double timeout)
+{
+    memset(j, 0, sizeof *j);
+    j->timeout = timeout;
+    pair_sockets(j->sv);
+    pthread_create(&j->thread, NULL, accept_thread, j);
+}
+
+static void end_accept(struct accept_job *j)
+{
+    tls_conn_free(j->conn);
+    close(j->sv[0]);
+    if (j->sv[1] >= 0)
+        close(j->sv[1]);
+}
+
 static void handshake_version(int version, const char *want)
 {
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .timeout = 5 };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
-    WOLFSSL *c = pair_client(sv[1], version);
+    struct accept_job j;
+    start_accept(&j, 5);
+    WOLFSSL *c = pair_client(j.sv[1], version);
     ck_assert_int_eq(wolfSSL_connect(c), WOLFSSL_SUCCESS);
-    pthread_join(t, NULL);
+    pthread_join(j.thread, NULL);
     ck_assert_int_eq(j.result, TLS_IO_OK);
     ck_assert_str_eq(tls_conn_version(j.conn), want);
     /* The default order's first suite: AES-GCM with AES-NI, else ChaCha20. */
@@ -69,9 +83,7 @@ static void handshake_version(int version, const char *want)
     ck_assert_int_eq(wolfSSL_read(c, buf, sizeof buf), 4);
     ck_assert(memcmp(buf, "pong", 4) == 0);
     wolfSSL_free(c);
-    tls_conn_free(j.conn);
-    close(sv[0]);
-    close(sv[1]);
+    end_accept(&j);
 }
 
 START_TEST(handshake_tls12)
@@ -88,19 +100,13 @@ END_TEST
 
 START_TEST(handshake_timeout_silent)
 {
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .timeout = 0.3 };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
-    pthread_join(t, NULL);                 /* the client never speaks */
+    struct accept_job j;
+    start_accept(&j, 0.3);
+    pthread_join(j.thread, NULL);                 /* the client never speaks */
     ck_assert_int_eq(j.result, TLS_IO_TIMEOUT);
     ck_assert_str_eq(j.reason, "timed out");
     ck_assert_msg(j.took >= 290 && j.took < 1500, "took %lld ms", (long long)j.took);
-    tls_conn_free(j.conn);
-    close(sv[0]);
-    close(sv[1]);
+    end_accept(&j);
 }
 END_TEST
 
@@ -108,61 +114,45 @@ START_TEST(handshake_timeout_drip)
 {
     /* A record header, then a byte every 100 ms: each read makes progress,
      * but the absolute deadline still ends the handshake. */
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .timeout = 0.5 };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
-    ck_assert_int_eq(write(sv[1], "\x16\x03\x01\x01\x00", 5), 5);
+    struct accept_job j;
+    start_accept(&j, 0.5);
+    ck_assert_int_eq(write(j.sv[1], "\x16\x03\x01\x01\x00", 5), 5);
     for (int i = 0; i < 15; i++) {
-        if (write(sv[1], "\x01", 1) != 1)
+        if (write(j.sv[1], "\x01", 1) != 1)
             break;
         usleep(100000);
     }
-    pthread_join(t, NULL);
+    pthread_join(j.thread, NULL);
     ck_assert_int_eq(j.result, TLS_IO_TIMEOUT);
     ck_assert_msg(j.took >= 490 && j.took < 1500, "took %lld ms", (long long)j.took);
-    tls_conn_free(j.conn);
-    close(sv[0]);
-    close(sv[1]);
+    end_accept(&j);
 }
 END_TEST
 
 START_TEST(handshake_garbage)
 {
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .timeout = 2 };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
+    struct accept_job j;
+    start_accept(&j, 2);
     const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    ck_assert_int_eq(write(sv[1], req, sizeof req - 1), (ssize_t)sizeof req - 1);
-    pthread_join(t, NULL);
+    ck_assert_int_eq(write(j.sv[1], req, sizeof req - 1), (ssize_t)sizeof req - 1);
+    pthread_join(j.thread, NULL);
     ck_assert_int_eq(j.result, TLS_IO_ERROR);
     ck_assert_msg(j.took < 1000, "took %lld ms", (long long)j.took);
     ck_assert_msg(strlen(j.reason) > 0, "no reason");
-    tls_conn_free(j.conn);
-    close(sv[0]);
-    close(sv[1]);
+    end_accept(&j);
 }
 END_TEST
 
 START_TEST(handshake_peer_closes)
 {
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .timeout = 2 };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
-    close(sv[1]);
-    pthread_join(t, NULL);
+    struct accept_job j;
+    start_accept(&j, 2);
+    close(j.sv[1]);
+    j.sv[1] = -1;
+    pthread_join(j.thread, NULL);
     ck_assert_int_eq(j.result, TLS_IO_CLOSED);
     ck_assert_str_eq(j.reason, "connection closed by peer");
-    tls_conn_free(j.conn);
-    close(sv[0]);
+    end_accept(&j);
 }
 END_TEST
 

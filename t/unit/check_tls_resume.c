@@ -26,50 +26,6 @@ START_TEST(resumed_names)
 }
 END_TEST
 
-struct accept_job {
-    WOLFSSL_CTX *ctx;
-    int fd;
-    enum tls_io result;
-    enum tls_resumed resumed;
-};
-
-static void *accept_thread(void *arg)
-{
-    struct accept_job *j = arg;
-    struct tls_conn *conn = tls_conn_new(j->ctx, j->fd);
-    char reason[256];
-    ck_assert_ptr_nonnull(conn);
-    j->result = tls_conn_accept(conn, 5, reason, sizeof reason);
-    j->resumed = tls_conn_resumed(conn);
-    tls_conn_free(conn);
-    pair_thread_done();
-    return NULL;
-}
-
-/* A context without resumption: every handshake is a full one. */
-START_TEST(full_handshake)
-{
-    WOLFSSL_CTX *sctx = pair_server_ctx(unit_cert("example.test.pem"),
-                                        unit_cert("example.test.key"), err, sizeof err);
-    ck_assert_msg(sctx != NULL, "%s", err);
-    int sv[2];
-    pthread_t t;
-    struct accept_job j = { .ctx = sctx };
-    pair_sockets(sv);
-    j.fd = sv[0];
-    pthread_create(&t, NULL, accept_thread, &j);
-    WOLFSSL *c = pair_client(sv[1], 2);
-    ck_assert_int_eq(wolfSSL_connect(c), WOLFSSL_SUCCESS);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(j.result, TLS_IO_OK);
-    ck_assert_int_eq(j.resumed, TLS_RESUMED_NO);
-    wolfSSL_free(c);
-    close(sv[0]);
-    close(sv[1]);
-    tls_ctx_free(sctx);
-}
-END_TEST
-
 /* A frontend's handshake, in a thread. */
 struct fe_job {
     struct tls_frontend *f;
@@ -118,6 +74,30 @@ static enum tls_resumed handshake(struct tls_frontend *f, WOLFSSL_SESSION **sess
     return j.resumed;
 }
 
+static struct tls_frontend *frontend(const struct tls_resumption *r)
+{
+    static struct cert_conf cc;
+    static struct frontend_conf fe = { .name = "t", .ncerts = 1, .certs = &cc, .where = "x:2" };
+    struct tls_conf tc = pair_tls_conf();
+    cc = (struct cert_conf){ .cert = (char *)unit_cert("example.test.pem"),
+                             .key = (char *)unit_cert("example.test.key"), .where = "x:1" };
+    struct tls_frontend *f = tls_frontend_new(&tc, &fe, r, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    return f;
+}
+
+/* A frontend without resumption: every handshake is a full one. */
+START_TEST(full_handshakes)
+{
+    struct tls_frontend *f = frontend(NULL);
+    WOLFSSL_SESSION *sess = NULL;
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
+    wolfSSL_SESSION_free(sess);
+    tls_frontend_free(f);
+}
+END_TEST
+
 /* Tickets resume through the frontend's own resumption, counted in its
  * counters; a frontend made later without tickets (a reload) leaves the
  * first one as it was. */
@@ -132,19 +112,13 @@ START_TEST(ticket_from_the_frontend)
     ticketkeys_rotate(keys, &k, clock_real_ms(), 3600000);
     struct stats *st = stats_init(stats_region, 1);
 
-    struct tls_conf tc = pair_tls_conf();
-    struct cert_conf cc = { .cert = (char *)unit_cert("example.test.pem"),
-                            .key = (char *)unit_cert("example.test.key"), .where = "x:1" };
-    struct frontend_conf fe = { .name = "t", .ncerts = 1, .certs = &cc, .where = "x:2" };
     struct tls_resumption r = { .keys = keys, .cache_timeout = 300, .ticket_lifetime = 3600 };
-    struct tls_frontend *f = tls_frontend_new(&tc, &fe, &r, err, sizeof err);
-    ck_assert_msg(f != NULL, "%s", err);
+    struct tls_frontend *f = frontend(&r);
     tls_frontend_set_stats(f, stats_worker(st, 0));
 
     WOLFSSL_SESSION *sess = NULL;
     ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
-    struct tls_frontend *next = tls_frontend_new(&tc, &fe, NULL, err, sizeof err);
-    ck_assert_msg(next != NULL, "%s", err);
+    struct tls_frontend *next = frontend(NULL);
     ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_TICKET);
     tls_frontend_free(next);
     ck_assert_uint_eq(stats_total(st, ST_CONNECTIONS), 2);
@@ -161,7 +135,7 @@ static Suite *suite(void)
     TCase *tcase = tcase_create("tls_resume");
     tcase_add_checked_fixture(tcase, setup, teardown);
     tcase_add_test(tcase, resumed_names);
-    tcase_add_test(tcase, full_handshake);
+    tcase_add_test(tcase, full_handshakes);
     tcase_add_test(tcase, ticket_from_the_frontend);
     suite_add_tcase(s, tcase);
     return s;
