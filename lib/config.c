@@ -419,7 +419,7 @@ static int add_group(const struct ctx *c, const config_setting_t *s, const char 
  * Cipher lists name suites one by one (no keywords such as HIGH or ALL):
  * AEAD suites only, and for TLS 1.2 only ECDHE or DHE key exchange, so an
  * override can narrow the defaults but never weaken them. Whether wolfSSL
- * knows each name is checked by tls.c.
+ * knows each name is checked by tls_policy.c.
  */
 static int check_cipher_string(const struct ctx *c, const config_setting_t *s, const char *v,
                                bool tls12)

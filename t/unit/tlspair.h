@@ -1,4 +1,4 @@
-/* A TLS server (lib/tls.c) and a wolfSSL client over a socketpair, for the
+/* A TLS server (lib/tls*.c) and a wolfSSL client over a socketpair, for the
  * tls and relay suites. The server side runs in a thread. */
 #ifndef TLSOFFD_TLSPAIR_H
 #define TLSOFFD_TLSPAIR_H
