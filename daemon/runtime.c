@@ -28,10 +28,13 @@
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
+    const struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
+                                      .cache_timeout = cfg->tls.session_cache.timeout,
+                                      .ticket_lifetime = cfg->tls.tickets.lifetime };
     rt->fe = xcalloc(cfg->nfrontends, sizeof *rt->fe);
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         size_t stapling, n;
-        if (!(rt->fe[i] = tls_frontend_new(&cfg->tls, &cfg->frontends[i], err, errlen)))
+        if (!(rt->fe[i] = tls_frontend_new(&cfg->tls, &cfg->frontends[i], &r, err, errlen)))
             return -1;
         n = tls_frontend_certs(rt->fe[i], &stapling);
         log_debug("frontend '%s': %zu certificate%s, %zu with an OCSP staple",
@@ -173,10 +176,6 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         goto out;
     if (tls->tickets.enabled)
         set_ticket_keys(rt, old, keys, nkeys);
-    struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
-                                .cache_timeout = tls->session_cache.timeout,
-                                .ticket_lifetime = tls->tickets.lifetime };
-    tls_set_resumption(&r);
     rc = 0;
 out:
     memset(keys, 0, sizeof keys);
@@ -339,14 +338,6 @@ static void reload_out_of_memory(size_t size, const char *file, int line)
     siglongjmp(reload_oom, 1);
 }
 
-static void resume_as(const struct runtime *rt)
-{
-    struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
-                                .cache_timeout = rt->cfg->tls.session_cache.timeout,
-                                .ticket_lifetime = rt->cfg->tls.tickets.lifetime };
-    tls_set_resumption(&r);
-}
-
 static struct runtime *build_next(struct runtime *old, char *err, size_t errlen)
 {
     struct runtime *rt = xcalloc(1, sizeof *rt);
@@ -360,10 +351,8 @@ static struct runtime *build_next(struct runtime *old, char *err, size_t errlen)
         log_warning("reload: pidfile changes only at restart");
     return rt;
 fail:
-    if (rt->cfg) {
-        resume_as(old);         /* back to the running runtime's resumption settings */
+    if (rt->cfg)
         runtime_release(rt, old);
-    }
     free(rt);
     return NULL;
 }
@@ -375,7 +364,6 @@ struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen)
     if (sigsetjmp(reload_oom, 0) == 0) {
         rt = build_next(old, err, errlen);
     } else {
-        resume_as(old);
         snprintf(err, errlen, "out of memory");
     }
     alloc_set_oom_handler(before);

@@ -222,7 +222,7 @@ static void **session_slot(struct runtime *rt, size_t up, size_t server)
  */
 static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int client_fd,
                         const struct sockaddr_storage *peer, struct tls_conn *client,
-                        const struct tls_peer *cp, struct tls_conn *bt, struct conn_log *l)
+                        const struct tls_peer *cp, struct tls_conn **bt, struct conn_log *l)
 {
     const struct upstream_conf *up = &rt->cfg->upstreams[ui];
     const struct server_conf *sv = &up->servers[si];
@@ -257,13 +257,13 @@ static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int cli
         return 0;
     char why[160];
     void **session = session_slot(rt, ui, si);
-    if (tls_conn_init(bt, rt->backend_ctx[ui][si], b) < 0) {
+    if (!(*bt = tls_conn_new(rt->backend_ctx[ui][si], b))) {
         l->outcome = "internal-error";
         snprintf(l->reason, sizeof l->reason, "cannot set up TLS to the backend");
         return -1;
     }
-    tls_conn_readahead(bt, backend_rbuf, sizeof backend_rbuf);
-    if (tls_conn_connect(bt, &sv->tls, *session, timeout, why, sizeof why) != TLS_IO_OK) {
+    tls_conn_readahead(*bt, backend_rbuf, sizeof backend_rbuf);
+    if (tls_conn_connect(*bt, &sv->tls, *session, timeout, why, sizeof why) != TLS_IO_OK) {
         l->outcome = "backend-tls-failed";
         snprintf(l->reason, sizeof l->reason, "TLS to %s: %s", sv->address, why);
         log_warning("upstream '%s': TLS to server %s failed: %s", up->name, sv->address, why);
@@ -277,7 +277,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
 {
     const struct frontend_conf *fe = &rt->cfg->frontends[ls->frontend];
     const struct config *cfg = rt->cfg;
-    struct tls_conn tc;
+    struct tls_conn *conn;
     struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
                           .cipher = "-", .sni = "-", .alpn = "-", .resumed = "-",
                           .client_cert = "-", .start = clock_now_ms(), .outcome = "ok" };
@@ -285,47 +285,47 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
     memcpy(serving, l.client, sizeof serving);
     stats_set_state(my_stats, WS_HANDSHAKE, l.client);
-    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &tc, fd, client_rbuf,
+    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &conn, fd, client_rbuf,
                                          sizeof client_rbuf, cfg->timeouts.handshake,
                                          l.reason, sizeof l.reason);
-    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(&tc));
+    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(conn));
     if (hs != TLS_IO_OK) {
         l.outcome = hs == TLS_IO_TIMEOUT ? "handshake-timeout" : "handshake-failed";
         goto out;
     }
-    l.version = tls_conn_version(&tc);
-    l.cipher = tls_conn_cipher(&tc);
-    l.resumed = tls_resumed_name(tls_conn_resumed(&tc));
-    const char *alpn = tls_conn_alpn(&tc);
+    l.version = tls_conn_version(conn);
+    l.cipher = tls_conn_cipher(conn);
+    l.resumed = tls_resumed_name(tls_conn_resumed(conn));
+    const char *alpn = tls_conn_alpn(conn);
     if (alpn)
         snprintf(l.alpn, sizeof l.alpn, "%s", alpn);
     struct tls_peer cp;
-    tls_conn_peer(&tc, &cp);
+    tls_conn_peer(conn, &cp);
     if (*cp.subject)
         snprintf(l.client_cert, sizeof l.client_cert, "\"%s\"", cp.subject);
     size_t ui = config_frontend_route(fe, alpn);
 
     int si = -1;
-    struct tls_conn bt = { .ssl = NULL };
+    struct tls_conn *bt = NULL;
     int b = connect_backend(rt, ui, peer, &si, &l);
-    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, &tc, &cp, &bt, &l) < 0) {
+    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, conn, &cp, &bt, &l) < 0) {
         upstream_conn_end(rt->ups, ui, (size_t)si);
-        tls_conn_free(&bt);
+        tls_conn_free(bt);
         close(b);
         b = -1;
     }
     if (b < 0) {
-        tls_conn_close_notify(&tc);
+        tls_conn_close_notify(conn);
         goto out;
     }
     struct relay_result rr;
     stats_set_state(my_stats, WS_RELAY, l.client);
-    relay_run(&tc, b, bt.ssl ? &bt : NULL, cfg->timeouts.idle, &rr);
+    relay_run(conn, b, bt, cfg->timeouts.idle, &rr);
     stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
     stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
-    if (bt.ssl) {
-        tls_conn_save_session(&bt, session_slot(rt, ui, (size_t)si));
-        tls_conn_free(&bt);
+    if (bt) {
+        tls_conn_save_session(bt, session_slot(rt, ui, (size_t)si));
+        tls_conn_free(bt);
     }
     close(b);
     upstream_conn_end(rt->ups, ui, (size_t)si);
@@ -335,7 +335,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     snprintf(l.reason, sizeof l.reason, "%s", rr.reason);
 out:
     log_conn(&l);
-    tls_conn_free(&tc);
+    tls_conn_free(conn);
     close(fd);
 }
 
@@ -380,7 +380,8 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     my_stats = stats_worker(rt->stats, (unsigned)id);
     if (my_stats)
         my_stats->pid = (int32_t)getpid();
-    tls_set_stats(my_stats);
+    for (size_t i = 0; i < rt->cfg->nfrontends; i++)
+        tls_frontend_set_stats(rt->fe[i], my_stats);
     relay_set_idle_hook(release_idle_memory, 1000);
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;

@@ -12,8 +12,6 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include <wolfssl/options.h>     /* WOLFSSL_AESNI: the default suite order */
-
 #include "addr.h"
 
 #define CONFIG_ERR_MAX 1024
@@ -174,28 +172,7 @@ struct config {
 #define CONFIG_DEFAULT_IDLE             300.0
 #define CONFIG_DEFAULT_SHUTDOWN         30.0
 #define CONFIG_DEFAULT_PIDFILE          "/run/tlsoffd.pid"
-/*
- * The default suites, in the server's order of preference: AES-GCM first
- * where wolfSSL has AES-NI; else ChaCha20-Poly1305, which then runs about
- * twice as fast (Debian's wolfSSL 5.5.4, 64 MiB echoed through the relay:
- * 270 against 133 MiB per server CPU-second).
- */
-#ifdef WOLFSSL_AESNI
-#define CONFIG_DEFAULT_CIPHERS \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define CONFIG_DEFAULT_CIPHERSUITES \
-    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
-#else
-#define CONFIG_DEFAULT_CIPHERS \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
-#define CONFIG_DEFAULT_CIPHERSUITES \
-    "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384"
-#endif
-#define CONFIG_DEFAULT_GROUPS           "X25519:P-256"
+/* The default suites and groups: TLS_POLICY_* in tls_policy.h. */
 #define CONFIG_DEFAULT_CACHE_SIZE       (32u << 20)
 #define CONFIG_DEFAULT_CACHE_TIMEOUT    300.0
 #define CONFIG_DEFAULT_TICKET_ROTATE    3600.0

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "tls_policy.h"
 
 struct strlist {
     char buf[512];
@@ -57,7 +58,7 @@ static int add_group(const struct conf_ctx *c, const config_setting_t *s, const 
  * Cipher lists name suites one by one (no keywords such as HIGH or ALL):
  * AEAD suites only, and for TLS 1.2 only ECDHE or DHE key exchange, so an
  * override can narrow the defaults but never weaken them. Whether wolfSSL
- * knows each name is checked by tls.c.
+ * knows each name is checked by tls_policy.c.
  */
 static int check_cipher_string(const struct conf_ctx *c, const config_setting_t *s, const char *v,
                                bool tls12)
@@ -218,7 +219,7 @@ int conf_load_tls(const struct conf_ctx *c, const config_setting_t *root, struct
             return -1;
         t->ciphers_where = conf_where(c, s);
     } else {
-        t->ciphers = xstrdup(CONFIG_DEFAULT_CIPHERS);
+        t->ciphers = xstrdup(TLS_POLICY_CIPHERS);
         t->ciphers_where = xstrdup(t->where);
     }
     if (g && conf_string(c, g, "ciphersuites", false, NULL, &t->ciphersuites) < 0)
@@ -228,7 +229,7 @@ int conf_load_tls(const struct conf_ctx *c, const config_setting_t *root, struct
             return -1;
         t->suites_where = conf_where(c, s);
     } else {
-        t->ciphersuites = xstrdup(CONFIG_DEFAULT_CIPHERSUITES);
+        t->ciphersuites = xstrdup(TLS_POLICY_CIPHERSUITES);
         t->suites_where = xstrdup(t->where);
     }
 
@@ -238,7 +239,7 @@ int conf_load_tls(const struct conf_ctx *c, const config_setting_t *root, struct
             return -1;
         t->groups = xstrdup(l.buf);
     } else {
-        t->groups = xstrdup(CONFIG_DEFAULT_GROUPS);
+        t->groups = xstrdup(TLS_POLICY_GROUPS);
     }
     return load_resumption(c, g, t);
 }

@@ -18,19 +18,7 @@
 #include "alloc.h"
 #include "net.h"
 #include "probe_http.h"
-
-#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
-
-/* A probe's client offers only AEAD suites (with and without forward
- * secrecy: some backends still have RSA key exchange only). */
-#define PROBE_CIPHERS                                                       \
-    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"                      \
-    "TLS13-CHACHA20-POLY1305-SHA256:"                                       \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"            \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"            \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"            \
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"                  \
-    "AES128-GCM-SHA256:AES256-GCM-SHA384"
+#include "tls_policy.h"
 
 __attribute__((format(printf, 3, 4)))
 static void say(char *buf, size_t len, const char *fmt, ...);
@@ -365,44 +353,10 @@ void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_r
 
 WOLFSSL_CTX *probe_tls_ctx_new(const char *ca_file, bool verify, char *err, size_t errlen)
 {
-    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
-    if (!ctx) {
-        say(err, errlen, "out of memory creating a TLS client context");
-        return NULL;
-    }
-    /* wolfSSL's OpenSSL-compatible defaults allow TLS 1.1, NULL and
-     * anonymous suites, skip verification and retry reads: set all. */
-    if (wolfSSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != WOLFSSL_SUCCESS ||
-        wolfSSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != WOLFSSL_SUCCESS) {
-        say(err, errlen, "cannot set the TLS protocol range");
-        goto fail;
-    }
-    if (wolfSSL_CTX_set_cipher_list(ctx, PROBE_CIPHERS) != WOLFSSL_SUCCESS) {
-        say(err, errlen, "cannot set the cipher list");
-        goto fail;
-    }
-    wolfSSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
-    wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
-    if (verify) {
-        const char *ca = ca_file ? ca_file : SYSTEM_CA_FILE;
-        if (access(ca, R_OK) < 0) {
-            say(err, errlen, "CA file '%s': %s", ca, strerror(errno));
-            goto fail;
-        }
-        if (wolfSSL_CTX_load_verify_locations(ctx, ca, NULL) != WOLFSSL_SUCCESS) {
-            char w[WOLFSSL_MAX_ERROR_SZ];
-            unsigned long e = wolfSSL_ERR_get_error();
-            say(err, errlen, "CA file '%s': cannot load PEM certificates: %s", ca,
-                e ? wolfSSL_ERR_error_string(e, w) : "not in PEM format or damaged");
-            wolfSSL_ERR_clear_error();
-            goto fail;
-        }
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
-    } else {
-        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
-    }
+    struct tls_client_policy p = { .suites = TLS_POLICY_PROBE_SUITES, .verify = verify,
+                                   .ca_file = ca_file, .ca_name = "CA file" };
+    WOLFSSL_CTX *ctx = tls_policy_client_ctx(&p, err, errlen);
+    if (ctx)
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);   /* never resumes */
     return ctx;
-fail:
-    wolfSSL_CTX_free(ctx);
-    return NULL;
 }

@@ -92,7 +92,7 @@ static ssize_t backend_recv(struct state *s, unsigned char *p, size_t n)
         size_t got = 0;
         enum tls_io r = tls_conn_read(s->bt, p, n, &got);
         if (r == TLS_IO_OK) {
-            if (s->bt->drained && !tls_conn_pending(s->bt))
+            if (tls_conn_drained(s->bt) && !tls_conn_pending(s->bt))
                 s->bin = false;
             return (ssize_t)got;
         }
@@ -133,7 +133,7 @@ static int pump_up(struct state *s)
             d->len = n;
             d->off = 0;
             moved = 1;
-            if (s->c->drained && !tls_conn_pending(s->c))
+            if (tls_conn_drained(s->c) && !tls_conn_pending(s->c))
                 s->cin = false;
             /* Records already here join it: one send() for several. */
             while (s->cin && d->len + RELAY_BUF <= sizeof d->buf) {
@@ -146,7 +146,7 @@ static int pump_up(struct state *s)
                     break;
                 }
                 d->len += n;
-                if (s->c->drained && !tls_conn_pending(s->c))
+                if (tls_conn_drained(s->c) && !tls_conn_pending(s->c))
                     s->cin = false;
             }
         } else if (r == TLS_IO_WANT_READ) {
@@ -217,7 +217,7 @@ static int pump_down(struct state *s)
     }
     if (d->eof && d->len == 0 && !d->shut) {
         tls_conn_close_notify(s->c);
-        shutdown(s->c->fd, SHUT_WR);
+        shutdown(tls_conn_fd(s->c), SHUT_WR);
         d->shut = true;
     }
     return moved;
@@ -247,11 +247,12 @@ static void release_empty_buffers(struct state *s)
     if (s->down.len == 0)
         release(s->down.buf, sizeof s->down.buf);
     struct tls_conn *t[2] = { s->c, s->bt };
-    for (int i = 0; i < 2; i++)
-        if (t[i] && t[i]->rbuf && t[i]->roff >= t[i]->rlen) {
-            t[i]->rlen = t[i]->roff = 0;
-            release(t[i]->rbuf, t[i]->rcap);
-        }
+    for (int i = 0; i < 2; i++) {
+        size_t cap;
+        uint8_t *rbuf = t[i] ? tls_conn_idle_readahead(t[i], &cap) : NULL;
+        if (rbuf)
+            release(rbuf, cap);
+    }
 }
 
 void relay_set_idle_hook(void (*fn)(void), int after_ms)
@@ -267,14 +268,14 @@ void relay_set_idle_hook(void (*fn)(void), int after_ms)
  */
 static int wait_turn(struct state *s, double idle, bool *hooked)
 {
-    struct pollfd p[2] = { { .fd = s->c->fd, .events = s->cev },
+    struct pollfd p[2] = { { .fd = tls_conn_fd(s->c), .events = s->cev },
                            { .fd = s->b, .events = s->bev } };
     int64_t idle_at = clock_deadline_ms(idle), hook_at = clock_now_ms() + idle_hook_ms;
     /* While the client is sending, keep the deadline for TLS writes
      * (close_notify, blocked records) one idle period ahead. */
-    s->c->deadline = idle_at;
+    tls_conn_set_deadline(s->c, idle_at);
     if (s->bt)
-        s->bt->deadline = idle_at;
+        tls_conn_set_deadline(s->bt, idle_at);
     int err = net_poll(p, 2, *hooked || hook_at >= idle_at ? idle_at : hook_at);
     if (err == ETIMEDOUT && !*hooked && hook_at < idle_at) {
         *hooked = true;         /* quiet for a while: then the rest of idle */
@@ -309,9 +310,9 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
     s.cin = s.bin = true;
-    client->nonblock = true;
+    tls_conn_set_nonblock(client, true);
     if (backend_tls)
-        backend_tls->nonblock = true;
+        tls_conn_set_nonblock(backend_tls, true);
 
     for (;;) {
         s.cev = s.bev = 0;

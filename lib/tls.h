@@ -1,10 +1,13 @@
 /*
- * tls — wolfSSL server contexts and one TLS connection's I/O.
+ * tls — tlsoffd's TLS over wolfSSL: the contract for everyone outside
+ * lib/tls*.c.
  *
- * Owns: the policy applied to every context (protocol range, AEAD-only
- * suites, groups, no renegotiation, no compression), certificate loading
- * and checking, and the I/O callbacks that bound every read and write by
- * an absolute deadline (a slow-drip client cannot hold a worker).
+ * Owns: the library (tls.c), a frontend's certificate contexts chosen by
+ * SNI, ALPN and client certificates (tls_frontend.c), the policy of every
+ * context (tls_policy.c, tls_policy.h), resumption shared by the workers
+ * (tls_resume.c), OCSP stapling (tls_ocsp.c), and one connection whose
+ * every read and write is bounded by an absolute deadline, so a
+ * slow-drip client cannot hold a worker (tls_io.c).
  */
 #ifndef TLSOFFD_TLS_H
 #define TLSOFFD_TLS_H
@@ -19,6 +22,8 @@
 typedef struct WOLFSSL_CTX WOLFSSL_CTX;
 typedef struct WOLFSSL WOLFSSL;
 
+/* ---- the library ---- */
+
 void tls_global_init(void);
 void tls_global_cleanup(void);
 /* After fork: the child must not reuse the parent's DRBG state. */
@@ -31,9 +36,12 @@ const char *tls_library_version(void);
 const char *tls_acceleration(void);
 const char *tls_library_path(void);
 
+/* ---- contexts ---- */
+
 /*
- * Resumption shared by every worker (see sesscache.h, ticketkeys.h): set
- * once in the master before the contexts are made and the workers forked.
+ * Resumption shared by every worker (see sesscache.h, ticketkeys.h). A
+ * frontend keeps the settings it was made with, and its contexts reach
+ * them, so contexts made for a reload leave the running ones alone.
  */
 struct sesscache;
 struct ticketkeys;
@@ -44,75 +52,49 @@ struct tls_resumption {
     double cache_timeout;           /* seconds */
     double ticket_lifetime;         /* seconds */
 };
-void tls_set_resumption(const struct tls_resumption *r);
-/* The counters this process adds to (a worker's slot); NULL: none. */
-void tls_set_stats(struct stats_worker *w);
-
-/*
- * A server context with the policy of tc and fe's first certificate (no
- * SNI, ALPN or client certificates: see tls_frontend_new). Returns NULL
- * with "file:line: ..." in err (a missing file, an unreadable or
- * mismatched key, an unknown cipher or group).
- */
-WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend_conf *fe,
-                                char *err, size_t errlen);
-void tls_ctx_free(WOLFSSL_CTX *ctx);
 
 /*
  * A frontend's TLS: one context per certificate, chosen per connection
  * from the ClientHello (SNI: exact names, then wildcards, else the default
  * or, with strict_sni, a refusal; ECDSA or RSA by what the client can
- * verify); ALPN; client certificates; OCSP stapling. Sessions and tickets
- * are bound to the frontend. Built in the master; NULL with "file:line:
- * ..." in err. Problems that only disable a feature (an OCSP response that
- * cannot be stapled) are logged as warnings.
+ * verify); ALPN; client certificates; OCSP stapling; resumption as r says
+ * (NULL: none), bound to this frontend. Built in the master; NULL with
+ * "file:line: ..." in err. Problems that only disable a feature (an OCSP
+ * response that cannot be stapled) are logged as warnings.
  */
 struct tls_frontend;
 struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct frontend_conf *fe,
-                                      char *err, size_t errlen);
+                                      const struct tls_resumption *r, char *err, size_t errlen);
 void tls_frontend_free(struct tls_frontend *f);
+/* The counters f's handshakes and session cache add to: this process's
+ * slot (a worker sets it after fork); NULL: none. */
+void tls_frontend_set_stats(struct tls_frontend *f, struct stats_worker *w);
 /* Certificates loaded, and of those, how many staple an OCSP response. */
 size_t tls_frontend_certs(const struct tls_frontend *f, size_t *stapling);
 
 /*
- * A client context for TLS to one backend server: TLS 1.2+, AEAD suites,
- * the chain verified against t->ca_file (or the system store) unless
- * verify is off, and a client certificate if t->cert is set. Returns NULL
- * with "file:line: ..." in err.
+ * A bare server context: the policy of tc and fe's first certificate (no
+ * SNI, ALPN, client certificates or resumption). NULL with "file:line:
+ * ..." in err (a missing file, an unreadable or mismatched key, an
+ * unknown cipher or group).
+ */
+WOLFSSL_CTX *tls_server_ctx_new(const struct tls_conf *tc, const struct frontend_conf *fe,
+                                char *err, size_t errlen);
+/*
+ * A client context for TLS to one backend server (tls_policy_client_ctx
+ * with t's settings): the chain verified against t->ca_file (or the
+ * system's CAs) unless verify is off, a client certificate if t->cert is
+ * set. NULL with "file:line: ..." in err.
  */
 WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *where, char *err,
                                 size_t errlen);
+void tls_ctx_free(WOLFSSL_CTX *ctx);
 
-/* One connection. The fd is made non-blocking; every wait is a poll(). */
-struct tls_conn {
-    WOLFSSL *ssl;
-    int fd;
-    int64_t deadline;       /* ms, CLOCK_MONOTONIC; waits give up at this time */
-    bool nonblock;          /* true: return "want read/write" instead of waiting */
-    bool timed_out;         /* the last failure was the deadline */
-    bool peer_closed;       /* the transport saw EOF */
-    int sys_errno;          /* the last socket error, 0 if none */
-    bool ticket_ok;         /* a ticket decrypted in this handshake */
-    bool ticket_failed;     /* a ticket was offered and did not decrypt */
-    const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_init) */
-    const struct tls_cert *cert;        /* the certificate chosen */
-    uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
-    size_t rcap, rlen, roff;    /* (NULL: wolfSSL's exact-size reads go to the socket) */
-    bool drained;           /* the last recv() emptied the socket (read-ahead only) */
-    char sni[256];          /* "" if none */
-    char alpn[256];         /* negotiated; "" if none */
-    const char *verify_failed;  /* why a client certificate was refused (static) */
-};
+/* ---- one connection ---- */
 
-/* The client certificate of a finished handshake. */
-struct tls_peer {
-    bool presented;         /* on this connection */
-    bool session;           /* ... or when the resumed session was made */
-    char subject[256];      /* one-line form, "/CN=..."; "" if unknown */
-    char cn[128];
-};
-
-enum tls_resumed { TLS_RESUMED_NO, TLS_RESUMED_ID, TLS_RESUMED_TICKET };
+/* Opaque. Its fd is non-blocking; every wait is a poll() bounded by the
+ * connection's absolute deadline. */
+struct tls_conn;
 
 enum tls_io {
     TLS_IO_OK = 0,
@@ -123,66 +105,91 @@ enum tls_io {
     TLS_IO_ERROR,
 };
 
-int tls_conn_init(struct tls_conn *c, WOLFSSL_CTX *ctx, int fd);
-/* Gives c a read-ahead buffer (before the handshake): wolfSSL asks for a
- * 5-byte header and then the record, so without one every record costs
- * two recv() calls. The buffer must outlive the connection. */
-void tls_conn_readahead(struct tls_conn *c, uint8_t *buf, size_t cap);
-#define TLS_READAHEAD_SIZE (32 * 1024)
-void tls_conn_free(struct tls_conn *c);
+/*
+ * A frontend's handshake on fd (non-blocking already), bounded by timeout
+ * seconds: reads the ClientHello into the read-ahead buffer rbuf (cap
+ * bytes, at least CLIENT_HELLO_MAX; it stays the connection's read-ahead
+ * buffer), chooses the certificate, then does the handshake. *conn is set
+ * even on failure (for tls_conn_sni; free it with tls_conn_free). On
+ * failure, reason is set.
+ */
+enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **conn, int fd,
+                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
+                                size_t len);
 
+/* A connection on fd with ctx's settings; NULL if fd cannot be made
+ * non-blocking or wolfSSL has no memory. */
+struct tls_conn *tls_conn_new(WOLFSSL_CTX *ctx, int fd);
+/* Frees conn (NULL: nothing) but leaves its fd open. */
+void tls_conn_free(struct tls_conn *conn);
+/* Gives conn a read-ahead buffer (before the handshake): wolfSSL asks for
+ * a 5-byte header and then the record, so without one every record costs
+ * two recv() calls. The buffer must outlive the connection. */
+void tls_conn_readahead(struct tls_conn *conn, uint8_t *buf, size_t cap);
+#define TLS_READAHEAD_SIZE (32 * 1024)
+
+/* The server handshake, bounded by timeout seconds. On failure, reason is set. */
+enum tls_io tls_conn_accept(struct tls_conn *conn, double timeout, char *reason, size_t len);
 /*
  * The client handshake to a backend, bounded by timeout seconds: sends
  * t->sni, checks t->verify_name if verifying, and offers *session (a
  * session saved from an earlier connection to the same server) to resume.
  * On failure, reason is set.
  */
-enum tls_io tls_conn_connect(struct tls_conn *c, const struct backend_tls_conf *t,
+enum tls_io tls_conn_connect(struct tls_conn *conn, const struct backend_tls_conf *t,
                              void *session, double timeout, char *reason, size_t len);
 /* The session to offer next time (replaces *session; free with
  * tls_session_free). */
-void tls_conn_save_session(struct tls_conn *c, void **session);
+void tls_conn_save_session(struct tls_conn *conn, void **session);
 void tls_session_free(void *session);
 
-/* The handshake, bounded by timeout seconds. On failure, reason is set. */
-enum tls_io tls_conn_accept(struct tls_conn *c, double timeout, char *reason, size_t len);
-
-/*
- * A frontend's handshake on fd (non-blocking already), bounded by timeout
- * seconds: reads the ClientHello into the read-ahead buffer rbuf (cap
- * bytes, at least CLIENT_HELLO_MAX; it stays c's read-ahead buffer),
- * chooses the certificate, then tls_conn_accept(). On failure, reason is
- * set (and c may hold no WOLFSSL: tls_conn_free is still right).
- */
-enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn *c, int fd,
-                                uint8_t *rbuf, size_t cap, double timeout, char *reason,
-                                size_t len);
-
 /* Reads decrypted bytes; *n is set on TLS_IO_OK (never 0). */
-enum tls_io tls_conn_read(struct tls_conn *c, void *buf, size_t len, size_t *n);
+enum tls_io tls_conn_read(struct tls_conn *conn, void *buf, size_t len, size_t *n);
 /* Writes all of buf (one record per 16 KiB); in non-blocking mode it may
  * return WANT_WRITE and must then be called again with the same buffer. */
-enum tls_io tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
+enum tls_io tls_conn_write(struct tls_conn *conn, const void *buf, size_t len);
 /* Bytes buffered inside wolfSSL or read ahead (no poll() needed to read them). */
-bool tls_conn_pending(struct tls_conn *c);
+bool tls_conn_pending(struct tls_conn *conn);
 /* Sends close_notify (best effort, bounded by the deadline). */
-void tls_conn_close_notify(struct tls_conn *c);
+void tls_conn_close_notify(struct tls_conn *conn);
 
+/* For a relay loop that polls the connection's fd itself: */
+int tls_conn_fd(const struct tls_conn *conn);
+/* on: reads and writes return TLS_IO_WANT_* instead of waiting. */
+void tls_conn_set_nonblock(struct tls_conn *conn, bool on);
+/* The absolute deadline of every wait (ms, CLOCK_MONOTONIC). */
+void tls_conn_set_deadline(struct tls_conn *conn, int64_t deadline);
+/* Did the last recv() into the read-ahead buffer empty the socket? */
+bool tls_conn_drained(const struct tls_conn *conn);
+/* The read-ahead buffer if it holds no unread byte (it is then reset, so
+ * the caller may give its pages back), else NULL; its size in *cap. */
+uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap);
+
+/* ---- what a handshake negotiated, for the access log and PROXY v2 ---- */
+
+enum tls_resumed { TLS_RESUMED_NO, TLS_RESUMED_ID, TLS_RESUMED_TICKET };
 /* How the handshake went: full, or resumed by session ID or ticket. */
-enum tls_resumed tls_conn_resumed(struct tls_conn *c);
+enum tls_resumed tls_conn_resumed(struct tls_conn *conn);
 const char *tls_resumed_name(enum tls_resumed r);
 
-/* Negotiated parameters, for the access log. */
-const char *tls_conn_version(struct tls_conn *c);
-const char *tls_conn_cipher(struct tls_conn *c);
-const char *tls_conn_sni(struct tls_conn *c);      /* "-" if none */
-const char *tls_conn_alpn(struct tls_conn *c);     /* NULL if none */
-void tls_conn_peer(struct tls_conn *c, struct tls_peer *p);
+const char *tls_conn_version(struct tls_conn *conn);
+const char *tls_conn_cipher(struct tls_conn *conn);
+const char *tls_conn_sni(struct tls_conn *conn);     /* "-" if none */
+const char *tls_conn_alpn(struct tls_conn *conn);    /* NULL if none */
 /* The server certificate's key and signature algorithms ("EC256",
- * "ECDSA-SHA256"), for PROXY v2; NULL if unknown. */
-const char *tls_conn_key_alg(struct tls_conn *c);
-const char *tls_conn_sig_alg(struct tls_conn *c);
+ * "ecdsa-with-SHA256"); NULL if unknown. */
+const char *tls_conn_key_alg(struct tls_conn *conn);
+const char *tls_conn_sig_alg(struct tls_conn *conn);
+
+/* The client certificate of a finished handshake. */
+struct tls_peer {
+    bool presented;         /* on this connection */
+    bool session;           /* ... or when the resumed session was made */
+    char subject[256];      /* one-line form, "/CN=..."; "" if unknown */
+    char cn[128];
+};
+void tls_conn_peer(struct tls_conn *conn, struct tls_peer *p);
 /* The last wolfSSL error as text. */
-void tls_conn_error(struct tls_conn *c, int ret, char *buf, size_t len);
+void tls_conn_error(struct tls_conn *conn, int ret, char *buf, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "tls_policy.h"
 #include "log.h"
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -63,9 +64,9 @@ START_TEST(minimal_defaults)
     ck_assert(cfg->timeouts.shutdown == CONFIG_DEFAULT_SHUTDOWN);
     ck_assert_int_eq(cfg->tls.min_version, TLS1_2_VERSION);
     ck_assert_int_eq(cfg->tls.max_version, TLS1_3_VERSION);
-    ck_assert_str_eq(cfg->tls.ciphers, CONFIG_DEFAULT_CIPHERS);
-    ck_assert_str_eq(cfg->tls.ciphersuites, CONFIG_DEFAULT_CIPHERSUITES);
-    ck_assert_str_eq(cfg->tls.groups, CONFIG_DEFAULT_GROUPS);
+    ck_assert_str_eq(cfg->tls.ciphers, TLS_POLICY_CIPHERS);
+    ck_assert_str_eq(cfg->tls.ciphersuites, TLS_POLICY_CIPHERSUITES);
+    ck_assert_str_eq(cfg->tls.groups, TLS_POLICY_GROUPS);
     ck_assert_uint_eq(cfg->nfrontends, 1);
     ck_assert_uint_eq(cfg->frontends[0].nlisten, 1);
     ck_assert_str_eq(cfg->frontends[0].certs[0].key, cfg->frontends[0].certs[0].cert);

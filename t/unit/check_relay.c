@@ -17,15 +17,15 @@ struct relay_job {
 static void *relay_thread(void *arg)
 {
     struct relay_job *j = arg;
-    struct tls_conn c;
+    struct tls_conn *conn = tls_conn_new(sctx, j->client_fd);
     char why[128];
-    ck_assert_int_eq(tls_conn_init(&c, sctx, j->client_fd), 0);
-    ck_assert_int_eq(tls_conn_accept(&c, 5, why, sizeof why), TLS_IO_OK);
+    ck_assert_ptr_nonnull(conn);
+    ck_assert_int_eq(tls_conn_accept(conn, 5, why, sizeof why), TLS_IO_OK);
     fcntl(j->backend_fd, F_SETFL, O_NONBLOCK);
     int64_t t0 = clock_now_ms();
-    relay_run(&c, j->backend_fd, NULL, j->idle, &j->res);
+    relay_run(conn, j->backend_fd, NULL, j->idle, &j->res);
     j->took = clock_now_ms() - t0;
-    tls_conn_free(&c);
+    tls_conn_free(conn);
     pair_thread_done();
     return NULL;
 }

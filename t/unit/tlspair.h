@@ -1,4 +1,4 @@
-/* A TLS server (lib/tls.c) and a wolfSSL client over a socketpair, for the
+/* A TLS server (lib/tls*.c) and a wolfSSL client over a socketpair, for the
  * tls and relay suites. The server side runs in a thread. */
 #ifndef TLSOFFD_TLSPAIR_H
 #define TLSOFFD_TLSPAIR_H
@@ -11,6 +11,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "config.h"
+#include "tls_policy.h"
 #include "tls.h"
 #include "unit.h"
 
@@ -18,8 +19,8 @@ static inline struct tls_conf pair_tls_conf(void)
 {
     struct tls_conf tc = {
         .preset = TLS_PRESET_INTERMEDIATE, .min_version = TLS1_2_VERSION,
-        .max_version = TLS1_3_VERSION, .ciphers = CONFIG_DEFAULT_CIPHERS,
-        .ciphersuites = CONFIG_DEFAULT_CIPHERSUITES, .groups = CONFIG_DEFAULT_GROUPS,
+        .max_version = TLS1_3_VERSION, .ciphers = TLS_POLICY_CIPHERS,
+        .ciphersuites = TLS_POLICY_CIPHERSUITES, .groups = TLS_POLICY_GROUPS,
         .where = "test.conf:1", .ciphers_where = "test.conf:2", .suites_where = "test.conf:3",
     };
     return tc;

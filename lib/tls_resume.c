@@ -1,0 +1,232 @@
+/*
+ * tls_resume — resumption shared by every worker: the session-ID cache
+ * (sesscache.h) and the ticket key ring (ticketkeys.h) behind wolfSSL's
+ * callbacks, sessions and tickets bound to their frontend's scope, and
+ * the count of handshakes by how they went.
+ */
+#include "tls_int.h"
+#include "clock.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <wolfssl/wolfcrypt/sha256.h>
+
+#include "log.h"
+#include "sesscache.h"
+#include "stats.h"
+#include "ticketkeys.h"
+
+#define RESUME_EX_DATA      0           /* the context's ex_data slot of its tls_resume */
+#define TICKET_HINT_MAX     604800      /* seconds: a ticket lives at most 7 days (RFC 8446) */
+#define SCOPE_TEXT_MAX      1024        /* the text a frontend's scope is hashed from */
+#define SESSION_ID_MAX      256         /* bytes of a session ID that go into its key */
+
+void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
+                     const struct frontend_conf *fe)
+{
+    unsigned char digest[WC_SHA256_DIGEST_SIZE];
+    char text[SCOPE_TEXT_MAX];
+    memset(rs, 0, sizeof *rs);
+    if (r)
+        rs->conf = *r;
+    snprintf(text, sizeof text, "tlsoffd frontend\n%s\n%d\n%s\n%s", fe->name,
+             (int)fe->verify_client, fe->client_ca ? fe->client_ca : "",
+             fe->client_crl ? fe->client_crl : "");
+    wc_Sha256Hash((const unsigned char *)text, (word32)strlen(text), digest);
+    memcpy(rs->scope, digest, sizeof rs->scope);
+}
+
+const struct tls_resume *tls_resume_of(WOLFSSL *ssl)
+{
+    return ssl ? wolfSSL_CTX_get_ex_data(wolfSSL_get_SSL_CTX(ssl), RESUME_EX_DATA) : NULL;
+}
+
+/*
+ * Sessions and tickets are bound to their frontend (its scope): a session
+ * made where no client certificate was asked for must not resume where one
+ * is required. The cache key is SHA-256(scope || session ID).
+ */
+static void scoped_id(const struct tls_resume *rs, const unsigned char *id, unsigned idlen,
+                      uint8_t out[SESSCACHE_ID_MAX])
+{
+    uint8_t in[TICKET_SCOPE_LEN + SESSION_ID_MAX], digest[WC_SHA256_DIGEST_SIZE];
+    if (idlen > SESSION_ID_MAX)
+        idlen = SESSION_ID_MAX;
+    memcpy(in, rs->scope, TICKET_SCOPE_LEN);
+    memcpy(in + TICKET_SCOPE_LEN, id, idlen);
+    wc_Sha256Hash(in, TICKET_SCOPE_LEN + idlen, digest);
+    memcpy(out, digest, SESSCACHE_ID_MAX);
+}
+
+/*
+ * A new session: TLS 1.2 sessions with an ID go to the shared cache.
+ * TLS 1.3 resumes statelessly by ticket, and a TLS 1.2 ticket session has
+ * no ID, so those are not stored. Returns 0: wolfSSL keeps no reference.
+ */
+static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
+{
+    const struct tls_resume *rs = tls_resume_of(ssl);
+    unsigned int idlen = 0;
+    const unsigned char *id = wolfSSL_SESSION_get_id(sess, &idlen);
+    unsigned char buf[SESSCACHE_SLOT_SIZE];
+    uint8_t key[SESSCACHE_ID_MAX];
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || idlen == 0)
+        return 0;
+    scoped_id(rs, id, idlen, key);
+    int sz = wolfSSL_i2d_SSL_SESSION(sess, NULL);
+    if (sz <= 0 || (size_t)sz > sesscache_max_data()) {
+        stats_inc(rs->stats, ST_CACHE_OVERSIZE);
+        log_debug("session cache: a %d-byte session does not fit a slot (%zu bytes)", sz,
+                  sesscache_max_data());
+        return 0;
+    }
+    log_debug("session cache: storing a %d-byte session", sz);
+    unsigned char *p = buf;
+    wolfSSL_i2d_SSL_SESSION(sess, &p);      /* writes at p; does not advance it */
+    switch (sesscache_store(rs->conf.cache, key, sizeof key, buf, (size_t)sz, clock_now_ms())) {
+    case SESSCACHE_STORED_EVICTING:
+        stats_inc(rs->stats, ST_CACHE_EVICT);
+        /* fall through */
+    case SESSCACHE_STORED:
+        stats_inc(rs->stats, ST_CACHE_STORE);
+        break;
+    case SESSCACHE_OVERSIZE:
+        stats_inc(rs->stats, ST_CACHE_OVERSIZE);
+        break;
+    case SESSCACHE_BADID:
+        break;
+    }
+    return 0;
+}
+
+static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int len, int *copy)
+{
+    const struct tls_resume *rs = tls_resume_of(ssl);
+    unsigned char buf[SESSCACHE_SLOT_SIZE];
+    uint8_t key[SESSCACHE_ID_MAX];
+    *copy = 0;
+    /* TLS 1.3 asks by the ticket's ID on every resumption; its tickets
+     * carry the session themselves. */
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || len <= 0)
+        return NULL;
+    scoped_id(rs, id, (unsigned)len, key);
+    size_t n = sesscache_lookup(rs->conf.cache, key, sizeof key, buf, sizeof buf, clock_now_ms());
+    if (n == 0) {
+        stats_inc(rs->stats, ST_CACHE_MISS);
+        return NULL;
+    }
+    const unsigned char *p = buf;
+    WOLFSSL_SESSION *sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)n);
+    stats_inc(rs->stats, sess ? ST_CACHE_HIT : ST_CACHE_MISS);
+    return sess;
+}
+
+/*
+ * Session tickets under the shared key ring. A ticket under an older key
+ * is accepted and a new one issued (wolfSSL 5.5.4 issues it for TLS 1.3
+ * only). TLS 1.3 may call this once per offered suite while a ticket does
+ * not decrypt, so a failure only sets a flag, counted once per connection.
+ */
+static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc, unsigned char *ticket,
+                     int len, int *outlen, void *ctx)
+{
+    const struct tls_resume *rs = tls_resume_of(ssl);
+    struct tls_conn *conn = wolfSSL_GetIOReadCtx(ssl);
+    (void)ctx;
+    if (len <= 0)
+        return WOLFSSL_TICKET_RET_REJECT;
+    if (enc) {
+        if (ticketkeys_encrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
+                               (size_t)len) < 0)
+            return WOLFSSL_TICKET_RET_FATAL;
+        *outlen = len;
+        return WOLFSSL_TICKET_RET_OK;
+    }
+    switch (ticketkeys_decrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
+                               (size_t)len, clock_real_ms())) {
+    case TICKET_DEC_CURRENT:
+        *outlen = len;
+        conn->ticket_ok = true;
+        return WOLFSSL_TICKET_RET_OK;
+    case TICKET_DEC_OLDER:
+        *outlen = len;
+        conn->ticket_ok = true;
+        return WOLFSSL_TICKET_RET_CREATE;
+    default:
+        conn->ticket_failed = true;
+        return WOLFSSL_TICKET_RET_REJECT;
+    }
+}
+
+void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs)
+{
+    static const struct tls_resumption none;
+    const struct tls_resumption *r = rs ? &rs->conf : &none;
+    double life = r->keys ? r->ticket_lifetime : r->cache_timeout;
+    if (life < r->cache_timeout)
+        life = r->cache_timeout;
+    /* wolfSSL refuses TLS 1.3 tickets older than the session timeout. */
+    wolfSSL_CTX_set_timeout(ctx, life < 1 ? 1 : (unsigned)life);
+    /* The callbacks find rs through the context: contexts built for a
+     * reload do not disturb the running ones. */
+    wolfSSL_CTX_set_ex_data(ctx, RESUME_EX_DATA, (void *)rs);
+    if (r->cache) {
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_SERVER |
+                                                WOLFSSL_SESS_CACHE_NO_INTERNAL);
+        wolfSSL_CTX_sess_set_new_cb(ctx, sess_new_cb);
+        wolfSSL_CTX_sess_set_get_cb(ctx, sess_get_cb);
+        /* No remove callback: wolfSSL 5.5.4 calls it whenever a session
+         * object is freed, which would delete what was just stored. */
+    } else {
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+    }
+    if (r->keys) {
+        wolfSSL_CTX_set_TicketEncCb(ctx, ticket_cb);
+        wolfSSL_CTX_set_TicketHint(ctx, (int)(r->ticket_lifetime > TICKET_HINT_MAX
+                                              ? TICKET_HINT_MAX : r->ticket_lifetime));
+    } else {
+        wolfSSL_CTX_NoTicketTLSv12(ctx);
+        wolfSSL_CTX_no_ticket_TLSv13(ctx);
+    }
+}
+
+enum tls_resumed tls_conn_resumed(struct tls_conn *conn)
+{
+    if (!wolfSSL_session_reused(conn->ssl))
+        return TLS_RESUMED_NO;
+    if (wolfSSL_version(conn->ssl) == TLS1_3_VERSION || conn->ticket_ok)
+        return TLS_RESUMED_TICKET;
+    return TLS_RESUMED_ID;
+}
+
+const char *tls_resumed_name(enum tls_resumed r)
+{
+    return r == TLS_RESUMED_ID ? "id" : r == TLS_RESUMED_TICKET ? "ticket" : "no";
+}
+
+void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok)
+{
+    struct stats_worker *w = rs ? rs->stats : NULL;
+    stats_inc(w, ST_CONNECTIONS);
+    if (conn->ticket_failed && !conn->ticket_ok)
+        stats_inc(w, ST_TICKET_FAIL);
+    if (!ok) {
+        stats_inc(w, ST_HANDSHAKE_FAILED);
+        return;
+    }
+    switch (tls_conn_resumed(conn)) {
+    case TLS_RESUMED_NO:
+        stats_inc(w, ST_FULL);
+        break;
+    case TLS_RESUMED_ID:
+        stats_inc(w, ST_RESUMED_ID);
+        break;
+    case TLS_RESUMED_TICKET:
+        stats_inc(w, wolfSSL_version(conn->ssl) == TLS1_3_VERSION ? ST_RESUMED_TICKET13
+                                                                  : ST_RESUMED_TICKET12);
+        break;
+    }
+}

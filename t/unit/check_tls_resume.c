@@ -1,0 +1,144 @@
+/* tls_resume.c: sessions and tickets shared by the workers. */
+#include "tlspair.h"
+
+#include "clienthello.h"
+#include "clock.h"
+#include "stats.h"
+#include "ticketkeys.h"
+
+static char err[512];
+
+static void setup(void)
+{
+    tls_global_init();
+}
+
+static void teardown(void)
+{
+    tls_global_cleanup();
+}
+
+START_TEST(resumed_names)
+{
+    ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_NO), "no");
+    ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_ID), "id");
+    ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_TICKET), "ticket");
+}
+END_TEST
+
+/* A frontend's handshake, in a thread. */
+struct fe_job {
+    struct tls_frontend *f;
+    int fd;
+    enum tls_io result;
+    enum tls_resumed resumed;
+};
+
+static void *fe_thread(void *arg)
+{
+    static uint8_t rbuf[CLIENT_HELLO_MAX];
+    struct fe_job *j = arg;
+    struct tls_conn *conn = NULL;
+    char reason[256];
+    fcntl(j->fd, F_SETFL, O_NONBLOCK);
+    j->result = tls_frontend_accept(j->f, &conn, j->fd, rbuf, sizeof rbuf, 5, reason,
+                                    sizeof reason);
+    j->resumed = j->result == TLS_IO_OK ? tls_conn_resumed(conn) : TLS_RESUMED_NO;
+    tls_conn_free(conn);
+    pair_thread_done();
+    return NULL;
+}
+
+/* One TLS 1.2 handshake with f, offering *sess; the new session replaces it. */
+static enum tls_resumed handshake(struct tls_frontend *f, WOLFSSL_SESSION **sess)
+{
+    int sv[2];
+    pthread_t t;
+    struct fe_job j = { .f = f };
+    pair_sockets(sv);
+    j.fd = sv[0];
+    pthread_create(&t, NULL, fe_thread, &j);
+    WOLFSSL *c = pair_client(sv[1], 2);
+    ck_assert_int_eq(wolfSSL_UseSessionTicket(c), WOLFSSL_SUCCESS);
+    if (*sess)
+        wolfSSL_set_session(c, *sess);
+    ck_assert_int_eq(wolfSSL_connect(c), WOLFSSL_SUCCESS);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(j.result, TLS_IO_OK);
+    if (*sess)
+        wolfSSL_SESSION_free(*sess);
+    *sess = wolfSSL_get1_session(c);
+    wolfSSL_free(c);
+    close(sv[0]);
+    close(sv[1]);
+    return j.resumed;
+}
+
+static struct tls_frontend *frontend(const struct tls_resumption *r)
+{
+    static struct cert_conf cc;
+    static struct frontend_conf fe = { .name = "t", .ncerts = 1, .certs = &cc, .where = "x:2" };
+    struct tls_conf tc = pair_tls_conf();
+    cc = (struct cert_conf){ .cert = (char *)unit_cert("example.test.pem"),
+                             .key = (char *)unit_cert("example.test.key"), .where = "x:1" };
+    struct tls_frontend *f = tls_frontend_new(&tc, &fe, r, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    return f;
+}
+
+/* A frontend without resumption: every handshake is a full one. */
+START_TEST(full_handshakes)
+{
+    struct tls_frontend *f = frontend(NULL);
+    WOLFSSL_SESSION *sess = NULL;
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
+    wolfSSL_SESSION_free(sess);
+    tls_frontend_free(f);
+}
+END_TEST
+
+/* Tickets resume through the frontend's own resumption, counted in its
+ * counters; a frontend made later without tickets (a reload) leaves the
+ * first one as it was. */
+START_TEST(ticket_from_the_frontend)
+{
+    static uint8_t keys_region[64 * 1024], stats_region[64 * 1024];
+    ck_assert_uint_le(ticketkeys_region_size(), sizeof keys_region);
+    ck_assert_uint_le(stats_region_size(1), sizeof stats_region);
+    struct ticketkeys *keys = ticketkeys_init(keys_region);
+    struct ticket_key k;
+    ck_assert_int_eq(ticketkeys_generate(&k), 0);
+    ticketkeys_rotate(keys, &k, clock_real_ms(), 3600000);
+    struct stats *st = stats_init(stats_region, 1);
+
+    struct tls_resumption r = { .keys = keys, .cache_timeout = 300, .ticket_lifetime = 3600 };
+    struct tls_frontend *f = frontend(&r);
+    tls_frontend_set_stats(f, stats_worker(st, 0));
+
+    WOLFSSL_SESSION *sess = NULL;
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_NO);
+    struct tls_frontend *next = frontend(NULL);
+    ck_assert_int_eq(handshake(f, &sess), TLS_RESUMED_TICKET);
+    tls_frontend_free(next);
+    ck_assert_uint_eq(stats_total(st, ST_CONNECTIONS), 2);
+    ck_assert_uint_eq(stats_total(st, ST_FULL), 1);
+    ck_assert_uint_eq(stats_total(st, ST_RESUMED_TICKET12), 1);
+    wolfSSL_SESSION_free(sess);
+    tls_frontend_free(f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("tls_resume");
+    TCase *tcase = tcase_create("tls_resume");
+    tcase_add_checked_fixture(tcase, setup, teardown);
+    tcase_add_test(tcase, resumed_names);
+    tcase_add_test(tcase, full_handshakes);
+    tcase_add_test(tcase, ticket_from_the_frontend);
+    suite_add_tcase(s, tcase);
+    return s;
+}
+
+UNIT_MAIN(suite)
