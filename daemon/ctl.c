@@ -114,7 +114,8 @@ static int print_stats(const struct config *cfg, int pid)
         return EXIT_FAIL;
     }
     size_t ssize;
-    struct stats *st = stats_open(shm_region(&shm, SHM_STATS, &ssize), ssize);
+    void *region = shm_region(&shm, SHM_STATS, &ssize);
+    struct stats *st = stats_open(region, ssize);
     printf("master=%d\n", pid);
     print_resumption(&shm);
     if (st)
