@@ -44,6 +44,8 @@ static uint8_t client_rbuf[TLS_READAHEAD_SIZE], backend_rbuf[TLS_READAHEAD_SIZE]
 #define FAIL_TEST_ENV "TLSOFFD_TEST_ALLOC_FAIL"
 static const char *fail_test;
 
+#define ACCEPT_PAUSE_MS 100    /* after accept() failed for want of fds or memory */
+
 static volatile sig_atomic_t stopping;
 static struct stats_worker *my_stats;      /* this worker's scoreboard slot */
 static volatile sig_atomic_t reopen_logs;
@@ -121,6 +123,7 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
     return fd;
 }
 
+/* What the access log says of one connection. */
 struct conn_log {
     char client[ADDR_STRLEN];
     const char *frontend;
@@ -135,6 +138,23 @@ struct conn_log {
     char reason[200];
 };
 
+/* One connection: the client's side, the backend's side, and its log line. */
+struct conn {
+    int client_fd;
+    const struct sockaddr_storage *peer;
+    const struct frontend_conf *fe;
+    struct tls_conn *client;        /* the client's TLS */
+    struct tls_peer client_peer;    /* its certificate, if any */
+    const char *alpn;               /* negotiated, or NULL */
+    size_t upstream;                /* index in the configuration */
+    int server;                     /* of the upstream; -1: none yet */
+    int backend_fd;                 /* -1: not connected */
+    struct tls_conn *backend;       /* TLS to the backend, or NULL */
+    struct conn_log log;
+};
+
+#define NO_SERVER_WARN_MS 1000      /* "has no server up", at most this often */
+
 static void log_conn(const struct conn_log *l)
 {
     double dur = (double)(clock_now_ms() - l->start) / 1000.0;
@@ -147,57 +167,72 @@ static void log_conn(const struct conn_log *l)
                l->reason[0] ? " reason=\"" : "", l->reason, l->reason[0] ? "\"" : "");
 }
 
-/*
- * Connects to a server of the frontend's upstream: the balancer's choice,
- * then, if that connect fails, the next eligible server, up to `retries`
- * more. A failed connect counts against its server (passive check).
- * Returns the socket, or -1 with the outcome and reason in l.
- */
-static int connect_backend(struct runtime *rt, size_t ui, const struct sockaddr_storage *peer,
-                           int *si, struct conn_log *l)
+/* The connect to one server worked (1) or not (0); its passive check. */
+static int tried_server(struct runtime *rt, struct conn *c, int server, int fd, const char *why,
+                        bool more)
 {
-    const struct upstream_conf *up = &rt->cfg->upstreams[ui];
+    const struct upstream_conf *up = &rt->cfg->upstreams[c->upstream];
+    const struct server_conf *sv = &up->servers[server];
+    if (fd >= 0) {
+        if (upstream_report(rt->ups, c->upstream, (size_t)server, true, false, NULL) > 0)
+            log_notice("upstream '%s': server %s is up again (a connect worked)", up->name,
+                       sv->address);
+        upstream_conn_begin(rt->ups, c->upstream, (size_t)server);
+        c->server = server;
+        c->backend_fd = fd;
+        return 1;
+    }
+    char err[160];
+    snprintf(err, sizeof err, "connect: %s", why);
+    if (upstream_report(rt->ups, c->upstream, (size_t)server, false, false, err) < 0)
+        log_warning("upstream '%s': server %s is down: %s (passive check)", up->name,
+                    sv->address, err);
+    log_info("upstream '%s': connect to %s failed: %s%s", up->name, sv->address, why,
+             more ? "; trying another server" : "");
+    return 0;
+}
+
+static void no_server_up(const struct upstream_conf *up, struct conn_log *l)
+{
+    static int64_t warned;          /* per worker */
+    l->outcome = "no-server";
+    snprintf(l->reason, sizeof l->reason, "upstream '%s' has no server up", up->name);
+    if (clock_now_ms() - warned >= NO_SERVER_WARN_MS) {
+        warned = clock_now_ms();
+        log_warning("upstream '%s' has no server up: clients are turned away", up->name);
+    }
+}
+
+/*
+ * Connects to a server of the connection's upstream: the balancer's
+ * choice, then, if that connect fails, the next eligible server, up to
+ * `retries` more. A failed connect counts against its server (passive
+ * check). 0, or -1 with the outcome and reason in the log record.
+ */
+static int connect_backend(struct runtime *rt, struct conn *c)
+{
+    const struct upstream_conf *up = &rt->cfg->upstreams[c->upstream];
     bool tried[CONFIG_MAX_SERVERS] = { false };
     char why[128] = "";
-    enum net_err ue = NET_ERROR;
+    enum net_err err = NET_ERROR;
     int attempts = 0;
 
     for (; attempts <= up->retries; attempts++) {
-        int i = upstream_choose(rt->ups, ui, (const struct sockaddr *)peer, tried);
+        int i = upstream_choose(rt->ups, c->upstream, (const struct sockaddr *)c->peer, tried);
         if (i < 0)
             break;
-        const struct server_conf *sv = &up->servers[i];
         tried[i] = true;
-        snprintf(l->backend, sizeof l->backend, "%s", sv->address);
+        snprintf(c->log.backend, sizeof c->log.backend, "%s", up->servers[i].address);
         int64_t deadline = clock_deadline_ms(rt->cfg->timeouts.connect);
-        int b = net_connect(&sv->addr, deadline, &ue, why, sizeof why);
-        if (b >= 0) {
-            if (upstream_report(rt->ups, ui, (size_t)i, true, false, NULL) > 0)
-                log_notice("upstream '%s': server %s is up again (a connect worked)",
-                           up->name, sv->address);
-            upstream_conn_begin(rt->ups, ui, (size_t)i);
-            *si = i;
-            return b;
-        }
-        char err[160];
-        snprintf(err, sizeof err, "connect: %s", why);
-        if (upstream_report(rt->ups, ui, (size_t)i, false, false, err) < 0)
-            log_warning("upstream '%s': server %s is down: %s (passive check)", up->name,
-                        sv->address, err);
-        log_info("upstream '%s': connect to %s failed: %s%s", up->name, sv->address, why,
-                 attempts < up->retries ? "; trying another server" : "");
+        int fd = net_connect(&up->servers[i].addr, deadline, &err, why, sizeof why);
+        if (tried_server(rt, c, i, fd, why, attempts < up->retries))
+            return 0;
     }
     if (attempts == 0) {
-        static int64_t warned;      /* at most one line a second per worker */
-        l->outcome = "no-server";
-        snprintf(l->reason, sizeof l->reason, "upstream '%s' has no server up", up->name);
-        if (clock_now_ms() - warned >= 1000) {
-            warned = clock_now_ms();
-            log_warning("upstream '%s' has no server up: clients are turned away", up->name);
-        }
+        no_server_up(up, &c->log);
     } else {
-        l->outcome = net_err_outcome(ue);
-        snprintf(l->reason, sizeof l->reason, "%s%s", why,
+        c->log.outcome = net_err_outcome(err);
+        snprintf(c->log.reason, sizeof c->log.reason, "%s%s", why,
                  attempts > 1 ? " (and on every other server tried)" : "");
     }
     return -1;
@@ -215,127 +250,147 @@ static void **session_slot(struct runtime *rt, size_t up, size_t server)
     return &backend_sessions[up][server];
 }
 
-/*
- * What the backend gets before the client's bytes: a PROXY protocol header
- * (if configured), then, for a TLS server, our TLS handshake. 0, or -1 with
- * the outcome and reason in l.
- */
-static int open_backend(struct runtime *rt, size_t ui, size_t si, int b, int client_fd,
-                        const struct sockaddr_storage *peer, struct tls_conn *client,
-                        const struct tls_peer *cp, struct tls_conn **bt, struct conn_log *l)
+/* The PROXY protocol header for the server, if it takes one. 0 or -1. */
+static int send_proxy_header(const struct server_conf *sv, struct conn *c, int64_t deadline)
 {
-    const struct upstream_conf *up = &rt->cfg->upstreams[ui];
-    const struct server_conf *sv = &up->servers[si];
-    double timeout = rt->cfg->timeouts.connect;
-
-    if (sv->proxy != PROXY_OFF) {
-        struct sockaddr_storage local;
-        socklen_t ll = sizeof local;
-        unsigned char hdr[PROXYPROTO_V2_MAX];
-        getsockname(client_fd, (struct sockaddr *)&local, &ll);
-        struct proxy_info pi = {
-            .src = (const struct sockaddr *)peer, .dst = (const struct sockaddr *)&local,
-            .alpn = tls_conn_alpn(client),
-            .authority = strcmp(l->sni, "-") ? l->sni : NULL,
-            .tls_version = tls_conn_version(client), .cipher = tls_conn_cipher(client),
-            .sig_alg = tls_conn_sig_alg(client), .key_alg = tls_conn_key_alg(client),
-            .client_cn = *cp->cn ? cp->cn : NULL,
-            .client_cert_conn = cp->presented, .client_cert_sess = cp->session,
-            .verify = 0,    /* a certificate that did not verify ended the handshake */
-        };
-        ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
-                                          : proxyproto_v2(&pi, hdr, sizeof hdr);
-        int64_t deadline = clock_deadline_ms(timeout);
-        if (n < 0 || net_send_all(b, hdr, (size_t)n, deadline, l->reason, sizeof l->reason) != 0) {
-            if (n < 0)
-                snprintf(l->reason, sizeof l->reason, "cannot build the PROXY header");
-            l->outcome = "backend-error";
-            return -1;
-        }
-    }
-    if (!sv->tls.enabled)
-        return 0;
-    char why[160];
-    void **session = session_slot(rt, ui, si);
-    if (!(*bt = tls_conn_new(rt->backend_ctx[ui][si], b))) {
-        l->outcome = "internal-error";
-        snprintf(l->reason, sizeof l->reason, "cannot set up TLS to the backend");
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+    unsigned char hdr[PROXYPROTO_V2_MAX];
+    const struct tls_peer *cp = &c->client_peer;
+    getsockname(c->client_fd, (struct sockaddr *)&local, &len);
+    struct proxy_info pi = {
+        .src = (const struct sockaddr *)c->peer, .dst = (const struct sockaddr *)&local,
+        .alpn = c->alpn, .authority = strcmp(c->log.sni, "-") ? c->log.sni : NULL,
+        .tls_version = tls_conn_version(c->client), .cipher = tls_conn_cipher(c->client),
+        .sig_alg = tls_conn_sig_alg(c->client), .key_alg = tls_conn_key_alg(c->client),
+        .client_cn = *cp->cn ? cp->cn : NULL,
+        .client_cert_conn = cp->presented, .client_cert_sess = cp->session,
+        .verify = 0,    /* a certificate that did not verify ended the handshake */
+    };
+    ssize_t n = sv->proxy == PROXY_V1 ? proxyproto_v1(&pi, (char *)hdr, sizeof hdr)
+                                      : proxyproto_v2(&pi, hdr, sizeof hdr);
+    if (n < 0)
+        snprintf(c->log.reason, sizeof c->log.reason, "cannot build the PROXY header");
+    if (n < 0 || net_send_all(c->backend_fd, hdr, (size_t)n, deadline, c->log.reason,
+                              sizeof c->log.reason) < 0) {
+        c->log.outcome = "backend-error";
         return -1;
     }
-    tls_conn_readahead(*bt, backend_rbuf, sizeof backend_rbuf);
-    if (tls_conn_connect(*bt, &sv->tls, *session, timeout, why, sizeof why) != TLS_IO_OK) {
-        l->outcome = "backend-tls-failed";
-        snprintf(l->reason, sizeof l->reason, "TLS to %s: %s", sv->address, why);
+    return 0;
+}
+
+/* Our TLS handshake with a TLS server. 0, or -1 with the outcome. */
+static int backend_handshake(struct runtime *rt, const struct server_conf *sv, struct conn *c)
+{
+    char why[160];
+    const struct upstream_conf *up = &rt->cfg->upstreams[c->upstream];
+    void **session = session_slot(rt, c->upstream, (size_t)c->server);
+    if (!(c->backend = tls_conn_new(rt->backend_ctx[c->upstream][c->server], c->backend_fd))) {
+        c->log.outcome = "internal-error";
+        snprintf(c->log.reason, sizeof c->log.reason, "cannot set up TLS to the backend");
+        return -1;
+    }
+    tls_conn_readahead(c->backend, backend_rbuf, sizeof backend_rbuf);
+    if (tls_conn_connect(c->backend, &sv->tls, *session, rt->cfg->timeouts.connect, why,
+                         sizeof why) != TLS_IO_OK) {
+        c->log.outcome = "backend-tls-failed";
+        snprintf(c->log.reason, sizeof c->log.reason, "TLS to %s: %s", sv->address, why);
         log_warning("upstream '%s': TLS to server %s failed: %s", up->name, sv->address, why);
         return -1;
     }
     return 0;
 }
 
+/*
+ * What the backend gets before the client's bytes: a PROXY protocol header
+ * (if configured), then, for a TLS server, our TLS handshake. 0, or -1 with
+ * the outcome and reason in the log record.
+ */
+static int open_backend(struct runtime *rt, struct conn *c)
+{
+    const struct server_conf *sv = &rt->cfg->upstreams[c->upstream].servers[c->server];
+    int64_t deadline = clock_deadline_ms(rt->cfg->timeouts.connect);
+    if (sv->proxy != PROXY_OFF && send_proxy_header(sv, c, deadline) < 0)
+        return -1;
+    return sv->tls.enabled ? backend_handshake(rt, sv, c) : 0;
+}
+
+/* Lets go of the backend: its TLS session kept for next time, if asked. */
+static void close_backend(struct runtime *rt, struct conn *c, bool keep_session)
+{
+    if (c->backend && keep_session)
+        tls_conn_save_session(c->backend, session_slot(rt, c->upstream, (size_t)c->server));
+    tls_conn_free(c->backend);
+    c->backend = NULL;
+    close(c->backend_fd);
+    c->backend_fd = -1;
+    upstream_conn_end(rt->ups, c->upstream, (size_t)c->server);
+}
+
+/* The handshake with the client; what it agreed goes into the log record. */
+static int handshake(struct runtime *rt, const struct listener *ls, struct conn *c)
+{
+    struct conn_log *l = &c->log;
+    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &c->client, c->client_fd,
+                                         client_rbuf, sizeof client_rbuf,
+                                         rt->cfg->timeouts.handshake, l->reason,
+                                         sizeof l->reason);
+    snprintf(l->sni, sizeof l->sni, "%s", tls_conn_sni(c->client));
+    if (hs != TLS_IO_OK) {
+        l->outcome = hs == TLS_IO_TIMEOUT ? "handshake-timeout" : "handshake-failed";
+        return -1;
+    }
+    l->version = tls_conn_version(c->client);
+    l->cipher = tls_conn_cipher(c->client);
+    l->resumed = tls_resumed_name(tls_conn_resumed(c->client));
+    if ((c->alpn = tls_conn_alpn(c->client)))
+        snprintf(l->alpn, sizeof l->alpn, "%s", c->alpn);
+    tls_conn_peer(c->client, &c->client_peer);
+    if (*c->client_peer.subject)
+        snprintf(l->client_cert, sizeof l->client_cert, "\"%s\"", c->client_peer.subject);
+    c->upstream = config_frontend_route(c->fe, c->alpn);
+    return 0;
+}
+
+static void relay(struct runtime *rt, struct conn *c)
+{
+    struct relay_result rr;
+    stats_set_state(my_stats, WS_RELAY, c->log.client);
+    relay_run(c->client, c->backend_fd, c->backend, rt->cfg->timeouts.idle, &rr);
+    stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
+    stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
+    c->log.in = rr.to_backend;
+    c->log.out = rr.to_client;
+    c->log.outcome = relay_end_outcome(rr.end);
+    snprintf(c->log.reason, sizeof c->log.reason, "%s", rr.reason);
+}
+
+/* One connection, from the accepted socket to its access-log line. */
 static void serve(struct runtime *rt, const struct listener *ls, int fd,
                   const struct sockaddr_storage *peer)
 {
     const struct frontend_conf *fe = &rt->cfg->frontends[ls->frontend];
-    const struct config *cfg = rt->cfg;
-    struct tls_conn *conn;
-    struct conn_log l = { .frontend = fe->name, .backend = "-", .version = "-",
-                          .cipher = "-", .sni = "-", .alpn = "-", .resumed = "-",
-                          .client_cert = "-", .start = clock_now_ms(), .outcome = "ok" };
-
-    addr_format((const struct sockaddr *)peer, l.client, sizeof l.client);
-    memcpy(serving, l.client, sizeof serving);
-    stats_set_state(my_stats, WS_HANDSHAKE, l.client);
-    enum tls_io hs = tls_frontend_accept(rt->fe[ls->frontend], &conn, fd, client_rbuf,
-                                         sizeof client_rbuf, cfg->timeouts.handshake,
-                                         l.reason, sizeof l.reason);
-    snprintf(l.sni, sizeof l.sni, "%s", tls_conn_sni(conn));
-    if (hs != TLS_IO_OK) {
-        l.outcome = hs == TLS_IO_TIMEOUT ? "handshake-timeout" : "handshake-failed";
-        goto out;
+    struct conn c = {
+        .client_fd = fd, .peer = peer, .fe = fe, .server = -1, .backend_fd = -1,
+        .log = { .frontend = fe->name, .backend = "-", .version = "-", .cipher = "-",
+                 .sni = "-", .alpn = "-", .resumed = "-", .client_cert = "-",
+                 .start = clock_now_ms(), .outcome = "ok" },
+    };
+    addr_format((const struct sockaddr *)peer, c.log.client, sizeof c.log.client);
+    memcpy(serving, c.log.client, sizeof serving);
+    stats_set_state(my_stats, WS_HANDSHAKE, c.log.client);
+    if (handshake(rt, ls, &c) == 0) {
+        if (connect_backend(rt, &c) == 0 && open_backend(rt, &c) < 0)
+            close_backend(rt, &c, false);
+        if (c.backend_fd >= 0) {
+            relay(rt, &c);
+            close_backend(rt, &c, true);
+        } else {
+            tls_conn_close_notify(c.client);
+        }
     }
-    l.version = tls_conn_version(conn);
-    l.cipher = tls_conn_cipher(conn);
-    l.resumed = tls_resumed_name(tls_conn_resumed(conn));
-    const char *alpn = tls_conn_alpn(conn);
-    if (alpn)
-        snprintf(l.alpn, sizeof l.alpn, "%s", alpn);
-    struct tls_peer cp;
-    tls_conn_peer(conn, &cp);
-    if (*cp.subject)
-        snprintf(l.client_cert, sizeof l.client_cert, "\"%s\"", cp.subject);
-    size_t ui = config_frontend_route(fe, alpn);
-
-    int si = -1;
-    struct tls_conn *bt = NULL;
-    int b = connect_backend(rt, ui, peer, &si, &l);
-    if (b >= 0 && open_backend(rt, ui, (size_t)si, b, fd, peer, conn, &cp, &bt, &l) < 0) {
-        upstream_conn_end(rt->ups, ui, (size_t)si);
-        tls_conn_free(bt);
-        close(b);
-        b = -1;
-    }
-    if (b < 0) {
-        tls_conn_close_notify(conn);
-        goto out;
-    }
-    struct relay_result rr;
-    stats_set_state(my_stats, WS_RELAY, l.client);
-    relay_run(conn, b, bt, cfg->timeouts.idle, &rr);
-    stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
-    stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
-    if (bt) {
-        tls_conn_save_session(bt, session_slot(rt, ui, (size_t)si));
-        tls_conn_free(bt);
-    }
-    close(b);
-    upstream_conn_end(rt->ups, ui, (size_t)si);
-    l.in = rr.to_backend;
-    l.out = rr.to_client;
-    l.outcome = relay_end_outcome(rr.end);
-    snprintf(l.reason, sizeof l.reason, "%s", rr.reason);
-out:
-    log_conn(&l);
-    tls_conn_free(conn);
+    log_conn(&c.log);
+    tls_conn_free(c.client);
     close(fd);
 }
 
@@ -345,11 +400,16 @@ out:
  * everything more than 16 KiB below here is unused until the next
  * handshake. Addresses below the stack's mapping are skipped by madvise.
  */
+#define IDLE_AFTER_MS     1000          /* a connection this quiet gives memory back */
+#define STACK_KEPT        (16 * 1024)   /* what the relay's frames need */
+#define STACK_RELEASED    (512 * 1024)  /* how far below that is given back */
+#define PAGE_MASK         ((uintptr_t)4095)
+
 static void release_idle_memory(void)
 {
     char here;
-    uintptr_t top = ((uintptr_t)&here & ~(uintptr_t)4095) - 16 * 1024;
-    uintptr_t low = top - 512 * 1024;
+    uintptr_t top = ((uintptr_t)&here & ~PAGE_MASK) - STACK_KEPT;
+    uintptr_t low = top - STACK_RELEASED;
     madvise((void *)low, top - low, MADV_DONTNEED);
 }
 
@@ -382,7 +442,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
         my_stats->pid = (int32_t)getpid();
     for (size_t i = 0; i < rt->cfg->nfrontends; i++)
         tls_frontend_set_stats(rt->fe[i], my_stats);
-    relay_set_idle_hook(release_idle_memory, 1000);
+    relay_set_idle_hook(release_idle_memory, IDLE_AFTER_MS);
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;
     log_debug("started");
@@ -396,8 +456,8 @@ void worker_run(struct runtime *rt, int id, pid_t master)
         reopen_if_asked();      /* a USR1 that came while waiting for a client */
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_error("accept: %s; pausing 100 ms", strerror(errno));
-                poll(NULL, 0, 100);
+                log_error("accept: %s; pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+                poll(NULL, 0, ACCEPT_PAUSE_MS);
             }
             continue;
         }
