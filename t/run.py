@@ -2,7 +2,12 @@
 """
 run.py — runs tlsoffd's integration tests: t/t*.py (sorted), or the files
 named as arguments, each with a time limit; streams their output, counts
-the `ok` / `not ok` lines and ends with "N passed, M failed".
+the `ok` / `not ok` lines and ends with one line, alone:
+
+    N passed, M failed                  (nothing skipped)
+    N passed, M failed, K skipped       (K > 0)
+
+`ok N # skip ...` is skipped, not passed.
 
 A file that exits non-zero without a failed check, crashes or runs out of
 time counts as one more failure. Exit status: 0 if nothing failed, else 1.
@@ -63,7 +68,6 @@ def run_one(path):
                 counts["failed"] += 1
             elif "# skip" in m.group(2).lower():
                 counts["skipped"] += 1
-                counts["passed"] += 1
             else:
                 counts["passed"] += 1
 
@@ -114,12 +118,13 @@ def main():
             print(f"not ok - {name}: {problem}", flush=True)
         if f or problem:
             bad_files.append(name)
-        print(f"== {name}: {p} passed, {f} failed{', ' + problem if problem else ''} "
+        print(f"== {name}: {p} passed, {f} failed{f', {s} skipped' if s else ''}"
+              f"{', ' + problem if problem else ''} "
               f"({time.monotonic() - t0:.1f} s)", flush=True)
     print(f"== {len(tests)} files in {time.monotonic() - start:.1f} s"
-          + (f"; {skipped} checks skipped" if skipped else "")
           + (f"; failures in: {' '.join(bad_files)}" if bad_files else ""), flush=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
+          flush=True)
     return 1 if failed or not tests else 0
 
 
