@@ -4,14 +4,39 @@ tlsoffd_test — a small library for tlsoffd's integration tests (stdlib only).
 A test file is a plain script:
 
     from tlsoffd_test import *
-    with Backend() as be, Daemon(upstream=be.address) as d:
+    be = Backend()
+    d = Daemon(upstream=be.address)
+
+    @case
+    def curl_through():
         r = curl(d.port, "/")
         ok(r.returncode == 0 and r.stdout == b"hello from backend\n", "curl through the daemon")
+
+    d.stop()
     done()
 
 It prints TAP-ish lines (`ok N - desc` / `not ok N - desc`, diagnostics as
 `# ...`), and done() exits 1 if any check failed. Every process it starts is
 killed by PID when the script ends, however it ends.
+
+Checks:
+    ok(cond, desc, detail=None)     a check; detail and the live daemons' log
+                                    tails are printed when it fails
+    skip(desc, why)                 `ok N # skip desc: why`; run.py counts it as
+                                    skipped, not passed
+    xfail(cond, desc, why, detail)  known breakage, as git's test_expect_failure:
+                                    while cond is false it prints
+                                    `not ok N - desc # TODO still broken: why`,
+                                    which fails nothing; once cond is true it
+                                    prints `ok N - desc # TODO FIXED: why`
+                                    (turn it back into ok()). run.py counts both
+                                    apart and reports each FIXED one loudly; a
+                                    FIXED check does not fail the run (git's
+                                    choice: a fix is good news, the marker is
+                                    just stale).
+
+Cases: `@case` runs a function now; an exception in it is a failed check,
+not the end of the file.
 
 Environment (set by `make daemon-check`): TLSOFFD, TLSOFFD_HELPERS,
 TLSOFFD_CERTS, TLSOFFD_SANITIZE.
@@ -34,7 +59,7 @@ import traceback
 
 __all__ = [
     "ROOT", "TLSOFFD", "HELPERS", "CERTS", "SANITIZE", "SLOW", "CA", "CERT", "KEY",
-    "ok", "skip", "diag", "done", "case", "poll_until", "free_port", "stamp",
+    "ok", "skip", "xfail", "diag", "done", "case", "poll_until", "free_port", "stamp",
     "Backend", "Daemon", "PyBackend", "curl", "s_client", "tls_context", "tls_connect",
     "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
     "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
@@ -69,6 +94,8 @@ SLOW = 2.0 if SANITIZE else 1.0
 _count = 0
 _failed = 0
 _skipped = 0
+_broken = 0            # xfail checks still failing
+_fixed = 0             # xfail checks that pass
 _lock = threading.Lock()
 _daemons = []          # live Daemon objects, for failure diagnostics
 _procs = []            # every Popen we started, killed at exit
@@ -106,10 +133,32 @@ def skip(desc, why):
         print(f"ok {_count} # skip {desc}: {why}", flush=True)
 
 
+def xfail(cond, desc, why, detail=None):
+    """A check of a known breakage (git's test_expect_failure): cond is what
+    should hold once the bug named by why is fixed. False: `not ok N - desc #
+    TODO still broken: why` (not a failure); true: `ok N - desc # TODO FIXED:
+    why`, reported loudly by run.py: make it an ok() again. Returns cond."""
+    global _count, _broken, _fixed
+    with _lock:
+        _count += 1
+        if cond:
+            _fixed += 1
+            print(f"ok {_count} - {desc} # TODO FIXED: {why}", flush=True)
+            diag("an expected failure passes: the bug looks fixed; make this check an ok()")
+            return True
+        _broken += 1
+        print(f"not ok {_count} - {desc} # TODO still broken: {why}", flush=True)
+        if detail is not None:
+            diag(detail)
+        return False
+
+
 def done():
     """Stops everything and exits: 0 if every check passed, else 1."""
     _cleanup()
     print(f"1..{_count}", flush=True)
+    if _broken or _fixed:
+        diag(f"known breakages: {_broken} still broken, {_fixed} FIXED")
     if _failed:
         diag(f"{_failed} of {_count} checks failed; files kept in {_tmpdir}")
     elif _tmpdir:
