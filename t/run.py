@@ -17,8 +17,14 @@ run (as git's test_expect_failure: the fix is good news, the marker stale).
 A file that exits non-zero without a failed check, crashes or runs out of
 time counts as one more failure. Exit status: 0 if nothing failed, else 1.
 
-    python3 t/run.py [t/t0100-basic.py ...]
+    python3 t/run.py [FILE[:CASE[,CASE...]] ...]
+    python3 t/run.py t/t0100-basic.py t0800-resumption.py:tickets t0300:'echo_*'
     TLSOFFD_TEST_TIMEOUT=300 (seconds per file)
+
+FILE is a path, a name in t/ or a prefix of one (t0800). After a colon, the
+cases to run (see tlsoffd_test: a case's name, or its part before a "/";
+shell patterns allowed), passed to the file as TLSOFFD_TEST_ONLY; a name that
+matches no case in the file is a failure.
 """
 import glob
 import os
@@ -36,33 +42,47 @@ SKIP_RE = re.compile(r"#\s*skip\b", re.I)
 TODO_RE = re.compile(r"#\s*TODO\b", re.I)
 
 
+def find_files(a):
+    for cand in (a, os.path.join(HERE, a), os.path.join(HERE, os.path.basename(a)),
+                 os.path.join(HERE, a + ".py")):
+        if os.path.isfile(cand):
+            return [cand]
+    return sorted(glob.glob(os.path.join(HERE, f"{a}*.py")))
+
+
 def find_tests(args):
+    """[(path or None if not found, cases or None)]: FILE or FILE:CASE,CASE."""
     if not args:
-        return sorted(glob.glob(os.path.join(HERE, "t[0-9]*.py")))
+        return [(p, None) for p in sorted(glob.glob(os.path.join(HERE, "t[0-9]*.py")))]
     out = []
     for a in args:
-        for cand in (a, os.path.join(HERE, a), os.path.join(HERE, os.path.basename(a)),
-                     os.path.join(HERE, a + ".py")):
-            if os.path.isfile(cand):
-                out.append(cand)
-                break
-        else:
-            matches = sorted(glob.glob(os.path.join(HERE, f"{a}*.py")))
-            if not matches:
-                print(f"run.py: no test file {a!r}", flush=True)
-                out.append(None)
-            out += matches
+        files, cases = find_files(a), None
+        if not files and ":" in a:
+            a, cases = a.rsplit(":", 1)
+            files = find_files(a)
+            if not cases.strip(", "):
+                print(f"run.py: no case name after the colon in {a + ':'!r}", flush=True)
+                out.append((None, None))
+                continue
+        if not files:
+            print(f"run.py: no test file {a!r}", flush=True)
+            out.append((None, None))
+        out += [(f, cases) for f in files]
     return out
 
 
-def run_one(path):
+def run_one(path, cases=None):
     """Returns (counts: passed, failed, skipped, broken, fixed; problem or None)."""
     counts = {"passed": 0, "failed": 0, "skipped": 0, "broken": 0, "fixed": 0}
+    env = dict(os.environ)
+    env.pop("TLSOFFD_TEST_ONLY", None)
+    if cases:
+        env["TLSOFFD_TEST_ONLY"] = cases
     # Its own process group, so that a timeout can end it and everything it
     # started; SIGTERM first lets the file stop its daemons itself.
     p = subprocess.Popen([sys.executable, "-u", path], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True,
-                         cwd=os.path.dirname(HERE))
+                         cwd=os.path.dirname(HERE), env=env)
 
     fixed_lines = []
 
@@ -120,14 +140,14 @@ def main():
     total = {"passed": 0, "failed": 0, "skipped": 0, "broken": 0, "fixed": 0}
     bad_files, fixed = [], []
     start = time.monotonic()
-    for path in tests:
+    for path, cases in tests:
         if path is None:
             total["failed"] += 1
             continue
-        name = os.path.basename(path)
+        name = os.path.basename(path) + (f":{cases}" if cases else "")
         print(f"== {name}", flush=True)
         t0 = time.monotonic()
-        c, problem = run_one(path)
+        c, problem = run_one(path, cases)
         for k in total:
             total[k] += c[k]
         fixed += [f"{name}: {l}" for l in c["fixed_lines"]]

@@ -61,8 +61,9 @@ def sslsocket_shut_wr():
 for version, then in ((None, "fin"), (None, "close_notify"), (ssl.TLSVersion.TLSv1_2, "fin")):
     vname = "TLS 1.2" if version else "TLS 1.3"
     what = f"{vname}, {then}"
+    variant = f"{'tls12' if version else 'tls13'}-{then}"      # tls13-close_notify
 
-    @case
+    @case(f"echo_half_close/{variant}")
     def echo_half_close():
         # close_notify: 256 KiB, see the note on the retry below.
         size = 256 * KiB if then == "close_notify" else 4 * MiB
@@ -85,7 +86,7 @@ for version, then in ((None, "fin"), (None, "close_notify"), (ssl.TLSVersion.TLS
            f"end {how}")
         check_access(c.local_port, len(data), len(data), f"echo, {what}", c.started)
 
-    @case
+    @case(f"sha256_until_eof/{variant}")
     def sha256_until_eof():
         # No Content-Length: the backend reads to EOF and only then answers,
         # so the answer exists only if the half-close was passed on and the

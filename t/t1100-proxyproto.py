@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 ppenc = None
 
 
-@case
+@case(setup=True)      # the direct_* cases use its driver
 def build_driver():
     global ppenc
     if not CC:
@@ -379,7 +379,7 @@ if haproxy:
 daemon = None
 
 
-@case
+@case(setup=True)      # through_tlsoffd uses this daemon
 def tlsoffd_starts():
     global daemon
     daemon = Daemon(config=tlsoffd_config(routes), name="tlsoffd")

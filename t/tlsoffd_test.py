@@ -35,13 +35,23 @@ Checks:
                                     choice: a fix is good news, the marker is
                                     just stale).
 
-Cases: `@case` runs a function now; an exception in it is a failed check,
-not the end of the file.
+Cases: `@case` runs a function now, as one named case (the function's name;
+`@case("name")` names it, e.g. inside a loop; `@case(setup=True)` marks a case
+that later cases need, run whatever the selection). An exception in a case is
+a failed check, not the end of the file. A name may have a variant after a
+slash, "tickets/tls12": selecting "tickets" runs every variant.
+
+Selecting cases: TLSOFFD_TEST_ONLY=name[,name...] (run.py sets it from
+`t/t0800-resumption.py:tickets`) runs only the cases whose name, or the part
+of it before a "/", matches one of the names (shell patterns allowed: `tls1?_*`);
+the file's top-level code (daemons, backends, checks outside cases) still runs.
+A name that matches no case is a failed check.
 
 Environment (set by `make daemon-check`): TLSOFFD, TLSOFFD_HELPERS,
-TLSOFFD_CERTS, TLSOFFD_SANITIZE.
+TLSOFFD_CERTS, TLSOFFD_SANITIZE; TLSOFFD_TEST_ONLY (see above).
 """
 import atexit
+import fnmatch
 import hashlib
 import os
 import re
@@ -101,6 +111,11 @@ _daemons = []          # live Daemon objects, for failure diagnostics
 _procs = []            # every Popen we started, killed at exit
 _tmpdir = None
 
+# TLSOFFD_TEST_ONLY: the case names to run ({} when every case runs), each with
+# how many cases it selected.
+_only = {n.strip(): 0 for n in os.environ.get("TLSOFFD_TEST_ONLY", "").split(",") if n.strip()}
+_cases_run = _cases_left_out = 0
+
 
 def diag(text):
     for line in str(text).rstrip("\n").split("\n"):
@@ -153,8 +168,21 @@ def xfail(cond, desc, why, detail=None):
         return False
 
 
+def _check_selection():
+    """A selected name that matched no case is a failed check."""
+    if not _only:
+        return
+    for name, n in _only.items():
+        if n == 0:
+            ok(False, f"TLSOFFD_TEST_ONLY: no case named {name!r} in "
+               f"{os.path.basename(sys.argv[0])}")
+    diag(f"TLSOFFD_TEST_ONLY={','.join(_only)}: ran {_cases_run} cases, "
+         f"left out {_cases_left_out}")
+
+
 def done():
     """Stops everything and exits: 0 if every check passed, else 1."""
+    _check_selection()
     _cleanup()
     print(f"1..{_count}", flush=True)
     if _broken or _fixed:
@@ -166,19 +194,45 @@ def done():
     sys.exit(1 if _failed or _count == 0 else 0)
 
 
-def case(fn):
-    """Decorator: runs fn now; an exception is a failed check, not the end of the file.
-    If a running daemon has lost all its workers (and nothing respawned them), the
-    case fails at once instead of waiting out every client timeout."""
+def _selected(name):
+    """Whether the case called name runs under TLSOFFD_TEST_ONLY (and counts it)."""
+    if not _only:
+        return True
+    base = name.split("/", 1)[0]
+    hit = False
+    for pat in _only:
+        if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(base, pat):
+            _only[pat] += 1
+            hit = True
+    return hit
+
+
+def case(fn=None, *, name=None, setup=False):
+    """Decorator: runs fn now, as the case called name (fn's name unless given;
+    `@case("name")` works too); an exception is a failed check, not the end of
+    the file. Under TLSOFFD_TEST_ONLY a case not selected is left out, unless
+    setup (later cases need what it does). If a running daemon has lost all its
+    workers (and nothing respawned them), the case fails at once instead of
+    waiting out every client timeout."""
+    if isinstance(fn, str):
+        fn, name = None, fn
+    if fn is None:
+        return lambda f: case(f, name=name, setup=setup)
+    global _cases_run, _cases_left_out
+    name = name or fn.__name__
+    if not _selected(name) and not setup:
+        _cases_left_out += 1
+        return fn
+    _cases_run += 1
     for d in _daemons:
         if d.proc and d.proc.poll() is None and d.workers and not d.worker_pids():
-            ok(False, f"{fn.__name__}: not run: {d.name} has no worker left",
+            ok(False, f"{name}: not run: {d.name} has no worker left",
                "(an earlier failure killed them and none was respawned)")
             return fn
     try:
         fn()
     except Exception:
-        ok(False, f"{fn.__name__}: unexpected exception", traceback.format_exc())
+        ok(False, f"{name}: unexpected exception", traceback.format_exc())
     return fn
 
 
