@@ -1137,6 +1137,26 @@ class TLSClient:
         while self.wbuf:
             self._io(deadline, want_read=True)
 
+    def _read_records(self, got, on_progress=None):
+        """Decrypts every whole record received into got; returns None, or how
+        the connection ended ('close_notify', 'eof', 'reset', 'error: ...')."""
+        while True:
+            try:
+                b = self.obj.read(262144)
+            except ssl.SSLWantReadError:
+                return None
+            except ssl.SSLZeroReturnError:
+                return "close_notify"
+            except ssl.SSLEOFError:
+                return "reset" if self.error else "eof"
+            except ssl.SSLError as e:
+                return f"error: {e}"
+            if not b:
+                return "close_notify"
+            got += b
+            if on_progress:
+                on_progress(len(got))
+
     def exchange(self, data=b"", then=None, read=True, timeout=20, chunk=65536,
                  on_progress=None):
         """Sends data while reading, then (then='fin': TCP SHUT_WR; 'close_notify':
@@ -1157,10 +1177,24 @@ class TLSClient:
                 self.wbuf += self.out.read()
             if sent >= len(view) and not ended:
                 if then == "close_notify":
+                    # unwrap() is SSL_shutdown() twice: the first sends our
+                    # close_notify, the second reads the records already in
+                    # self.inc looking for the peer's, and OpenSSL 3 fails
+                    # the connection on an application data record there
+                    # (APPLICATION_DATA_AFTER_CLOSE_NOTIFY; later reads then
+                    # raise SSLEOFError, which looked like the daemon's FIN).
+                    # So every whole record is decrypted first: self.inc then
+                    # holds at most part of one, which the second call cannot
+                    # complete (nothing is added to self.inc meanwhile).
+                    end = self._read_records(got, on_progress)
+                    if end:
+                        return bytes(got), end
                     try:
                         self.obj.unwrap()
-                    except (ssl.SSLWantReadError, ssl.SSLError):
-                        pass
+                    except ssl.SSLWantReadError:
+                        pass                    # sent; the peer's comes later
+                    except ssl.SSLError as e:
+                        return bytes(got), f"error: unwrap: {e}"
                     self.wbuf += self.out.read()
                 elif then == "fin":
                     self._flush_all(deadline)
@@ -1169,23 +1203,9 @@ class TLSClient:
                 if not read:
                     self._flush_all(deadline)
                     return bytes(got), None
-            # read what is decryptable
-            while True:
-                try:
-                    b = self.obj.read(262144)
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    return bytes(got), "close_notify"
-                except ssl.SSLEOFError:
-                    return bytes(got), "reset" if self.error else "eof"
-                except ssl.SSLError as e:
-                    return bytes(got), f"error: {e}"
-                if not b:
-                    return bytes(got), "close_notify"
-                got += b
-                if on_progress:
-                    on_progress(len(got))
+            end = self._read_records(got, on_progress)
+            if end:
+                return bytes(got), end
             if self.eof and self.inc.pending == 0:
                 return bytes(got), "reset" if self.error else "eof"
             try:
