@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlsoffd_test import *  # noqa: E402,F401,F403
@@ -93,6 +94,32 @@ for version, then in ((None, "fin"), (None, "close_notify"), (ssl.TLSVersion.TLS
            how)
         check_access(c.local_port, len(req) + len(body), len(got), f"POST to EOF, {what}",
                      c.started)
+
+
+@case
+def close_notify_with_records_waiting():
+    # The client sends its close_notify while echoed records it has not read
+    # yet are waiting in its TLS object: it still reads every one of them, and
+    # then the daemon's close_notify. (This is what made the 4 MiB case above
+    # fail now and then, on the client's side: see TLSClient.exchange.)
+    c = TLSClient(p_echo)
+    data = os.urandom(64 * KiB)
+    c.exchange(data, read=False)
+    deadline = time.monotonic() + 10 * SLOW
+    try:
+        while c.inc.pending < len(data) and not c.eof:     # ciphertext: more than data
+            c._io(deadline, want_read=True)
+    except TimeoutError:
+        pass
+    waiting = c.inc.pending
+    got, how = c.exchange(b"", then="close_notify", timeout=10)
+    c.close()
+    ok(waiting >= len(data) and got == data and how == "close_notify",
+       "close_notify sent with 64 KiB of echoed records not yet read: all of them come "
+       "back, then the daemon's close_notify",
+       f"{waiting} bytes waiting; got {len(got)} of {len(data)}, end {how}")
+    check_access(c.local_port, len(data), len(data), "close_notify with records waiting",
+                 c.started)
 
 
 @case
