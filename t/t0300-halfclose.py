@@ -2,11 +2,15 @@
 """Half-close: a client's FIN or close_notify reaches the backend as
 shutdown(SHUT_WR) while the backend's answer still flows back; a backend's
 EOF reaches the client as close_notify + FIN after all its bytes."""
+import fcntl
 import hashlib
 import os
 import socket
 import ssl
+import struct
 import sys
+import termios
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -14,13 +18,32 @@ from tlsoffd_test import *  # noqa: E402,F401,F403
 
 KiB, MiB = 1024, 1 << 20
 
+DOWNLOAD = 4 * MiB
+
+
+def download_and_sink(conn):
+    """A backend that sends DOWNLOAD bytes at once while it reads whatever
+    comes, and closes when its input ends (the daemon's half-close)."""
+    def sink():
+        while conn.recv(65536):
+            pass
+    t = threading.Thread(target=sink, daemon=True)
+    t.start()
+    conn.sendall(pattern_bytes(DOWNLOAD))
+    t.join(30 * SLOW)
+    conn.close()
+
+
 echo = Backend("echo", "echo")
 http = Backend("http", "web")
-p_echo, p_http = free_port(), free_port()
+dl = PyBackend(download_and_sink)
+p_echo, p_http, p_dl = free_port(), free_port(), free_port()
 d = Daemon(frontends=[
     {"name": "echo", "listen": [f"127.0.0.1:{p_echo}"], "upstream": "echo"},
     {"name": "http", "listen": [f"127.0.0.1:{p_http}"], "upstream": "http"},
-], upstreams={"echo": echo.address, "http": http.address}, timeouts={"idle": 20})
+    {"name": "dl", "listen": [f"127.0.0.1:{p_dl}"], "upstream": "dl"},
+], upstreams={"echo": echo.address, "http": http.address, "dl": dl.address},
+    timeouts={"idle": 20})
 
 
 def check_access(lport, n_in, n_out, what, after=None):
@@ -122,6 +145,39 @@ def close_notify_with_records_waiting():
                  c.started)
 
 
+def _unread(sock):
+    """Bytes waiting in sock's receive queue."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+@case
+def close_notify_while_download_flows():
+    # A download fills the way back to the client; then the client sends 48
+    # KiB and its close_notify, reading on. The daemon reads those three
+    # records and the close_notify in one turn, and must pass the half-close
+    # on to the backend, which then ends the download with its EOF.
+    #
+    # Known daemon bug: lib/relay.c pump_up() gets TLS_IO_CLOSED for the
+    # close_notify in its loop that joins records already received, keeps
+    # only cin = true ("the next turn's read reports it"), and pump_down()
+    # then writes to the client; after that write wolfSSL_read() no longer
+    # reports the close_notify (it reads the socket again: WANT_READ), so the
+    # relay waits for bytes that never come, the backend never gets its EOF,
+    # and the client no close_notify until it gives up. Every run fails.
+    c = TLSClient(p_dl)
+    buffered = poll_until(lambda: _unread(c.sock) >= 64 * KiB, 5 * SLOW)
+    got, how = c.exchange(os.urandom(48 * KiB), then="close_notify", timeout=5)
+    c.close()
+    ok(buffered, "the download fills the client's socket first (64 KiB unread)")
+    xfail(got == pattern_bytes(DOWNLOAD) and how == "close_notify",
+          "close_notify after 48 KiB while a download flows: the backend sees the "
+          "half-close, the download ends, then the daemon's close_notify",
+          "lib/relay.c pump_up drops TLS_IO_CLOSED from its join loop",
+          f"got {len(got)} of {DOWNLOAD}, end {how}")
+    check_access(c.local_port, 48 * KiB, DOWNLOAD, "close_notify while a download flows",
+                 c.started)
+
+
 @case
 def backend_closes_first():
     for n in (0, 100, 3 * MiB + 5):
@@ -161,4 +217,5 @@ ok(set(d.worker_pids()) == set(d.known_workers), "no worker crashed or was respa
 d.stop()
 echo.stop()
 http.stop()
+dl.stop()
 done()
