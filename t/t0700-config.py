@@ -232,9 +232,10 @@ CASES = [
 
 
 for name, change, where, rx in CASES:
-    @case
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+
+    @case(f"bad_config/{slug}")
     def bad_config():
-        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
         lines = change(list(BASE))
         path = write(slug, lines)
         r = check_t(path)

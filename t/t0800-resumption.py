@@ -119,12 +119,12 @@ def tickets(flag, ver, field):
     return t
 
 
-@case
+@case("tickets/tls12")
 def tls12_tickets():
     tickets("-tls1_2", "TLSv1.2", "resumed_ticket_tls12")
 
 
-@case
+@case("tickets/tls13")
 def tls13_tickets():
     t = tickets("-tls1_3", "TLSv1.3", "resumed_ticket_tls13")
     ok(t["cache_misses"] == 0, "TLS 1.3 never consults the session-ID cache", t)

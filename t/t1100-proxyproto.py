@@ -9,6 +9,7 @@ proxy_protocol = "v1" / "v2" upstreams (and one per-server setting).
 
 Skipped where nginx or haproxy is not installed (Debian: nginx haproxy)."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -216,7 +217,7 @@ int main(int argc, char **argv)
 ppenc = None
 
 
-@case
+@case(setup=True)      # the direct_* cases use its driver
 def build_driver():
     global ppenc
     if not CC:
@@ -379,11 +380,39 @@ if haproxy:
 daemon = None
 
 
-@case
+@case(setup=True)      # through_tlsoffd uses this daemon
 def tlsoffd_starts():
     global daemon
-    daemon = Daemon(config=tlsoffd_config(routes), name="tlsoffd")
-    ok(True, "tlsoffd starts with proxy_protocol upstreams and servers")
+    try:
+        d = Daemon(config=tlsoffd_config(routes), name="tlsoffd", pidfile="tlsoffd.pid")
+    except tlsoffd_test.DaemonFailed as e:
+        ok(False, "tlsoffd starts with proxy_protocol upstreams and servers", str(e))
+        return
+    workers = d.worker_pids()
+    notice = d.wait_log(r"running: 2 workers, (\d+) listeners")
+    if not ok(d.proc.poll() is None and len(workers) == 2 and notice
+              and int(notice.group(1)) == len(routes),
+              "tlsoffd starts with proxy_protocol upstreams and servers: the master runs with "
+              f"its 2 workers and {len(routes)} listeners, one per route",
+              f"master exit {d.proc.poll()}, workers {workers}, "
+              f"notice {notice and notice.group(0)}"):
+        d.stop()
+        return
+    daemon = d
+    # Every route's server, as the running master knows it, up: the
+    # proxy_protocol upstreams and servers are in its table.
+    want = {(up, addr) for _, _, up, _, addr, _ in routes}
+    r = None
+
+    def servers_up():
+        nonlocal r
+        r = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], cwd=d.dir, timeout=10)
+        return want <= set(re.findall(r"^server upstream=(\S+) address=(\S+) state=up ",
+                                      r.stdout.decode(errors="replace"), re.M))
+
+    ok(poll_until(servers_up, 5 * SLOW), f"tlsoffd -s stats: each of the {len(want)} "
+       "proxy_protocol servers is in the running master's table, up",
+       r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace"))
 
 
 def curl_through(port):

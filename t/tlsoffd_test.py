@@ -4,19 +4,54 @@ tlsoffd_test — a small library for tlsoffd's integration tests (stdlib only).
 A test file is a plain script:
 
     from tlsoffd_test import *
-    with Backend() as be, Daemon(upstream=be.address) as d:
+    be = Backend()
+    d = Daemon(upstream=be.address)
+
+    @case
+    def curl_through():
         r = curl(d.port, "/")
         ok(r.returncode == 0 and r.stdout == b"hello from backend\n", "curl through the daemon")
+
+    d.stop()
     done()
 
 It prints TAP-ish lines (`ok N - desc` / `not ok N - desc`, diagnostics as
 `# ...`), and done() exits 1 if any check failed. Every process it starts is
 killed by PID when the script ends, however it ends.
 
+Checks:
+    ok(cond, desc, detail=None)     a check; detail and the live daemons' log
+                                    tails are printed when it fails
+    skip(desc, why)                 `ok N # skip desc: why`; run.py counts it as
+                                    skipped, not passed
+    xfail(cond, desc, why, detail)  known breakage, as git's test_expect_failure:
+                                    while cond is false it prints
+                                    `not ok N - desc # TODO still broken: why`,
+                                    which fails nothing; once cond is true it
+                                    prints `ok N - desc # TODO FIXED: why`
+                                    (turn it back into ok()). run.py counts both
+                                    apart and reports each FIXED one loudly; a
+                                    FIXED check does not fail the run (git's
+                                    choice: a fix is good news, the marker is
+                                    just stale).
+
+Cases: `@case` runs a function now, as one named case (the function's name;
+`@case("name")` names it, e.g. inside a loop; `@case(setup=True)` marks a case
+that later cases need, run whatever the selection). An exception in a case is
+a failed check, not the end of the file. A name may have a variant after a
+slash, "tickets/tls12": selecting "tickets" runs every variant.
+
+Selecting cases: TLSOFFD_TEST_ONLY=name[,name...] (run.py sets it from
+`t/t0800-resumption.py:tickets`) runs only the cases whose name, or the part
+of it before a "/", matches one of the names (shell patterns allowed: `tls1?_*`);
+the file's top-level code (daemons, backends, checks outside cases) still runs.
+A name that matches no case is a failed check.
+
 Environment (set by `make daemon-check`): TLSOFFD, TLSOFFD_HELPERS,
-TLSOFFD_CERTS, TLSOFFD_SANITIZE.
+TLSOFFD_CERTS, TLSOFFD_SANITIZE; TLSOFFD_TEST_ONLY (see above).
 """
 import atexit
+import fnmatch
 import hashlib
 import os
 import re
@@ -34,7 +69,7 @@ import traceback
 
 __all__ = [
     "ROOT", "TLSOFFD", "HELPERS", "CERTS", "SANITIZE", "SLOW", "CA", "CERT", "KEY",
-    "ok", "skip", "diag", "done", "case", "poll_until", "free_port", "stamp",
+    "ok", "skip", "xfail", "diag", "done", "case", "poll_until", "free_port", "stamp",
     "Backend", "Daemon", "PyBackend", "curl", "s_client", "tls_context", "tls_connect",
     "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
     "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
@@ -69,10 +104,17 @@ SLOW = 2.0 if SANITIZE else 1.0
 _count = 0
 _failed = 0
 _skipped = 0
+_broken = 0            # xfail checks still failing
+_fixed = 0             # xfail checks that pass
 _lock = threading.Lock()
 _daemons = []          # live Daemon objects, for failure diagnostics
 _procs = []            # every Popen we started, killed at exit
 _tmpdir = None
+
+# TLSOFFD_TEST_ONLY: the case names to run ({} when every case runs), each with
+# how many cases it selected.
+_only = {n.strip(): 0 for n in os.environ.get("TLSOFFD_TEST_ONLY", "").split(",") if n.strip()}
+_cases_run = _cases_left_out = 0
 
 
 def diag(text):
@@ -106,10 +148,45 @@ def skip(desc, why):
         print(f"ok {_count} # skip {desc}: {why}", flush=True)
 
 
+def xfail(cond, desc, why, detail=None):
+    """A check of a known breakage (git's test_expect_failure): cond is what
+    should hold once the bug named by why is fixed. False: `not ok N - desc #
+    TODO still broken: why` (not a failure); true: `ok N - desc # TODO FIXED:
+    why`, reported loudly by run.py: make it an ok() again. Returns cond."""
+    global _count, _broken, _fixed
+    with _lock:
+        _count += 1
+        if cond:
+            _fixed += 1
+            print(f"ok {_count} - {desc} # TODO FIXED: {why}", flush=True)
+            diag("an expected failure passes: the bug looks fixed; make this check an ok()")
+            return True
+        _broken += 1
+        print(f"not ok {_count} - {desc} # TODO still broken: {why}", flush=True)
+        if detail is not None:
+            diag(detail)
+        return False
+
+
+def _check_selection():
+    """A selected name that matched no case is a failed check."""
+    if not _only:
+        return
+    for name, n in _only.items():
+        if n == 0:
+            ok(False, f"TLSOFFD_TEST_ONLY: no case named {name!r} in "
+               f"{os.path.basename(sys.argv[0])}")
+    diag(f"TLSOFFD_TEST_ONLY={','.join(_only)}: ran {_cases_run} cases, "
+         f"left out {_cases_left_out}")
+
+
 def done():
     """Stops everything and exits: 0 if every check passed, else 1."""
+    _check_selection()
     _cleanup()
     print(f"1..{_count}", flush=True)
+    if _broken or _fixed:
+        diag(f"known breakages: {_broken} still broken, {_fixed} FIXED")
     if _failed:
         diag(f"{_failed} of {_count} checks failed; files kept in {_tmpdir}")
     elif _tmpdir:
@@ -117,19 +194,45 @@ def done():
     sys.exit(1 if _failed or _count == 0 else 0)
 
 
-def case(fn):
-    """Decorator: runs fn now; an exception is a failed check, not the end of the file.
-    If a running daemon has lost all its workers (and nothing respawned them), the
-    case fails at once instead of waiting out every client timeout."""
+def _selected(name):
+    """Whether the case called name runs under TLSOFFD_TEST_ONLY (and counts it)."""
+    if not _only:
+        return True
+    base = name.split("/", 1)[0]
+    hit = False
+    for pat in _only:
+        if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(base, pat):
+            _only[pat] += 1
+            hit = True
+    return hit
+
+
+def case(fn=None, *, name=None, setup=False):
+    """Decorator: runs fn now, as the case called name (fn's name unless given;
+    `@case("name")` works too); an exception is a failed check, not the end of
+    the file. Under TLSOFFD_TEST_ONLY a case not selected is left out, unless
+    setup (later cases need what it does). If a running daemon has lost all its
+    workers (and nothing respawned them), the case fails at once instead of
+    waiting out every client timeout."""
+    if isinstance(fn, str):
+        fn, name = None, fn
+    if fn is None:
+        return lambda f: case(f, name=name, setup=setup)
+    global _cases_run, _cases_left_out
+    name = name or fn.__name__
+    if not _selected(name) and not setup:
+        _cases_left_out += 1
+        return fn
+    _cases_run += 1
     for d in _daemons:
         if d.proc and d.proc.poll() is None and d.workers and not d.worker_pids():
-            ok(False, f"{fn.__name__}: not run: {d.name} has no worker left",
+            ok(False, f"{name}: not run: {d.name} has no worker left",
                "(an earlier failure killed them and none was respawned)")
             return fn
     try:
         fn()
     except Exception:
-        ok(False, f"{fn.__name__}: unexpected exception", traceback.format_exc())
+        ok(False, f"{name}: unexpected exception", traceback.format_exc())
     return fn
 
 
@@ -1034,6 +1137,26 @@ class TLSClient:
         while self.wbuf:
             self._io(deadline, want_read=True)
 
+    def _read_records(self, got, on_progress=None):
+        """Decrypts every whole record received into got; returns None, or how
+        the connection ended ('close_notify', 'eof', 'reset', 'error: ...')."""
+        while True:
+            try:
+                b = self.obj.read(262144)
+            except ssl.SSLWantReadError:
+                return None
+            except ssl.SSLZeroReturnError:
+                return "close_notify"
+            except ssl.SSLEOFError:
+                return "reset" if self.error else "eof"
+            except ssl.SSLError as e:
+                return f"error: {e}"
+            if not b:
+                return "close_notify"
+            got += b
+            if on_progress:
+                on_progress(len(got))
+
     def exchange(self, data=b"", then=None, read=True, timeout=20, chunk=65536,
                  on_progress=None):
         """Sends data while reading, then (then='fin': TCP SHUT_WR; 'close_notify':
@@ -1054,10 +1177,24 @@ class TLSClient:
                 self.wbuf += self.out.read()
             if sent >= len(view) and not ended:
                 if then == "close_notify":
+                    # unwrap() is SSL_shutdown() twice: the first sends our
+                    # close_notify, the second reads the records already in
+                    # self.inc looking for the peer's, and OpenSSL 3 fails
+                    # the connection on an application data record there
+                    # (APPLICATION_DATA_AFTER_CLOSE_NOTIFY; later reads then
+                    # raise SSLEOFError, which looked like the daemon's FIN).
+                    # So every whole record is decrypted first: self.inc then
+                    # holds at most part of one, which the second call cannot
+                    # complete (nothing is added to self.inc meanwhile).
+                    end = self._read_records(got, on_progress)
+                    if end:
+                        return bytes(got), end
                     try:
                         self.obj.unwrap()
-                    except (ssl.SSLWantReadError, ssl.SSLError):
-                        pass
+                    except ssl.SSLWantReadError:
+                        pass                    # sent; the peer's comes later
+                    except ssl.SSLError as e:
+                        return bytes(got), f"error: unwrap: {e}"
                     self.wbuf += self.out.read()
                 elif then == "fin":
                     self._flush_all(deadline)
@@ -1066,23 +1203,9 @@ class TLSClient:
                 if not read:
                     self._flush_all(deadline)
                     return bytes(got), None
-            # read what is decryptable
-            while True:
-                try:
-                    b = self.obj.read(262144)
-                except ssl.SSLWantReadError:
-                    break
-                except ssl.SSLZeroReturnError:
-                    return bytes(got), "close_notify"
-                except ssl.SSLEOFError:
-                    return bytes(got), "reset" if self.error else "eof"
-                except ssl.SSLError as e:
-                    return bytes(got), f"error: {e}"
-                if not b:
-                    return bytes(got), "close_notify"
-                got += b
-                if on_progress:
-                    on_progress(len(got))
+            end = self._read_records(got, on_progress)
+            if end:
+                return bytes(got), end
             if self.eof and self.inc.pending == 0:
                 return bytes(got), "reset" if self.error else "eof"
             try:
