@@ -119,6 +119,28 @@ static ssize_t backend_recv(struct state *s, unsigned char *p, size_t n)
     return fail(s, RELAY_BACKEND_ERROR, "backend read: %s", strerror(errno));
 }
 
+/*
+ * Records already received join the first one: one send() for several.
+ * A close_notify among them is remembered here: a write to the client in
+ * the same turn would make wolfSSL report WANT_READ for it instead.
+ */
+static void join_records(struct state *s, struct dir *d)
+{
+    size_t n = 0;
+    while (s->cin && d->len + RELAY_BUF <= sizeof d->buf) {
+        enum tls_io r = tls_conn_read(s->c, d->buf + d->len, RELAY_BUF, &n);
+        if (r == TLS_IO_CLOSED)
+            d->eof = true;          /* sent after the bytes before it */
+        if (r == TLS_IO_WANT_READ || r == TLS_IO_CLOSED)
+            s->cin = false;         /* the next turn polls, or shuts down */
+        if (r != TLS_IO_OK)
+            return;                 /* an error: the next turn's read reports it */
+        d->len += n;
+        if (tls_conn_drained(s->c) && !tls_conn_pending(s->c))
+            s->cin = false;
+    }
+}
+
 /* Client -> backend. Returns 1 if bytes moved, 0 if blocked, -1 on error. */
 static int pump_up(struct state *s)
 {
@@ -135,20 +157,7 @@ static int pump_up(struct state *s)
             moved = 1;
             if (tls_conn_drained(s->c) && !tls_conn_pending(s->c))
                 s->cin = false;
-            /* Records already here join it: one send() for several. */
-            while (s->cin && d->len + RELAY_BUF <= sizeof d->buf) {
-                r = tls_conn_read(s->c, d->buf + d->len, RELAY_BUF, &n);
-                if (r != TLS_IO_OK) {
-                    if (r == TLS_IO_WANT_READ)
-                        s->cin = false;     /* the next turn polls, or sees EOF */
-                    else
-                        s->cin = true;      /* the next turn's read reports it */
-                    break;
-                }
-                d->len += n;
-                if (tls_conn_drained(s->c) && !tls_conn_pending(s->c))
-                    s->cin = false;
-            }
+            join_records(s, d);
         } else if (r == TLS_IO_WANT_READ) {
             s->cin = false;
             s->cev |= POLLIN;

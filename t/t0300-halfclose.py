@@ -156,24 +156,17 @@ def close_notify_while_download_flows():
     # KiB and its close_notify, reading on. The daemon reads those three
     # records and the close_notify in one turn, and must pass the half-close
     # on to the backend, which then ends the download with its EOF.
-    #
-    # Known daemon bug: lib/relay.c pump_up() gets TLS_IO_CLOSED for the
-    # close_notify in its loop that joins records already received, keeps
-    # only cin = true ("the next turn's read reports it"), and pump_down()
-    # then writes to the client; after that write wolfSSL_read() no longer
-    # reports the close_notify (it reads the socket again: WANT_READ), so the
-    # relay waits for bytes that never come, the backend never gets its EOF,
-    # and the client no close_notify until it gives up. Every run fails.
+    # The relay once lost a close_notify read in its loop that joins
+    # records (wolfSSL forgets it after the next write): every run failed.
     c = TLSClient(p_dl)
     buffered = poll_until(lambda: _unread(c.sock) >= 64 * KiB, 5 * SLOW)
     got, how = c.exchange(os.urandom(48 * KiB), then="close_notify", timeout=5)
     c.close()
     ok(buffered, "the download fills the client's socket first (64 KiB unread)")
-    xfail(got == pattern_bytes(DOWNLOAD) and how == "close_notify",
-          "close_notify after 48 KiB while a download flows: the backend sees the "
-          "half-close, the download ends, then the daemon's close_notify",
-          "lib/relay.c pump_up drops TLS_IO_CLOSED from its join loop",
-          f"got {len(got)} of {DOWNLOAD}, end {how}")
+    ok(got == pattern_bytes(DOWNLOAD) and how == "close_notify",
+       "close_notify after 48 KiB while a download flows: the backend sees the "
+       "half-close, the download ends, then the daemon's close_notify",
+       f"got {len(got)} of {DOWNLOAD}, end {how}")
     check_access(c.local_port, 48 * KiB, DOWNLOAD, "close_notify while a download flows",
                  c.started)
 
