@@ -12,4 +12,8 @@ enum exit_status {
     EXIT_OOM = 3,       /* a child: out of memory (a worker drops its one connection) */
 };
 
+/* Tests: a path; a file there makes the next connection, or the next
+ * reload, fail an allocation (tlsoffd(8), ENVIRONMENT). */
+#define ALLOC_FAIL_ENV "TLSOFFD_TEST_ALLOC_FAIL"
+
 #endif

@@ -515,6 +515,7 @@ static void reopen_configured_log(const struct config *cfg)
 static void reload(struct master *m)
 {
     char err[CONFIG_ERR_MAX];
+    alloc_fail_next_if(getenv(ALLOC_FAIL_ENV));
     struct runtime *next = runtime_reload(m->rt, err, sizeof err);
     if (!next) {
         log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",

@@ -40,8 +40,7 @@
 static uint8_t client_rbuf[TLS_READAHEAD_SIZE], backend_rbuf[TLS_READAHEAD_SIZE];
 
 /* Tests: while the file this names exists, the next connection (the one
- * worker that removes it) fails its first allocation. */
-#define FAIL_TEST_ENV "TLSOFFD_TEST_ALLOC_FAIL"
+ * worker that removes it) fails its first allocation (tlsoffd(8)). */
 static const char *fail_test;
 
 #define ACCEPT_PAUSE_MS 100    /* after accept() failed for want of fds or memory */
@@ -431,7 +430,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     child_begin(master, role, NULL, &sigs);
     child_confine(rt->cfg);
     alloc_set_oom_handler(out_of_memory);
-    fail_test = getenv(FAIL_TEST_ENV);
+    fail_test = getenv(ALLOC_FAIL_ENV);
     /* TCP_NODELAY and SO_KEEPALIVE pass from a listener to the sockets it
      * accepts: set once here (listeners may come from an older binary),
      * not twice per connection. */
@@ -461,8 +460,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
             }
             continue;
         }
-        if (fail_test && unlink(fail_test) == 0)
-            alloc_fail_next();
+        alloc_fail_next_if(fail_test);
         serve(rt, &rt->listeners[which], fd, &peer);
         if (max_conns && ++served >= (uint64_t)max_conns) {
             log_debug("served workers.max_connections (%d): exiting", max_conns);

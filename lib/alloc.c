@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 static void oom_exit(size_t size, const char *file, int line)
@@ -28,6 +29,14 @@ alloc_oom_fn alloc_set_oom_handler(alloc_oom_fn fn)
 void alloc_fail_next(void)
 {
     fail_next = 1;
+}
+
+bool alloc_fail_next_if(const char *trigger)
+{
+    if (!trigger || !*trigger || unlink(trigger) < 0)
+        return false;
+    fail_next = 1;
+    return true;
 }
 
 /* Whether this call is the one alloc_fail_next() asked to fail. */

@@ -11,11 +11,12 @@
  * never test for NULL.
  *
  * For tests, alloc_fail_next() makes the next x*() call fail as if memory
- * had run out.
+ * had run out, and alloc_fail_next_if() does so when a file says so.
  */
 #ifndef TLSOFFD_ALLOC_H
 #define TLSOFFD_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Called after a failed allocation of size bytes at file:line; must not return. */
@@ -27,6 +28,10 @@ typedef void (*alloc_oom_fn)(size_t size, const char *file, int line);
 alloc_oom_fn alloc_set_oom_handler(alloc_oom_fn fn);
 /* The next allocation through this family fails (fault injection). */
 void alloc_fail_next(void);
+/* The same, if a file exists at trigger and this call removes it (so of
+ * several processes that look, one takes it). Returns whether it did;
+ * NULL or "": never. */
+bool alloc_fail_next_if(const char *trigger);
 
 void *alloc_malloc(size_t size, const char *file, int line);
 void *alloc_calloc(size_t n, size_t size, const char *file, int line);

@@ -86,6 +86,28 @@ START_TEST(overflow_fails)
 }
 END_TEST
 
+/* A trigger file arms one failure, once, and is removed. */
+START_TEST(trigger_file)
+{
+    char *path = unit_tempfile("");
+    ck_assert(!alloc_fail_next_if(NULL));
+    ck_assert(!alloc_fail_next_if(""));
+    alloc_set_oom_handler(jump_back);
+    volatile int reached = 0;
+    if (sigsetjmp(back, 0) == 0) {
+        ck_assert(alloc_fail_next_if(path));
+        (void)xmalloc(5);
+        reached = 1;
+    }
+    ck_assert(!reached);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert(!alloc_fail_next_if(path));           /* gone: no second failure */
+    free(xmalloc(5));
+    alloc_set_oom_handler(NULL);
+    free(path);
+}
+END_TEST
+
 /* The default handler exits with status 1 (the master's start-up policy). */
 START_TEST(default_exits)
 {
@@ -102,6 +124,7 @@ static Suite *alloc_suite(void)
     tcase_add_test(tc, failure_calls_handler);
     tcase_add_test(tc, every_member_fails);
     tcase_add_test(tc, overflow_fails);
+    tcase_add_test(tc, trigger_file);
     tcase_add_exit_test(tc, default_exits, 1);
     suite_add_tcase(s, tc);
     return s;
