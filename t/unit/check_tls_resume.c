@@ -103,7 +103,8 @@ END_TEST
  * first one as it was. */
 START_TEST(ticket_from_the_frontend)
 {
-    static uint8_t keys_region[64 * 1024], stats_region[64 * 1024];
+    /* The regions are page-aligned in the real segment. */
+    static _Alignas(4096) uint8_t keys_region[64 * 1024], stats_region[64 * 1024];
     ck_assert_uint_le(ticketkeys_region_size(), sizeof keys_region);
     ck_assert_uint_le(stats_region_size(1), sizeof stats_region);
     struct ticketkeys *keys = ticketkeys_init(keys_region);
