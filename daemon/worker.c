@@ -49,7 +49,7 @@ static volatile sig_atomic_t stopping;
 static struct stats_worker *my_stats;      /* this worker's scoreboard slot */
 static volatile sig_atomic_t reopen_logs;
 
-static char serving[ADDR_STRLEN] = "-";     /* the client being served */
+static const char *serving = "-";           /* the client being served */
 
 /* A failed allocation costs the connection being served, and nothing
  * else: the worker exits and the master starts another. */
@@ -376,7 +376,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
                  .start = clock_now_ms(), .outcome = "ok" },
     };
     addr_format((const struct sockaddr *)peer, c.log.client, sizeof c.log.client);
-    memcpy(serving, c.log.client, sizeof serving);
+    serving = c.log.client;
     stats_set_state(my_stats, WS_HANDSHAKE, c.log.client);
     if (handshake(rt, ls, &c) == 0) {
         if (connect_backend(rt, &c) == 0 && open_backend(rt, &c) < 0)
@@ -391,7 +391,13 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     log_conn(&c.log);
     tls_conn_free(c.client);
     close(fd);
+    serving = "-";
 }
+
+#define IDLE_AFTER_MS     1000          /* a connection this quiet gives memory back */
+#define STACK_KEPT        (16 * 1024)   /* what the relay's frames need */
+#define STACK_RELEASED    (512 * 1024)  /* how far below that is given back */
+#define PAGE_MASK         ((uintptr_t)4095)
 
 /*
  * A connection held idle gives back the stack pages its handshake touched
@@ -399,11 +405,6 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
  * everything more than 16 KiB below here is unused until the next
  * handshake. Addresses below the stack's mapping are skipped by madvise.
  */
-#define IDLE_AFTER_MS     1000          /* a connection this quiet gives memory back */
-#define STACK_KEPT        (16 * 1024)   /* what the relay's frames need */
-#define STACK_RELEASED    (512 * 1024)  /* how far below that is given back */
-#define PAGE_MASK         ((uintptr_t)4095)
-
 static void release_idle_memory(void)
 {
     char here;

@@ -119,11 +119,8 @@ static ssize_t backend_recv(struct state *s, unsigned char *p, size_t n)
     return fail(s, RELAY_BACKEND_ERROR, "backend read: %s", strerror(errno));
 }
 
-/*
- * Records already received join the first one: one send() for several.
- * A close_notify among them is remembered here: a write to the client in
- * the same turn would make wolfSSL report WANT_READ for it instead.
- */
+/* Records already received join the first one: one send() for several;
+ * a close_notify among them ends the input, as it does for the first. */
 static void join_records(struct state *s, struct dir *d)
 {
     size_t n = 0;

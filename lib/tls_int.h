@@ -22,6 +22,7 @@ struct tls_conn {
     bool nonblock;          /* true: return "want read/write" instead of waiting */
     bool timed_out;         /* the last failure was the deadline */
     bool peer_closed;       /* the transport saw EOF */
+    bool closed;            /* a read returned TLS_IO_CLOSED: every later read does */
     int sys_errno;          /* the last socket error, 0 if none */
     bool ticket_ok;         /* a ticket decrypted in this handshake */
     bool ticket_failed;     /* a ticket was offered and did not decrypt */

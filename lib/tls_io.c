@@ -267,14 +267,21 @@ static enum tls_io classify(struct tls_conn *conn, int ret)
     return TLS_IO_ERROR;
 }
 
+/* The end of the client's data is said once by wolfSSL: after a write,
+ * wolfSSL_read() reads the socket again and reports WANT_READ. So it is
+ * remembered here, and every read after it says CLOSED too. */
 enum tls_io tls_conn_read(struct tls_conn *conn, void *buf, size_t len, size_t *n)
 {
+    if (conn->closed)
+        return TLS_IO_CLOSED;
     int ret = wolfSSL_read(conn->ssl, buf, (int)len);
     if (ret > 0) {
         *n = (size_t)ret;
         return TLS_IO_OK;
     }
-    return classify(conn, ret);
+    enum tls_io r = classify(conn, ret);
+    conn->closed = r == TLS_IO_CLOSED;
+    return r;
 }
 
 enum tls_io tls_conn_write(struct tls_conn *conn, const void *buf, size_t len)

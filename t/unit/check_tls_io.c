@@ -156,6 +156,29 @@ START_TEST(handshake_peer_closes)
 }
 END_TEST
 
+/* A close_notify read once stays read, even after a write to the peer. */
+START_TEST(close_notify_stays)
+{
+    struct accept_job j;
+    start_accept(&j, 5);
+    WOLFSSL *c = pair_client(j.sv[1], 3);
+    ck_assert_int_eq(wolfSSL_connect(c), WOLFSSL_SUCCESS);
+    pthread_join(j.thread, NULL);
+    ck_assert_int_eq(j.result, TLS_IO_OK);
+    char buf[16];
+    size_t n = 0;
+    ck_assert_int_eq(wolfSSL_write(c, "ping", 4), 4);
+    wolfSSL_shutdown(c);
+    ck_assert_int_eq(tls_conn_read(j.conn, buf, sizeof buf, &n), TLS_IO_OK);
+    ck_assert_int_eq(tls_conn_read(j.conn, buf, sizeof buf, &n), TLS_IO_CLOSED);
+    tls_conn_set_nonblock(j.conn, true);
+    ck_assert_int_eq(tls_conn_write(j.conn, "pong", 4), TLS_IO_OK);
+    ck_assert_int_eq(tls_conn_read(j.conn, buf, sizeof buf, &n), TLS_IO_CLOSED);
+    wolfSSL_free(c);
+    end_accept(&j);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tls_io");
@@ -167,6 +190,7 @@ static Suite *suite(void)
     tcase_add_test(tcase, handshake_timeout_drip);
     tcase_add_test(tcase, handshake_garbage);
     tcase_add_test(tcase, handshake_peer_closes);
+    tcase_add_test(tcase, close_notify_stays);
     suite_add_tcase(s, tcase);
     return s;
 }
