@@ -29,6 +29,8 @@ struct state {
     bool cin, bin;          /* the client / backend may have bytes to read: a read is
                              * tried only then (after poll() said so, or while a read
                              * did not drain the socket), not on every turn */
+    int64_t delivered_at;   /* when a byte last reached the other side (ms): the idle
+                             * timeout counts from here, not from the last wake-up */
     struct relay_result *res;
 };
 
@@ -173,6 +175,7 @@ static int pump_up(struct state *s)
         if (n > 0) {
             d->off += (size_t)n;
             s->res->to_backend += (uint64_t)n;
+            s->delivered_at = clock_now_ms();
             moved = 1;
             if (d->off == d->len)
                 d->len = d->off = 0;
@@ -211,6 +214,7 @@ static int pump_down(struct state *s)
         enum tls_io r = tls_conn_write(s->c, d->buf, d->len);
         if (r == TLS_IO_OK) {
             s->res->to_client += d->len;
+            s->delivered_at = clock_now_ms();
             d->len = 0;
             moved = 1;
         } else if (r == TLS_IO_WANT_WRITE) {
@@ -269,14 +273,17 @@ void relay_set_idle_hook(void (*fn)(void), int after_ms)
 
 /*
  * Waits until a side may move bytes again: 0, or -1 with the end in s->res
- * when no byte moved for idle seconds. A connection quiet for the idle
- * hook's time first gives back its empty buffers (once per relay_run).
+ * when no byte was delivered for idle seconds, whatever woke the worker
+ * meanwhile (a record that arrives a byte at a time is not progress). A
+ * connection quiet for the idle hook's time first gives back its empty
+ * buffers (once per relay_run).
  */
 static int wait_turn(struct state *s, double idle, bool *hooked)
 {
     struct pollfd p[2] = { { .fd = tls_conn_fd(s->c), .events = s->cev },
                            { .fd = s->b, .events = s->bev } };
-    int64_t idle_at = clock_deadline_ms(idle), hook_at = clock_now_ms() + idle_hook_ms;
+    int64_t idle_at = s->delivered_at + (int64_t)(idle * 1000.0);
+    int64_t hook_at = s->delivered_at + idle_hook_ms;
     /* While the client is sending, keep the deadline for TLS writes
      * (close_notify, blocked records) one idle period ahead. */
     tls_conn_set_deadline(s->c, idle_at);
@@ -290,7 +297,7 @@ static int wait_turn(struct state *s, double idle, bool *hooked)
         err = net_poll(p, 2, idle_at);
     }
     if (err == ETIMEDOUT)
-        return fail(s, RELAY_IDLE_TIMEOUT, "no data either way for %gs", idle);
+        return fail(s, RELAY_IDLE_TIMEOUT, "no data delivered either way for %gs", idle);
     if (err)
         return fail(s, RELAY_CLIENT_ERROR, "poll: %s", strerror(err));
     /* Readable, or an error or hang-up the next read or write reports. */
@@ -316,6 +323,7 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
     s.cin = s.bin = true;
+    s.delivered_at = clock_now_ms();
     tls_conn_set_nonblock(client, true);
     if (backend_tls)
         tls_conn_set_nonblock(backend_tls, true);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Backend trouble: nothing listening (refused), a backend that does not
 accept (connect timeout), a backend that resets mid-answer; the idle
-timeout, and activity keeping a connection alive past it."""
+timeout, activity keeping a connection alive past it, and a record dripped
+a byte at a time not keeping it alive."""
 import os
 import socket
 import struct
@@ -161,6 +162,33 @@ def activity_keeps_alive():
     ok(l is not None and l["outcome"] == "ok" and l["in"] == len(sent) and
        l["out"] == len(sent), "access: outcome=ok, every ping counted both ways",
        l and l["raw"])
+
+
+@case
+def drip_feed():
+    """One byte of a TLS record every 0.3 s wakes the worker but delivers
+    nothing: the 1 s idle timeout still ends it."""
+    c = TLSClient(ports["echo"])
+    c.obj.write(b"never completed\n")
+    record = c.out.read()
+    t0 = time.monotonic()
+    closed = None
+    for i in range(len(record) - 1):        # never the last byte
+        try:
+            c.sock.send(record[i:i + 1])
+        except OSError as e:
+            closed = e
+            break
+        time.sleep(0.3)
+        if time.monotonic() - t0 > 6:
+            break
+    l = d.wait_access(client_port=c.local_port, after=c.started, timeout=8)
+    secs = time.monotonic() - t0
+    c.close()
+    ok(l is not None and l["outcome"] == "idle-timeout" and secs < 4,
+       "a client dripping a record a byte at a time is cut by the 1 s idle timeout",
+       f"after {secs:.2f} s: {l and l['raw']} {closed}")
+    ok(l is not None and l["in"] == 0, "access: nothing was delivered", l and l["raw"])
 
 
 @case
