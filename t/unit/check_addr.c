@@ -75,25 +75,10 @@ START_TEST(errors)
 }
 END_TEST
 
-static struct sockaddr_storage peer(const char *ip)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
-        s4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
-        s6->sin6_family = AF_INET6;
-    else
-        ck_abort_msg("bad test address %s", ip);
-    return ss;
-}
-
 static bool in(const char *cidr, const char *ip)
 {
     struct addr_cidr c;
-    struct sockaddr_storage ss = peer(ip);
+    struct sockaddr_storage ss = unit_peer(ip);
     ck_assert_msg(addr_cidr_parse(cidr, &c, err, sizeof err) == 0, "%s: %s", cidr, err);
     return addr_cidr_match(&c, (struct sockaddr *)&ss);
 }
@@ -185,7 +170,7 @@ START_TEST(cidr_of)
 {
     struct addr_cidr c;
     char buf[ADDR_STRLEN];
-    struct sockaddr_storage ss = peer("2001:db8:1:2:3:4:5:6");
+    struct sockaddr_storage ss = unit_peer("2001:db8:1:2:3:4:5:6");
     ck_assert_int_eq(addr_cidr_of((struct sockaddr *)&ss, 64, &c), 0);
     ck_assert_str_eq(addr_cidr_format(&c, buf, sizeof buf), "2001:db8:1:2::/64");
     ck_assert_int_eq(addr_cidr_of((struct sockaddr *)&ss, 48, &c), 0);
@@ -194,11 +179,11 @@ START_TEST(cidr_of)
     ck_assert_str_eq(addr_cidr_format(&c, buf, sizeof buf), "2001:db8:1:2:3:4:5:6");
     ck_assert_int_eq(addr_cidr_of((struct sockaddr *)&ss, 61, &c), 0);
     ck_assert_str_eq(addr_cidr_format(&c, buf, sizeof buf), "2001:db8:1::/61");
-    ss = peer("::ffff:192.0.2.9");
+    ss = unit_peer("::ffff:192.0.2.9");
     ck_assert_int_eq(addr_cidr_of((struct sockaddr *)&ss, 64, &c), 0);
     ck_assert_int_eq(c.family, AF_INET);
     ck_assert_str_eq(addr_cidr_format(&c, buf, sizeof buf), "192.0.2.9");
-    ss = peer("192.0.2.9");
+    ss = unit_peer("192.0.2.9");
     ck_assert_int_eq(addr_cidr_of((struct sockaddr *)&ss, 1, &c), 0);
     ck_assert_str_eq(addr_cidr_format(&c, buf, sizeof buf), "192.0.2.9");
     struct sockaddr_storage un = { .ss_family = AF_UNIX };
