@@ -69,7 +69,7 @@ DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daem
                daemon/master.c daemon/worker.c daemon/health.c
 # A module's other files (its own header is the module's: config_int.h),
 # tested through the module's suite.
-LIB_PARTS   := config_read config_tls config_frontend config_upstream
+LIB_PARTS   := config_read config_tls config_frontend config_upstream config_limits
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o) $(LIB_PARTS:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)
 UNIT_TESTS  := $(LIB_MODULES:%=$(BUILD)/t/unit/check_%)
