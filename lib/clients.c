@@ -210,7 +210,7 @@ static struct clients *handle(void *region, uint32_t nshards, uint32_t per_shard
     t->per_shard = per_shard;
     t->k0 = seed;
     t->k1 = (seed ^ 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
-    t->p.ipv6_prefix = 64;
+    t->p.ipv6_prefix = CLIENTS_DEFAULT_IPV6_PREFIX;
     return t;
 }
 
@@ -234,8 +234,10 @@ void clients_set_policy(struct clients *t, const struct clients_policy *p)
     t->p.allow = allow;
     if (t->p.handshake_burst < t->p.handshake_rate)
         t->p.handshake_burst = t->p.handshake_rate;
-    if (t->p.ipv6_prefix < 1 || t->p.ipv6_prefix > 128)
-        t->p.ipv6_prefix = t->p.ipv6_prefix ? 128 : 1;
+    if (t->p.ipv6_prefix == 0)
+        t->p.ipv6_prefix = CLIENTS_DEFAULT_IPV6_PREFIX;
+    if (t->p.ipv6_prefix > 128)
+        t->p.ipv6_prefix = 128;
 }
 
 void clients_free(struct clients *t)

@@ -45,11 +45,12 @@
 
 #include "addr.h"
 
-#define CLIENTS_WINDOW       32      /* slots a client's entry may be in */
-#define CLIENTS_MAX_SHARDS   64
-#define CLIENTS_MAX_SLOTS    (1u << 24)
-#define CLIENTS_LOCK_WAIT_MS 1000    /* then the call gives up: see the verdicts */
-#define CLIENTS_LOG_EVERY_MS 1000    /* clients_should_log */
+#define CLIENTS_WINDOW              32      /* slots a client's entry may be in */
+#define CLIENTS_MAX_SHARDS          64
+#define CLIENTS_MAX_SLOTS           (1u << 24)
+#define CLIENTS_LOCK_WAIT_MS        1000    /* then the call gives up: see the verdicts */
+#define CLIENTS_LOG_EVERY_MS        1000    /* clients_should_log */
+#define CLIENTS_DEFAULT_IPV6_PREFIX 64
 
 struct clients;
 
@@ -58,7 +59,7 @@ struct clients_policy {
     uint32_t per_client;        /* connections open at once; 0: no limit */
     uint32_t handshake_rate;    /* full handshakes a second; 0: no limit */
     uint32_t handshake_burst;   /* the bucket; less than handshake_rate is taken as it */
-    uint8_t ipv6_prefix;        /* IPv6 clients are counted by network: 1..128 */
+    uint8_t ipv6_prefix;        /* IPv6 clients are counted by network: 1..128; 0: 64 */
     size_t ndeny, nallow;
     const struct addr_cidr *deny;   /* refused, whatever allow says */
     const struct addr_cidr *allow;  /* when not empty, the only clients served */
@@ -116,8 +117,8 @@ struct clients *clients_init(void *region, size_t size, const struct clients_pol
                            uint64_t seed);
 
 /* A handle on a table laid out before (by this master, or an older one
- * across exec), with no policy until clients_set_policy; NULL if region
- * does not hold a table that fits in size. */
+ * across exec), with no limits and no lists until clients_set_policy;
+ * NULL if region does not hold a table that fits in size. */
 struct clients *clients_open(void *region, size_t size);
 
 /* Applies p from now on, in this process (a reload). */

@@ -207,7 +207,6 @@ struct config {
 /* Generous for clients behind NAT: see tlsoffd.conf(5). */
 #define CONFIG_DEFAULT_PER_CLIENT       256
 #define CONFIG_DEFAULT_HANDSHAKE_RATE   50
-#define CONFIG_DEFAULT_IPV6_PREFIX      64
 #define CONFIG_MAX_NETWORKS             1024    /* per allow or deny list */
 #define CONFIG_DEFAULT_SHED_IDLE_AFTER  5.0
 /* Entries of the client table: 4 per worker of the largest pool, so that

@@ -47,7 +47,7 @@ static void defaults(struct limits_conf *l)
     l->per_client = CONFIG_DEFAULT_PER_CLIENT;
     l->handshake_rate = CONFIG_DEFAULT_HANDSHAKE_RATE;
     l->handshake_burst = 0;
-    l->ipv6_prefix = CONFIG_DEFAULT_IPV6_PREFIX;
+    l->ipv6_prefix = CLIENTS_DEFAULT_IPV6_PREFIX;
     l->shed = SHED_IDLE;
     l->shed_idle_after = CONFIG_DEFAULT_SHED_IDLE_AFTER;
     l->table_size = CONFIG_DEFAULT_CLIENT_TABLE;

@@ -84,6 +84,11 @@ START_TEST(keying)
     ck_assert_int_eq(admit(t, "2001:db8:7::1", 0, NULL), CLIENTS_OK);
     ck_assert_int_eq(admit(t, "2001:db8:7::2", 0, NULL), CLIENTS_OK);
     ck_assert_int_eq(admit(t, "2001:db8:7::2", 0, NULL), CLIENTS_PER_CLIENT);
+    /* A policy that says no prefix gets the default. */
+    clients_set_policy(t, &(struct clients_policy){ .per_client = 1 });
+    ck_assert_int_eq(admit(t, "2001:db8:9:1::1", 0, NULL), CLIENTS_OK);
+    ck_assert_int_eq(admit(t, "2001:db8:9:1::2", 0, NULL), CLIENTS_PER_CLIENT);
+    ck_assert_int_eq(admit(t, "2001:db8:9:2::1", 0, NULL), CLIENTS_OK);
     clients_free(t);
 }
 END_TEST
