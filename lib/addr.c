@@ -122,3 +122,127 @@ int addr_port(const struct sockaddr *sa)
         return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     return 0;
 }
+
+/* ---- networks ---- */
+
+static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* The address of sa in ip (4 or 16 bytes, the rest 0), a mapped IPv6 one
+ * as IPv4: its family, or AF_UNSPEC if it has none. */
+static sa_family_t ip_of(const struct sockaddr *sa, uint8_t ip[16])
+{
+    memset(ip, 0, 16);
+    if (sa->sa_family == AF_INET) {
+        memcpy(ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return AF_INET;
+    }
+    if (sa->sa_family != AF_INET6)
+        return AF_UNSPEC;
+    const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    if (memcmp(a, mapped_prefix, sizeof mapped_prefix) == 0) {
+        memcpy(ip, a + sizeof mapped_prefix, 4);
+        return AF_INET;
+    }
+    memcpy(ip, a, 16);
+    return AF_INET6;
+}
+
+/* Clears the bits of ip after the first bits; returns whether any was set. */
+static bool mask(uint8_t ip[16], unsigned bits)
+{
+    bool set = false;
+    for (unsigned i = bits / 8; i < 16; i++) {
+        uint8_t keep = i == bits / 8 ? (uint8_t)(0xff00u >> (bits % 8)) : 0;
+        set |= (ip[i] & (uint8_t)~keep) != 0;
+        ip[i] &= keep;
+    }
+    return set;
+}
+
+/* "24": digits only, at most max. */
+static int parse_bits(const char *s, unsigned max, unsigned *bits)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 3 || s[n] != '\0' || (unsigned)atoi(s) > max)
+        return -1;
+    *bits = (unsigned)atoi(s);
+    return 0;
+}
+
+int addr_cidr_parse(const char *text, struct addr_cidr *out, char *err, size_t errlen)
+{
+    char host[INET6_ADDRSTRLEN], net[ADDR_STRLEN];
+    const char *slash = strchr(text, '/');
+    size_t hlen = slash ? (size_t)(slash - text) : strlen(text);
+    uint8_t ip[16] = { 0 };
+
+    memset(out, 0, sizeof *out);
+    if (hlen == 0 || hlen >= sizeof host) {
+        snprintf(err, errlen, "'%s' is not an address or a network (as 192.0.2.0/24)", text);
+        return -1;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(AF_INET, host, ip) == 1) {
+        out->family = AF_INET;
+    } else if (inet_pton(AF_INET6, host, ip) == 1) {
+        out->family = AF_INET6;
+    } else {
+        snprintf(err, errlen, "'%s': '%s' is not an IP address", text, host);
+        return -1;
+    }
+    unsigned max = out->family == AF_INET ? 32 : 128, bits = max;
+    if (slash && parse_bits(slash + 1, max, &bits) < 0) {
+        snprintf(err, errlen, "'%s': the prefix length must be a number from 0 to %u", text, max);
+        return -1;
+    }
+    if (out->family == AF_INET6 && bits >= 96 && memcmp(ip, mapped_prefix, 12) == 0) {
+        memmove(ip, ip + 12, 4);
+        memset(ip + 4, 0, 12);
+        out->family = AF_INET;
+        bits -= 96;
+    }
+    out->bits = (uint8_t)bits;
+    bool host_bits = mask(ip, bits);
+    memcpy(out->net, ip, sizeof out->net);
+    if (host_bits) {
+        snprintf(err, errlen, "'%s' has bits set after the first %u: the network is %s", text,
+                 bits, addr_cidr_format(out, net, sizeof net));
+        return -1;
+    }
+    return 0;
+}
+
+bool addr_cidr_match(const struct addr_cidr *c, const struct sockaddr *sa)
+{
+    uint8_t ip[16];
+    if (ip_of(sa, ip) != c->family)
+        return false;
+    mask(ip, c->bits);
+    return memcmp(ip, c->net, sizeof ip) == 0;
+}
+
+int addr_cidr_of(const struct sockaddr *sa, unsigned v6bits, struct addr_cidr *out)
+{
+    memset(out, 0, sizeof *out);
+    out->family = ip_of(sa, out->net);
+    if (out->family == AF_UNSPEC)
+        return -1;
+    out->bits = (uint8_t)(out->family == AF_INET ? 32 : v6bits < 128 ? v6bits : 128);
+    mask(out->net, out->bits);
+    return 0;
+}
+
+char *addr_cidr_format(const struct addr_cidr *c, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    unsigned host = c->family == AF_INET ? 32 : 128;
+    if ((c->family != AF_INET && c->family != AF_INET6) ||
+        !inet_ntop(c->family, c->net, ip, sizeof ip))
+        snprintf(buf, len, "unknown");
+    else if (c->bits == host)
+        snprintf(buf, len, "%s", ip);
+    else
+        snprintf(buf, len, "%s/%u", ip, c->bits);
+    return buf;
+}

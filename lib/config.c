@@ -230,7 +230,7 @@ static int load_root(const struct conf_ctx *c, const config_setting_t *root, str
 {
     static const char *const keys[] = { "daemon", "pidfile", "user", "group", "chroot",
                                         "log", "workers", "timeouts",
-                                        "tls", "frontends", "upstreams", NULL };
+                                        "tls", "limits", "frontends", "upstreams", NULL };
     const config_setting_t *fes, *ups;
 
     if (conf_check_keys(c, root, keys) < 0 ||
@@ -239,6 +239,7 @@ static int load_root(const struct conf_ctx *c, const config_setting_t *root, str
         load_identity(c, root, cfg) < 0 ||
         load_log(c, root, cfg) < 0 || load_workers(c, root, cfg) < 0 ||
         load_timeouts(c, root, cfg) < 0 || conf_load_tls(c, root, cfg) < 0 ||
+        conf_load_limits(c, root, cfg) < 0 ||
         conf_list(c, root, "upstreams", &ups) < 0 || conf_list(c, root, "frontends", &fes) < 0)
         return -1;
 
@@ -355,6 +356,8 @@ void config_free(struct config *cfg)
     free(cfg->tls.where);
     free(cfg->tls.ciphers_where);
     free(cfg->tls.suites_where);
+    free(cfg->limits.deny);
+    free(cfg->limits.allow);
     free(cfg->log.destination);
     free(cfg->log.access_log);
     free(cfg->pidfile);

@@ -131,6 +131,22 @@ struct tls_conf {
     char *suites_where;     /* ... of the ciphersuites key (or of tls) */
 };
 
+enum shed { SHED_IDLE, SHED_OFF };
+
+/* The limits group: per-client limits (the client table) and shedding. */
+struct limits_conf {
+    int per_client;         /* connections open at once per client; 0: no limit */
+    int handshake_rate;     /* full handshakes a second per client; 0: no limit */
+    int handshake_burst;    /* the bucket; below handshake_rate (0): handshake_rate */
+    int ipv6_prefix;        /* IPv6 clients are counted by network, 1..128 */
+    size_t ndeny, nallow;
+    struct addr_cidr *deny;     /* refused, whatever allow says */
+    struct addr_cidr *allow;    /* when not empty, the only clients served */
+    enum shed shed;         /* the pool is full: close the longest idle, or queue */
+    double shed_idle_after; /* ... idle at least this long */
+    int table_size;         /* entries of the client table */
+};
+
 struct config {
     char *path;
     bool daemon;
@@ -155,6 +171,7 @@ struct config {
         double handshake, connect, idle, shutdown;
     } timeouts;
     struct tls_conf tls;
+    struct limits_conf limits;
     size_t nfrontends;
     struct frontend_conf *frontends;
     size_t nupstreams;
@@ -187,6 +204,14 @@ struct config {
 #define CONFIG_DEFAULT_RISE             2
 #define CONFIG_DEFAULT_FALL             3
 #define CONFIG_MAX_SERVERS              256     /* per upstream */
+/* Generous for clients behind NAT: see tlsoffd.conf(5). */
+#define CONFIG_DEFAULT_PER_CLIENT       256
+#define CONFIG_DEFAULT_HANDSHAKE_RATE   50
+#define CONFIG_MAX_NETWORKS             1024    /* per allow or deny list */
+#define CONFIG_DEFAULT_SHED_IDLE_AFTER  5.0
+/* Entries of the client table: 4 per worker of the largest pool, so that
+ * counted clients (each holds a worker) fill at most a quarter of it. */
+#define CONFIG_DEFAULT_CLIENT_TABLE     (4 * CONFIG_MAX_WORKERS)
 
 /*
  * Reads and validates path. Returns a config (free with config_free), or

@@ -9,6 +9,7 @@
  *   config_tls.c       the tls section (policy, resumption)
  *   config_frontend.c  frontends (listen, certificates, ALPN, client auth)
  *   config_upstream.c  upstreams (servers, TLS to backends, health checks)
+ *   config_limits.c    the limits section (per-client limits, allow/deny, shedding)
  */
 #ifndef TLSOFFD_CONFIG_INT_H
 #define TLSOFFD_CONFIG_INT_H
@@ -92,5 +93,7 @@ int conf_load_frontend(const struct conf_ctx *c, const config_setting_t *g,
                        struct frontend_conf *fe);
 int conf_load_upstream(const struct conf_ctx *c, const config_setting_t *g,
                        struct upstream_conf *up);
+/* After the workers: the table's size is checked against the pool. */
+int conf_load_limits(const struct conf_ctx *c, const config_setting_t *root, struct config *cfg);
 
 #endif

@@ -174,6 +174,92 @@ START_TEST(resumption_keys)
 }
 END_TEST
 
+START_TEST(limits_keys)
+{
+    struct config *cfg = load(MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->limits.per_client, 256);
+    ck_assert_int_eq(cfg->limits.handshake_rate, 50);
+    ck_assert_int_eq(cfg->limits.handshake_burst, 0);
+    ck_assert_int_eq(cfg->limits.ipv6_prefix, 64);
+    ck_assert_uint_eq(cfg->limits.nallow + cfg->limits.ndeny, 0);
+    ck_assert_int_eq(cfg->limits.shed, SHED_IDLE);
+    ck_assert(cfg->limits.shed_idle_after == 5.0);
+    ck_assert_int_eq(cfg->limits.table_size, 4 * CONFIG_MAX_WORKERS);
+    config_free(cfg);
+    cfg = load("limits = { per_client = 0; handshake_rate = 0; handshake_burst = 20;\n"
+               "  ipv6_prefix = 48; allow = [ \"192.0.2.0/24\", \"2001:db8::/32\",\n"
+               "  \"::ffff:198.51.100.7\" ]; deny = \"192.0.2.128/25\";\n"
+               "  shed = \"off\"; shed_idle_after = 0.5; table_size = 100000; };\n"
+               MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->limits.per_client, 0);
+    ck_assert_int_eq(cfg->limits.handshake_rate, 0);
+    ck_assert_int_eq(cfg->limits.handshake_burst, 20);
+    ck_assert_int_eq(cfg->limits.ipv6_prefix, 48);
+    ck_assert_uint_eq(cfg->limits.nallow, 3);
+    ck_assert_int_eq(cfg->limits.allow[1].family, AF_INET6);
+    ck_assert_int_eq(cfg->limits.allow[1].bits, 32);
+    ck_assert_int_eq(cfg->limits.allow[2].family, AF_INET);     /* mapped: IPv4 */
+    ck_assert_uint_eq(cfg->limits.ndeny, 1);
+    ck_assert_int_eq(cfg->limits.deny[0].bits, 25);
+    ck_assert_int_eq(cfg->limits.shed, SHED_OFF);
+    ck_assert(cfg->limits.shed_idle_after == 0.5);
+    ck_assert_int_eq(cfg->limits.table_size, 100000);
+    config_free(cfg);
+    cfg = load("limits = { allow = [ ]; deny = [ ]; };\n" MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_uint_eq(cfg->limits.nallow + cfg->limits.ndeny, 0);
+    ck_assert_int_eq(cfg->limits.per_client, 256);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(limits_errors)
+{
+    expect_error("limits = {\n per_clients = 3; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "limits.per_clients: unknown key (known here: per_client,");
+    expect_error("limits = 3;\n" MINIMAL_FE MINIMAL_UP, 1, "limits: expected a group");
+    expect_error("limits = { per_client = -1; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.per_client: must be from 0 to 1000000, got -1");
+    expect_error("limits = { handshake_rate = \"50/s\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.handshake_rate: expected an integer, got a string");
+    expect_error("limits = { handshake_burst = 1000001; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.handshake_burst: must be from 0 to 1000000");
+    expect_error("limits = { ipv6_prefix = 0; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.ipv6_prefix: must be from 1 to 128, got 0");
+    expect_error("limits = { ipv6_prefix = 129; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must be from 1 to 128, got 129");
+    expect_error("limits = { deny = [ \"192.0.2.0/24\",\n \"192.0.2.7/24\" ]; };\n"
+                 MINIMAL_FE MINIMAL_UP, 2,
+                 "limits.deny[1]: '192.0.2.7/24' has bits set after the first 24");
+    expect_error("limits = {\n allow = \"example.org\"; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "limits.allow: 'example.org': 'example.org' is not an IP address");
+    expect_error("limits = { allow = [ \"10.0.0.0/33\" ]; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "'10.0.0.0/33': the prefix length must be a number from 0 to 32");
+    expect_error("limits = { allow = [ 10 ]; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.allow[0]: expected a string, got an integer");
+    expect_error("limits = { deny = { a = 1; }; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.deny: expected a string or an array of strings");
+    expect_error("limits = { shed = \"oldest\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.shed: unknown value \"oldest\" (expected \"idle\", \"off\")");
+    expect_error("limits = { shed_idle_after = 0; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "limits.shed_idle_after: must be a duration");
+    expect_error("workers = { max = 300; };\nlimits = { table_size = 599; };\n"
+                 MINIMAL_FE MINIMAL_UP, 2, "limits.table_size: must be from 600 to");
+    /* At most CONFIG_MAX_NETWORKS entries a list. */
+    size_t cap = 64 + (CONFIG_MAX_NETWORKS + 1) * 24 + sizeof(MINIMAL_FE MINIMAL_UP);
+    char *text = malloc(cap);
+    size_t off = (size_t)snprintf(text, cap, "limits = { deny = [\n");
+    for (int i = 0; i <= CONFIG_MAX_NETWORKS; i++)
+        off += (size_t)snprintf(text + off, cap - off, "\"10.%d.%d.0/24\"%s\n", i / 256,
+                                i % 256, i < CONFIG_MAX_NETWORKS ? "," : " ]; };");
+    snprintf(text + off, cap - off, MINIMAL_FE MINIMAL_UP);
+    expect_error(text, CONFIG_MAX_NETWORKS + 2, "at most 1024 networks");
+    free(text);
+}
+END_TEST
+
 START_TEST(protocols)
 {
     struct config *cfg = load("tls = { protocols = [ \"TLSv1.2\" ]; };\n" MINIMAL_FE MINIMAL_UP);
@@ -330,6 +416,7 @@ static Suite *suite(void)
     tcase_add_test(ok, resumption_keys);
     tcase_add_test(ok, include);
     tcase_add_test(ok, relative_paths);
+    tcase_add_test(ok, limits_keys);
     suite_add_tcase(s, ok);
     TCase *bad = tcase_create("errors");
     tcase_add_test(bad, missing_file);
@@ -338,6 +425,7 @@ static Suite *suite(void)
     tcase_add_test(bad, types_and_ranges);
     tcase_add_test(bad, tls_errors);
     tcase_add_test(bad, structure_errors);
+    tcase_add_test(bad, limits_errors);
     suite_add_tcase(s, bad);
     return s;
 }
