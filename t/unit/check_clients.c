@@ -19,7 +19,7 @@ static void *shared(size_t size)
 static struct clients_policy policy(uint32_t per_client, uint32_t rate, uint32_t burst)
 {
     return (struct clients_policy){ .per_client = per_client, .handshake_rate = rate,
-                                   .handshake_burst = burst, .ipv6_prefix = 64 };
+                                    .handshake_burst = burst, .ipv6_prefix = 64 };
 }
 
 /* A table of nslots in a fresh shared region (*region, if asked). */
@@ -36,7 +36,7 @@ static struct clients *table(size_t nslots, struct clients_policy p, void **regi
 }
 
 static enum clients_verdict admit(struct clients *t, const char *ip, int64_t now,
-                                 struct clients_ticket *tk)
+                                  struct clients_ticket *tk)
 {
     struct clients_ticket spare;
     struct sockaddr_storage ss = unit_peer(ip);
