@@ -260,7 +260,7 @@ static void init_lock(pthread_mutex_t *m)
 }
 
 struct clients *clients_init(void *region, size_t size, const struct clients_policy *p,
-                           uint64_t seed)
+                             uint64_t seed)
 {
     if (size < clients_region_size(1))
         return NULL;
@@ -469,8 +469,8 @@ static enum clients_verdict judge(const struct clients *t, struct entry *e, int6
     return CLIENTS_OK;
 }
 
-enum clients_verdict clients_admit(struct clients *t, const struct sockaddr *peer, int64_t now_ms,
-                                 struct clients_ticket *tk)
+enum clients_verdict clients_admit(struct clients *t, const struct sockaddr *peer,
+                                   int64_t now_ms, struct clients_ticket *tk)
 {
     struct key k;
     memset(tk, 0, sizeof *tk);
@@ -497,7 +497,8 @@ enum clients_verdict clients_admit(struct clients *t, const struct sockaddr *pee
     return v;
 }
 
-void clients_charge_handshake(struct clients *t, const struct clients_ticket *tk, int64_t now_ms)
+void clients_charge_handshake(struct clients *t, const struct clients_ticket *tk,
+                              int64_t now_ms)
 {
     struct shard *s;
     struct entry *e;
@@ -544,7 +545,7 @@ bool clients_should_log(struct clients *t, const struct sockaddr *peer, int64_t 
 }
 
 /* Puts c into out (*got of n, the most connections first) if it belongs. */
-static void rank(struct clients_client *out, size_t *got, size_t n, const struct clients_client *c)
+static void rank(struct clients_usage *out, size_t *got, size_t n, const struct clients_usage *c)
 {
     size_t i;
     if (*got < n)
@@ -558,7 +559,7 @@ static void rank(struct clients_client *out, size_t *got, size_t n, const struct
     out[i] = *c;
 }
 
-static void describe(const struct entry *e, struct clients_client *c)
+static void describe(const struct entry *e, struct clients_usage *c)
 {
     uint64_t net[2] = { LOAD(e->net[0]), LOAD(e->net[1]) };
     uint32_t meta = LOAD(e->meta);
@@ -571,13 +572,13 @@ static void describe(const struct entry *e, struct clients_client *c)
     c->tokens = tokens > INT32_MAX ? INT32_MAX : tokens < INT32_MIN ? INT32_MIN : (int32_t)tokens;
 }
 
-size_t clients_top(const struct clients *t, struct clients_client *out, size_t n)
+size_t clients_top(const struct clients *t, struct clients_usage *out, size_t n)
 {
     size_t got = 0;
     for (uint32_t i = 0; i < t->nshards; i++) {
         const struct entry *e = entries_of(shard_at(t, i));
         for (uint32_t j = 0; j < t->per_shard; j++) {
-            struct clients_client c;
+            struct clients_usage c;
             if (!LOAD(e[j].tag) || !LOAD(e[j].count))
                 continue;
             describe(&e[j], &c);

@@ -98,7 +98,7 @@ struct clients_ticket {
 };
 
 /* A client, for `tlsoffd -s stats`. */
-struct clients_client {
+struct clients_usage {
     struct addr_cidr client;
     uint32_t connections;
     int32_t tokens;         /* whole handshakes in the bucket at its last use */
@@ -114,7 +114,7 @@ size_t clients_region_size(size_t nslots);
  * entry.
  */
 struct clients *clients_init(void *region, size_t size, const struct clients_policy *p,
-                           uint64_t seed);
+                             uint64_t seed);
 
 /* A handle on a table laid out before (by this master, or an older one
  * across exec), with no limits and no lists until clients_set_policy;
@@ -137,12 +137,13 @@ size_t clients_capacity(const struct clients *t);
  * uncounted (CLIENTS_OK, an empty ticket) unless allow is set. Takes the
  * client's shard lock, unless the lists refuse it.
  */
-enum clients_verdict clients_admit(struct clients *t, const struct sockaddr *peer, int64_t now_ms,
-                                 struct clients_ticket *tk);
+enum clients_verdict clients_admit(struct clients *t, const struct sockaddr *peer,
+                                   int64_t now_ms, struct clients_ticket *tk);
 
 /* A handshake that was not a resumption (full, or failed) takes one token
  * from the client's bucket. Call before clients_release. Takes the lock. */
-void clients_charge_handshake(struct clients *t, const struct clients_ticket *tk, int64_t now_ms);
+void clients_charge_handshake(struct clients *t, const struct clients_ticket *tk,
+                              int64_t now_ms);
 
 /* The connection closed: one fewer for its client (never below 0), and *tk
  * is cleared, so a second release does nothing. Safe with any ticket: a
@@ -161,7 +162,7 @@ bool clients_should_log(struct clients *t, const struct sockaddr *peer, int64_t 
 /* Fills out with at most n clients with connections open, the most first;
  * returns how many. Read without locks: a client changing meanwhile may be
  * shown half old, half new. */
-size_t clients_top(const struct clients *t, struct clients_client *out, size_t n);
+size_t clients_top(const struct clients *t, struct clients_usage *out, size_t n);
 
 /* Shards repaired after a process died holding their lock. */
 uint64_t clients_repairs(const struct clients *t);

@@ -19,7 +19,7 @@ static void *shared(size_t size)
 static struct clients_policy policy(uint32_t per_client, uint32_t rate, uint32_t burst)
 {
     return (struct clients_policy){ .per_client = per_client, .handshake_rate = rate,
-                                   .handshake_burst = burst, .ipv6_prefix = 64 };
+                                    .handshake_burst = burst, .ipv6_prefix = 64 };
 }
 
 /* A table of nslots in a fresh shared region (*region, if asked). */
@@ -36,7 +36,7 @@ static struct clients *table(size_t nslots, struct clients_policy p, void **regi
 }
 
 static enum clients_verdict admit(struct clients *t, const char *ip, int64_t now,
-                                 struct clients_ticket *tk)
+                                  struct clients_ticket *tk)
 {
     struct clients_ticket spare;
     struct sockaddr_storage ss = unit_peer(ip);
@@ -46,7 +46,7 @@ static enum clients_verdict admit(struct clients *t, const char *ip, int64_t now
 /* The connections open for the client shown as name, as top reports it. */
 static unsigned open_for(const struct clients *t, const char *name)
 {
-    struct clients_client c[64];
+    struct clients_usage c[64];
     char buf[ADDR_STRLEN];
     size_t n = clients_top(t, c, 64);
     for (size_t i = 0; i < n; i++)
@@ -212,7 +212,7 @@ START_TEST(handshake_debt)
         clients_charge_handshake(t, &tk[i], 0);
         clients_release(t, &tk[i]);
     }
-    struct clients_client c;
+    struct clients_usage c;
     ck_assert_uint_eq(clients_top(t, &c, 1), 0);     /* none open */
     ck_assert_int_eq(handshake(t, "192.0.2.44", 499), CLIENTS_RATE);   /* -1 + 0.998 */
     ck_assert_int_eq(handshake(t, "192.0.2.44", 999), CLIENTS_RATE);   /* -1 + 1.998 */
@@ -251,7 +251,7 @@ START_TEST(reuse_and_full)
     ck_assert_uint_eq(open_for(t, ip[4]), 1);
     for (int i = 1; i < 5; i++)
         clients_release(t, &tk[i]);
-    struct clients_client c;
+    struct clients_usage c;
     ck_assert_uint_eq(clients_top(t, &c, 1), 0);
     clients_free(t);
 }
@@ -278,7 +278,7 @@ START_TEST(garbage_tickets)
         ck_assert_uint_eq(bad[i].slot, 0);
     }
     ck_assert_uint_eq(open_for(t, "192.0.2.8"), 1);
-    struct clients_client c;
+    struct clients_usage c;
     ck_assert_uint_eq(clients_top(t, &c, 1), 1);
     ck_assert_int_eq(c.tokens, 5);                  /* no charge landed */
     clients_release(t, &tk);
@@ -399,7 +399,7 @@ START_TEST(top)
         for (int j = 0; j < c[i].n; j++)
             ck_assert_int_eq(admit(t, c[i].ip, 0, NULL), CLIENTS_OK);
     handshake(t, "192.0.2.3", 0);
-    struct clients_client out[10];
+    struct clients_usage out[10];
     char buf[ADDR_STRLEN];
     ck_assert_uint_eq(clients_top(t, out, 3), 3);
     ck_assert_str_eq(addr_cidr_format(&out[0].client, buf, sizeof buf), "192.0.2.3");
@@ -483,8 +483,8 @@ START_TEST(sizes_and_names)
 {
     ck_assert_uint_le(clients_region_size(4096), 4096 * 64 + 64 * 64 + 64);
     ck_assert_uint_le(clients_region_size(131072), (131072 + 64) * 64 + 64);
-    void *r = shared(clients_region_size(131072));
-    struct clients *t = clients_init(r, clients_region_size(131072), &(struct clients_policy){ 0 }, 1);
+    size_t size = clients_region_size(131072);
+    struct clients *t = clients_init(shared(size), size, &(struct clients_policy){ 0 }, 1);
     ck_assert_uint_ge(clients_capacity(t), 131072);
     clients_free(t);
     ck_assert_str_eq(clients_verdict_name(CLIENTS_OK), "ok");
@@ -530,7 +530,7 @@ START_TEST(many_processes)
         waitpid(kids[k], &status, 0);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d refused", k);
     }
-    struct clients_client c;
+    struct clients_usage c;
     ck_assert_uint_eq(clients_top(t, &c, 1), 0);
     ck_assert_uint_eq(clients_repairs(t), 0);
     clients_free(t);
