@@ -34,7 +34,7 @@ static void set_signal(int sig, void (*fn)(int))
 void child_begin(pid_t master, const char *role, const char *name,
                  const struct child_signals *sigs)
 {
-    sigset_t none;
+    sigset_t none;     /* blocked: none, or only the shed signal */
     parent = master;
     log_set_role(role);
     if (name)
@@ -46,9 +46,11 @@ void child_begin(pid_t master, const char *role, const char *name,
     set_signal(SIGINT, sigs->term ? sigs->term : SIG_DFL);
     set_signal(SIGHUP, SIG_IGN);
     set_signal(SIGPIPE, SIG_IGN);
-    set_signal(SIGUSR2, SIG_IGN);
+    set_signal(SIGUSR2, sigs->shed ? sigs->shed : SIG_IGN);
     set_signal(SIGCHLD, SIG_DFL);
     sigemptyset(&none);
+    if (sigs->shed)
+        sigaddset(&none, SIGUSR2);
     sigprocmask(SIG_SETMASK, &none, NULL);
     tls_after_fork();
 }

@@ -20,6 +20,8 @@ struct child_signals {
     void (*quit)(int);      /* SIGQUIT: graceful stop (no SA_RESTART: wakes a blocked call) */
     void (*usr1)(int);      /* SIGUSR1: reopen the logs */
     void (*term)(int);      /* SIGTERM and SIGINT */
+    void (*shed)(int);      /* SIGUSR2: shed the connection; blocked, except in the
+                             * waits that take it (net_poll_until) */
 };
 
 /*

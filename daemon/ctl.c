@@ -17,6 +17,7 @@
 #include "sesscache.h"
 #include "shm.h"
 #include "stats.h"
+#include "clients.h"
 #include "ticketkeys.h"
 #include "upstream.h"
 
@@ -105,6 +106,27 @@ static void print_servers(const struct config *cfg, int pid)
         shm_detach(&ushm);
 }
 
+#define TOP_CLIENTS 10
+
+/* The clients with the most connections open, from the client table. */
+static void print_top_clients(const struct shm *shm)
+{
+    size_t size;
+    struct clients_usage top[TOP_CLIENTS];
+    void *region = shm_region(shm, SHM_CLIENTS, &size);
+    struct clients *t = clients_open(region, size);
+    if (!t)
+        return;
+    size_t n = clients_top(t, top, TOP_CLIENTS);
+    for (size_t i = 0; i < n; i++) {
+        char net[ADDR_STRLEN + 8];
+        addr_cidr_format(&top[i].client, net, sizeof net);
+        printf("client=%s connections=%u handshake_tokens=%d\n", net, top[i].connections,
+               top[i].tokens);
+    }
+    clients_free(t);
+}
+
 static int print_stats(const struct config *cfg, int pid)
 {
     char err[512];
@@ -120,6 +142,7 @@ static int print_stats(const struct config *cfg, int pid)
     print_resumption(&shm);
     if (st)
         stats_print(st, stdout);
+    print_top_clients(&shm);
     print_servers(cfg, pid);
     shm_detach(&shm);
     return st ? EXIT_OK : EXIT_FAIL;

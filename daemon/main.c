@@ -143,6 +143,7 @@ static int prepare(struct runtime *rt, bool daemon, bool inherited, int *pidfd, 
     if (cfg->uid != (uid_t)-1)
         log_chown(cfg->uid, cfg->gid);
     runtime_raise_nofile(rt);
+    runtime_size_pool(rt, NULL);
     if (inherited)
         *ready_fd = upgrade_finish_inherit();   /* the old master waits for our word */
     if (daemon && daemonize(ready_fd) < 0) {
@@ -209,6 +210,7 @@ static int run(const struct options *o)
     }
     if (!o->test)
         return start(&rt, o, inherited);
+    runtime_size_pool(&rt, stderr);
     fprintf(stderr, "tlsoffd: configuration file %s is valid\n", o->config);
     runtime_free(&rt);
     return EXIT_OK;

@@ -25,9 +25,11 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clients.h"
 #include "clock.h"
 #include "exit.h"
 #include "health.h"
+#include "listen.h"
 #include "log.h"
 #include "ticketkeys.h"
 #include "upgrade.h"
@@ -45,7 +47,16 @@
 #define POOL_TICK_MS      100       /* how often the master looks at the scoreboard */
 #define POOL_SHRINK_MS    500       /* spare workers are retired this often: half the excess */
 #define POOL_MAX_RATE     32        /* spawns per tick, doubling while short */
+#define POOL_BURST_RATE   256       /* spawns per tick while clients wait */
 #define POOL_FULL_WARN_MS 10000     /* "the pool is at workers.max", at most this often */
+#define SHED_AGAIN_MS     1000      /* a worker asked to shed is asked again after this */
+#define SHED_LOG_MS       1000      /* the shedding line, at most this often */
+
+/* A connection that may be shed: its worker's slot and its last delivery. */
+struct shed_candidate {
+    int64_t delivered_at;
+    int slot;
+};
 
 struct slot {
     pid_t pid;
@@ -53,6 +64,7 @@ struct slot {
     int64_t respawn_at;     /* when pid == 0 */
     int backoff;            /* ms */
     bool old;               /* of a configuration replaced by a reload: draining */
+    int64_t shed_at;        /* when it was last asked to shed its connection */
 };
 
 enum stop { RUNNING, STOP_GRACEFUL, STOP_FAST };
@@ -82,6 +94,10 @@ struct master {
         int64_t deadline;
     } upgrade;
     int64_t next_rotation;  /* a new ticket key then */
+    struct {
+        struct shed_candidate *c;   /* room for every slot */
+        int64_t logged;
+    } shed;
 };
 
 static pid_t spawn(struct master *m, int id)
@@ -191,7 +207,10 @@ static void worker_ended(struct master *m, int i, pid_t pid, int status)
     describe_exit(status, how, sizeof how);
     s->pid = 0;
     struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
-    if (w) {                    /* off the scoreboard */
+    if (w) {                    /* off the scoreboard; a count it held is given back */
+        struct clients_ticket held = w->ticket;
+        clients_release(m->rt->clients, &held);
+        memset(&w->ticket, 0, sizeof w->ticket);
         stats_set_state(w, WS_NONE, NULL);
         w->pid = 0;
     }
@@ -256,6 +275,17 @@ static bool slot_free(const struct master *m, int i)
     return !w || w->pid == 0 || kill(w->pid, 0) < 0;
 }
 
+/* Clients waiting in the listeners' accept queues. */
+static int queued_clients(const struct runtime *rt)
+{
+    int n = 0;
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        int q = listen_queued(rt->listeners[i].fd, NULL);
+        n += q > 0 ? q : 0;
+    }
+    return n;
+}
+
 /* This generation's workers: how many, how many idle, and an idle one. */
 static void pool_census(const struct master *m, int *total, int *idle, int *spare)
 {
@@ -274,15 +304,22 @@ static void pool_census(const struct master *m, int *total, int *idle, int *spar
     }
 }
 
-/* Short of spare workers: starts some, at a rate that doubles every tick. */
+/*
+ * Short of spare workers: starts some, at a rate that doubles every tick;
+ * with clients waiting in the accept queues, at once as many as wait (up
+ * to POOL_BURST_RATE a tick), so a burst is not served at the doubling's
+ * pace.
+ */
 static void pool_grow(struct master *m, int total, int idle, int64_t now)
 {
     const struct config *cfg = m->rt->cfg;
-    if (total >= cfg->workers.max) {
+    int max = m->rt->pool_max;
+    if (total >= max) {
         if (now - m->pool.warned_full >= POOL_FULL_WARN_MS) {
             m->pool.warned_full = now;
             log_warning("the pool is at workers.max (%d) with %d idle: new clients wait in "
-                        "the listen queue", cfg->workers.max, idle);
+                        "the listen queue%s", max, idle,
+                        cfg->limits.shed == SHED_IDLE ? " or idle connections are shed" : "");
         }
         return;
     }
@@ -290,11 +327,13 @@ static void pool_grow(struct master *m, int total, int idle, int64_t now)
         m->pool.spawn_rate = 1;     /* workers die at start: begin slowly again */
         return;
     }
-    int want = cfg->workers.min_spare - idle;
-    if (want > m->pool.spawn_rate)
-        want = m->pool.spawn_rate;
-    if (want > cfg->workers.max - total)
-        want = cfg->workers.max - total;
+    int waiting = queued_clients(m->rt);
+    int want = cfg->workers.min_spare - idle + waiting;
+    int rate = waiting > m->pool.spawn_rate ? POOL_BURST_RATE : m->pool.spawn_rate;
+    if (want > rate)
+        want = rate;
+    if (want > max - total)
+        want = max - total;
     for (int i = 0; i < m->nslots && want > 0; i++)
         if (slot_free(m, i) && spawn(m, i) > 0)
             want--;
@@ -528,6 +567,7 @@ static void reload(struct master *m)
     *m->rt = *next;
     free(next);
     runtime_release(&prev, m->rt);
+    runtime_size_pool(m->rt, NULL);
     schedule_rotation(m);
     int started = start_generation(m);
     start_prober(m, clock_now_ms());
@@ -620,7 +660,8 @@ static int next_timeout(const struct master *m)
     } else {
         if (m->prober.respawn_at < when)
             when = m->prober.respawn_at;
-        if (m->pool.dynamic && now + POOL_TICK_MS < when)
+        if ((m->pool.dynamic || m->rt->cfg->limits.shed == SHED_IDLE) &&
+            now + POOL_TICK_MS < when)
             when = now + POOL_TICK_MS;
         for (int i = 0; i < m->nslots; i++)
             if (m->slots[i].pid == 0 && m->slots[i].respawn_at < when)
@@ -674,6 +715,74 @@ static bool drained(struct master *m)
     return true;
 }
 
+static int older_delivery(const void *a, const void *b)
+{
+    const struct shed_candidate *x = a, *y = b;
+    return (x->delivered_at > y->delivered_at) - (x->delivered_at < y->delivered_at);
+}
+
+/* This generation's relaying workers quiet for at least after_ms (and not
+ * asked to shed within SHED_AGAIN_MS), into m->shed.c. Their count. */
+static int shed_candidates(struct master *m, int64_t after_ms, int64_t now)
+{
+    int n = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        const struct slot *sl = &m->slots[i];
+        struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
+        if (sl->pid <= 0 || sl->old || !w || stats_state(w) != WS_RELAY ||
+            now - sl->shed_at < SHED_AGAIN_MS)
+            continue;
+        int64_t at = __atomic_load_n(&w->delivered_at, __ATOMIC_RELAXED);
+        if (now - at >= after_ms)
+            m->shed.c[n++] = (struct shed_candidate){ .delivered_at = at, .slot = i };
+    }
+    return n;
+}
+
+/*
+ * No worker is idle, none may be started, and clients wait: as many of the
+ * connections idle longest (limits.shed_idle_after at least) as there are
+ * clients waiting are asked to close (SIGUSR2: the worker sends a
+ * close_notify and takes the next client).
+ */
+static void shed_idle(struct master *m, int waiting, int64_t now)
+{
+    const struct config *cfg = m->rt->cfg;
+    int64_t after = (int64_t)(cfg->limits.shed_idle_after * 1000.0);
+    if (!m->shed.c)
+        m->shed.c = xcalloc((size_t)m->nslots, sizeof *m->shed.c);
+    int n = shed_candidates(m, after, now);
+    if (n > waiting)
+        qsort(m->shed.c, (size_t)n, sizeof *m->shed.c, older_delivery);
+    int asked = n < waiting ? n : waiting;
+    for (int k = 0; k < asked; k++) {
+        struct slot *sl = &m->slots[m->shed.c[k].slot];
+        sl->shed_at = now;
+        kill(sl->pid, SIGUSR2);
+    }
+    if (asked > 0 && now - m->shed.logged >= SHED_LOG_MS) {
+        m->shed.logged = now;
+        log_notice("every worker is busy and %d clients wait: shedding %d connections idle "
+                   "for %.1f s or more", waiting, asked,
+                   (double)(now - m->shed.c[asked - 1].delivered_at) / 1000.0);
+    }
+}
+
+/* The pool can take no more and clients wait: shed idle connections. */
+static void relieve_overload(struct master *m, int64_t now)
+{
+    const struct config *cfg = m->rt->cfg;
+    int total, idle, spare;
+    if (cfg->limits.shed != SHED_IDLE)
+        return;
+    pool_census(m, &total, &idle, &spare);
+    if (idle > 0 || total < m->rt->pool_max)
+        return;
+    int waiting = queued_clients(m->rt);
+    if (waiting > 0)
+        shed_idle(m, waiting, now);
+}
+
 /* Running: the timers (prober, ticket key, respawns, the pool). */
 static void tick(struct master *m)
 {
@@ -687,6 +796,7 @@ static void tick(struct master *m)
             m->slots[i].respawn_at = now + RESPAWN_MAX_MS;
     if (m->pool.dynamic)
         manage_pool(m, now);
+    relieve_overload(m, now);
 }
 
 static int open_signals(struct master *m)
@@ -712,7 +822,7 @@ static void announce(const struct master *m, int started, int ready_fd)
     if (m->pool.dynamic)
         log_notice("tlsoffd %s running: %d workers (pool: %d..%d spare, at most %d), %zu "
                    "listeners, %s", TLSOFFD_VERSION, started, cfg->workers.min_spare,
-                   cfg->workers.max_spare, cfg->workers.max, rt->nlisteners,
+                   cfg->workers.max_spare, rt->pool_max, rt->nlisteners,
                    tls_library_version());
     else
         log_notice("tlsoffd %s running: %d workers, %zu listeners, %s", TLSOFFD_VERSION,

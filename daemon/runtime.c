@@ -3,6 +3,7 @@
  * runtime.h.
  */
 #include "runtime.h"
+#include "capacity.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clients.h"
 #include "clock.h"
 #include "listen.h"
 #include "log.h"
@@ -101,11 +103,31 @@ static int attach_inherited(struct runtime *rt, int fd, char *err, size_t errlen
     rt->ring = ticketkeys_open(region, size);
     region = shm_region(&rt->shm, SHM_STATS, &size);
     rt->stats = stats_open(region, size);
-    if (!rt->ring || !rt->stats) {
+    region = shm_region(&rt->shm, SHM_CLIENTS, &size);
+    rt->clients = clients_open(region, size);
+    if (!rt->ring || !rt->stats || !rt->clients) {
         snprintf(err, errlen, "the inherited shared segment is damaged");
         return -1;
     }
     return 0;
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)clock_real_ms();
+    return seed;
+}
+
+/* The client table's policy: the limits group, as the table takes it. */
+static void clients_policy_of(const struct limits_conf *l, struct clients_policy *p)
+{
+    *p = (struct clients_policy){
+        .per_client = (uint32_t)l->per_client, .handshake_rate = (uint32_t)l->handshake_rate,
+        .handshake_burst = (uint32_t)l->handshake_burst, .ipv6_prefix = (uint8_t)l->ipv6_prefix,
+        .ndeny = l->ndeny, .deny = l->deny, .nallow = l->nallow, .allow = l->allow,
+    };
 }
 
 static int create_segment(struct runtime *rt, char *err, size_t errlen)
@@ -115,17 +137,23 @@ static int create_segment(struct runtime *rt, char *err, size_t errlen)
         [SHM_SESSCACHE] = tls->session_cache.size,
         [SHM_TICKETKEYS] = ticketkeys_region_size(),
         [SHM_STATS] = stats_region_size(CONFIG_MAX_WORKERS),   /* room for any reload */
+        [SHM_CLIENTS] = clients_region_size((size_t)rt->cfg->limits.table_size),
     };
     if (shm_create(&rt->shm, sizes, err, errlen) < 0)
         return -1;
+    size_t size;
+    struct clients_policy policy;
+    clients_policy_of(&rt->cfg->limits, &policy);
+    void *clients = shm_region(&rt->shm, SHM_CLIENTS, &size);
+    rt->clients = clients_init(clients, size, &policy, random_seed());
+    if (!rt->clients) {
+        snprintf(err, errlen, "limits.table_size: no room for the client table");
+        return -1;
+    }
     if (tls->session_cache.size) {
-        size_t size;
-        uint64_t seed;
         void *region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
-        if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-            seed = (uint64_t)clock_real_ms();
         rt->cache = sesscache_init(region, size,
-                                   (int64_t)(tls->session_cache.timeout * 1000), seed);
+                                   (int64_t)(tls->session_cache.timeout * 1000), random_seed());
         if (!rt->cache) {
             snprintf(err, errlen, "%s: tls.session_cache.size: %zu bytes is too small for "
                      "one shard of the cache (use 0 to turn it off)", tls->where, size);
@@ -162,16 +190,28 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         /* A reload: the segment and what is in it stay. */
         if (tls->session_cache.size != old->cfg->tls.session_cache.size)
             log_warning("reload: tls.session_cache.size changes only at restart");
+        if (rt->cfg->limits.table_size != old->cfg->limits.table_size)
+            log_warning("reload: limits.table_size changes only at restart");
         rt->shm = old->shm;
         rt->cache = old->cache;
         rt->ring = old->ring;
         rt->stats = old->stats;
+        size_t size;
+        void *region = shm_region(&rt->shm, SHM_CLIENTS, &size);
+        rt->clients = clients_open(region, size);
     } else if ((inherited = upgrade_take_segment()) >= 0) {
         if (attach_inherited(rt, inherited, err, errlen) < 0)
             goto out;
     } else if (create_segment(rt, err, errlen) < 0) {
         goto out;
     }
+    if (!rt->clients) {
+        snprintf(err, errlen, "the client table in the shared segment is damaged");
+        goto out;
+    }
+    struct clients_policy policy;
+    clients_policy_of(&rt->cfg->limits, &policy);
+    clients_set_policy(rt->clients, &policy);
     if (runtime_upstreams(rt, old, err, errlen) < 0)
         goto out;
     if (tls->tickets.enabled)
@@ -201,10 +241,20 @@ void runtime_rotate_ticket_key(struct runtime *rt)
  * holds every listener and one pipe per child. Raises the soft limit on
  * open files to cover that, as far as the hard limit allows.
  */
+void runtime_size_pool(struct runtime *rt, FILE *f)
+{
+    struct capacity cap;
+    capacity_probe(&cap, rt->nlisteners);
+    rt->pool_max = capacity_pool_max(&cap, rt->cfg);
+    capacity_check(&cap, rt->cfg, f);
+    if (rt->stats)
+        stats_set_pool_max(rt->stats, (unsigned)rt->pool_max);
+}
+
 void runtime_raise_nofile(const struct runtime *rt)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)(rt->nlisteners + (size_t)config_worker_slots(rt->cfg) + SPARE_FDS);
+    rlim_t need = (rlim_t)(rt->nlisteners + SPARE_FDS);   /* workers have their own tables */
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
         return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
@@ -315,6 +365,7 @@ void runtime_release(struct runtime *rt, const struct runtime *other)
     if (rt->accept_lock)
         munmap(rt->accept_lock, sizeof *rt->accept_lock);
     upstream_free(rt->ups);
+    clients_free(rt->clients);
     if (rt->ushm.base)
         shm_detach(&rt->ushm);
     if (rt->shm.base && !(other && other->shm.base == rt->shm.base))

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -36,8 +37,10 @@ struct runtime {
     struct ticketkeys *ring;        /* the ticket key region */
     struct ticketkeys *keys;        /* NULL: tickets off */
     struct stats *stats;
+    struct clients *clients;        /* the client table: this configuration's limits */
     struct upstreams *ups;          /* servers' live state and balancing */
     WOLFSSL_CTX ***backend_ctx;     /* [upstream][server]: TLS to that server, or NULL */
+    int pool_max;                   /* workers.count, workers.max, or what "auto" found */
 };
 
 /* The shared segment (before the contexts: they use it): new, inherited
@@ -52,6 +55,10 @@ int runtime_check_key_files(const struct config *cfg, char *err, size_t errlen);
 int runtime_bind(struct runtime *rt, const struct runtime *old, char *err, size_t errlen);
 /* Raises the limit on open files to what the pool needs, as far as allowed. */
 void runtime_raise_nofile(const struct runtime *rt);
+
+/* rt->pool_max from the configuration and the machine (capacity.h); a
+ * warning (to f, or the log if NULL) when the machine does not allow it. */
+void runtime_size_pool(struct runtime *rt, FILE *f);
 
 /* A whole runtime from old's configuration file, read again: NULL with
  * the reason in err if anything is wrong, or memory ran out (old is

@@ -28,6 +28,7 @@
 
 #include "alloc.h"
 #include "child.h"
+#include "clients.h"
 #include "clock.h"
 #include "exit.h"
 #include "log.h"
@@ -70,6 +71,18 @@ static void on_usr1(int sig)
 {
     (void)sig;
     reopen_logs = 1;
+}
+
+/* SIGUSR2 from the master: the pool is full, and this worker's connection
+ * is among the longest idle. Taken only while the relay waits. */
+static volatile sig_atomic_t shed_asked;
+static sigset_t relay_mask;         /* the worker's mask, the shed signal let in */
+static struct net_stop shed_stop = { .flag = &shed_asked, .mask = &relay_mask };
+
+static void on_shed(int sig)
+{
+    (void)sig;
+    shed_asked = 1;
 }
 
 /*
@@ -122,6 +135,65 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
     return fd;
 }
 
+static enum stat_id refusal_stat(enum clients_verdict v)
+{
+    switch (v) {
+    case CLIENTS_DENIED: return ST_REFUSED_DENIED;
+    case CLIENTS_NOT_ALLOWED: return ST_REFUSED_NOT_ALLOWED;
+    case CLIENTS_RATE: return ST_REFUSED_RATE;
+    default: return ST_REFUSED_PER_CLIENT;
+    }
+}
+
+static void log_refusal(const struct limits_conf *l, const char *client, enum clients_verdict v)
+{
+    switch (v) {
+    case CLIENTS_DENIED:
+        log_warning("client %s refused: in limits.deny", client);
+        break;
+    case CLIENTS_NOT_ALLOWED:
+        log_warning("client %s refused: not in limits.allow", client);
+        break;
+    case CLIENTS_RATE:
+        log_warning("client %s refused: limits.handshake_rate (%d full handshakes a second, "
+                    "a burst of %d) spent", client, l->handshake_rate,
+                    l->handshake_burst > l->handshake_rate ? l->handshake_burst
+                                                           : l->handshake_rate);
+        break;
+    default:
+        log_warning("client %s refused: limits.per_client (%d connections open already)",
+                    client, l->per_client);
+        break;
+    }
+}
+
+/*
+ * The client table's verdict, right after the accept and before any
+ * crypto. An admitted connection's count is in *ticket (the scoreboard's
+ * copy, so that the master releases it if this worker dies); a refused
+ * one is counted, logged at most once a second per client, and closed at
+ * once by the caller.
+ */
+static bool admit(struct runtime *rt, const struct sockaddr_storage *peer,
+                  struct clients_ticket *ticket)
+{
+    int64_t now = clock_now_ms();
+    enum clients_verdict v = clients_admit(rt->clients, (const struct sockaddr *)peer, now,
+                                           ticket);
+    if (clients_admitted(v)) {
+        if (v != CLIENTS_OK)
+            stats_inc(my_stats, ST_UNCOUNTED);
+        return true;
+    }
+    stats_inc(my_stats, refusal_stat(v));
+    if (clients_should_log(rt->clients, (const struct sockaddr *)peer, now)) {
+        char client[ADDR_STRLEN];
+        addr_format((const struct sockaddr *)peer, client, sizeof client);
+        log_refusal(&rt->cfg->limits, client, v);
+    }
+    return false;
+}
+
 /* What the access log says of one connection. */
 struct conn_log {
     char client[ADDR_STRLEN];
@@ -149,6 +221,7 @@ struct conn {
     int server;                     /* of the upstream; -1: none yet */
     int backend_fd;                 /* -1: not connected */
     struct tls_conn *backend;       /* TLS to the backend, or NULL */
+    struct clients_ticket *ticket;  /* its count in the client table */
     struct conn_log log;
 };
 
@@ -353,24 +426,42 @@ static int handshake(struct runtime *rt, const struct listener *ls, struct conn 
 
 static void relay(struct runtime *rt, struct conn *c)
 {
+    const struct config *cfg = rt->cfg;
     struct relay_result rr;
+    struct relay_opts o = {
+        .idle = cfg->timeouts.idle,
+        .shed = cfg->limits.shed == SHED_IDLE ? &shed_stop : NULL,
+        .shed_idle_ms = (int64_t)(cfg->limits.shed_idle_after * 1000.0),
+        .delivered_at = my_stats ? &my_stats->delivered_at : NULL,
+    };
     stats_set_state(my_stats, WS_RELAY, c->log.client);
-    relay_run(c->client, c->backend_fd, c->backend, rt->cfg->timeouts.idle, &rr);
+    shed_asked = 0;             /* a request for an earlier connection */
+    relay_run(c->client, c->backend_fd, c->backend, &o, &rr);
     stats_add(my_stats, ST_BYTES_IN, rr.to_backend);
     stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
+    if (rr.end == RELAY_SHED)
+        stats_inc(my_stats, ST_SHED);
     c->log.in = rr.to_backend;
     c->log.out = rr.to_client;
     c->log.outcome = relay_end_outcome(rr.end);
     snprintf(c->log.reason, sizeof c->log.reason, "%s", rr.reason);
 }
 
+/* A handshake that was not a resumption costs the client a token. */
+static void charge_handshake(struct runtime *rt, struct conn *c)
+{
+    if (!c->client || tls_conn_resumed(c->client) == TLS_RESUMED_NO)
+        clients_charge_handshake(rt->clients, c->ticket, clock_now_ms());
+}
+
 /* One connection, from the accepted socket to its access-log line. */
 static void serve(struct runtime *rt, const struct listener *ls, int fd,
-                  const struct sockaddr_storage *peer)
+                  const struct sockaddr_storage *peer, struct clients_ticket *ticket)
 {
     const struct frontend_conf *fe = &rt->cfg->frontends[ls->frontend];
     struct conn c = {
         .client_fd = fd, .peer = peer, .fe = fe, .server = -1, .backend_fd = -1,
+        .ticket = ticket,
         .log = { .frontend = fe->name, .backend = "-", .version = "-", .cipher = "-",
                  .sni = "-", .alpn = "-", .resumed = "-", .client_cert = "-",
                  .start = clock_now_ms(), .outcome = "ok" },
@@ -378,7 +469,9 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     addr_format((const struct sockaddr *)peer, c.log.client, sizeof c.log.client);
     serving = c.log.client;
     stats_set_state(my_stats, WS_HANDSHAKE, c.log.client);
-    if (handshake(rt, ls, &c) == 0) {
+    int hs = handshake(rt, ls, &c);
+    charge_handshake(rt, &c);
+    if (hs == 0) {
         if (connect_backend(rt, &c) == 0 && open_backend(rt, &c) < 0)
             close_backend(rt, &c, false);
         if (c.backend_fd >= 0) {
@@ -391,6 +484,7 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     log_conn(&c.log);
     tls_conn_free(c.client);
     close(fd);
+    clients_release(rt->clients, ticket);
     serving = "-";
 }
 
@@ -411,6 +505,7 @@ static void release_idle_memory(void)
     uintptr_t top = ((uintptr_t)&here & ~PAGE_MASK) - STACK_KEPT;
     uintptr_t low = top - STACK_RELEASED;
     madvise((void *)low, top - low, MADV_DONTNEED);
+    alloc_trim();
 }
 
 static void reopen_if_asked(void)
@@ -425,10 +520,13 @@ static void reopen_if_asked(void)
 
 void worker_run(struct runtime *rt, int id, pid_t master)
 {
-    static const struct child_signals sigs = { .quit = on_quit, .usr1 = on_usr1 };
+    static const struct child_signals sigs = { .quit = on_quit, .usr1 = on_usr1,
+                                               .shed = on_shed };
     char role[32];
     snprintf(role, sizeof role, "worker %d", id);
     child_begin(master, role, NULL, &sigs);
+    sigprocmask(SIG_SETMASK, NULL, &relay_mask);
+    sigdelset(&relay_mask, SIGUSR2);
     child_confine(rt->cfg);
     alloc_set_oom_handler(out_of_memory);
     fail_test = getenv(ALLOC_FAIL_ENV);
@@ -461,8 +559,14 @@ void worker_run(struct runtime *rt, int id, pid_t master)
             }
             continue;
         }
+        static struct clients_ticket own_ticket;    /* without a scoreboard slot */
+        struct clients_ticket *ticket = my_stats ? &my_stats->ticket : &own_ticket;
+        if (!admit(rt, &peer, ticket)) {
+            close(fd);
+            continue;
+        }
         alloc_fail_next_if(fail_test);
-        serve(rt, &rt->listeners[which], fd, &peer);
+        serve(rt, &rt->listeners[which], fd, &peer, ticket);
         if (max_conns && ++served >= (uint64_t)max_conns) {
             log_debug("served workers.max_connections (%d): exiting", max_conns);
             break;

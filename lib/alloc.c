@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#else
+#include <malloc.h>
+#endif
 
 
 static void oom_exit(size_t size, const char *file, int line)
@@ -18,6 +23,18 @@ static void oom_exit(size_t size, const char *file, int line)
 
 static alloc_oom_fn oom_handler = oom_exit;
 static int fail_next;
+
+void alloc_trim(void)
+{
+#ifdef HAVE_JEMALLOC
+    char purge[32];
+    snprintf(purge, sizeof purge, "arena.%d.purge", MALLCTL_ARENAS_ALL);
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    mallctl(purge, NULL, NULL, NULL, 0);
+#else
+    malloc_trim(0);
+#endif
+}
 
 alloc_oom_fn alloc_set_oom_handler(alloc_oom_fn fn)
 {

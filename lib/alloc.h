@@ -33,6 +33,15 @@ void alloc_fail_next(void);
  * NULL or "": never. */
 bool alloc_fail_next_if(const char *trigger);
 
+/*
+ * Gives the allocator's free pages back to the kernel (jemalloc: flush
+ * this thread's cache, purge every arena; glibc: malloc_trim). For a
+ * process that goes quiet, such as a worker holding an idle connection:
+ * the pages freed since it last ran stay dirty otherwise, counted as its
+ * own memory, until the allocator's decay gets to them.
+ */
+void alloc_trim(void);
+
 void *alloc_malloc(size_t size, const char *file, int line);
 void *alloc_calloc(size_t n, size_t size, const char *file, int line);
 void *alloc_realloc(void *p, size_t size, const char *file, int line);

@@ -64,6 +64,22 @@ static int load_log(const struct conf_ctx *c, const config_setting_t *root, stru
     return 0;
 }
 
+/* workers.max: a number, or "auto" (the default): what the machine allows. */
+static int load_workers_max(const struct conf_ctx *c, const config_setting_t *g,
+                            struct config *cfg)
+{
+    const config_setting_t *s = g ? config_setting_get_member(g, "max") : NULL;
+    cfg->workers.max = CONFIG_WORKERS_AUTO;
+    if (s && config_setting_type(s) == CONFIG_TYPE_STRING) {
+        if (strcmp(config_setting_get_string(s), "auto") != 0)
+            return conf_fail(c, s, "workers.max: expected a number or \"auto\", got '%s'",
+                             config_setting_get_string(s));
+        return 0;
+    }
+    return s ? conf_int(c, g, "max", CONFIG_WORKERS_AUTO, 1, CONFIG_MAX_WORKERS,
+                        &cfg->workers.max) : 0;
+}
+
 static int load_workers(const struct conf_ctx *c, const config_setting_t *root, struct config *cfg)
 {
     static const char *const keys[] = { "count", "min_spare", "max_spare", "max",
@@ -73,7 +89,6 @@ static int load_workers(const struct conf_ctx *c, const config_setting_t *root, 
         { &cfg->workers.count, "count", CONFIG_DEFAULT_WORKERS, 0, CONFIG_MAX_WORKERS },
         { &cfg->workers.min_spare, "min_spare", CONFIG_DEFAULT_MIN_SPARE, 1, CONFIG_MAX_WORKERS },
         { &cfg->workers.max_spare, "max_spare", CONFIG_DEFAULT_MAX_SPARE, 1, CONFIG_MAX_WORKERS },
-        { &cfg->workers.max, "max", CONFIG_DEFAULT_MAX_WORKERS, 1, CONFIG_MAX_WORKERS },
         { &cfg->workers.max_connections, "max_connections", 0, 0, 1000000000 },
     };
     if (conf_group(c, root, "workers", keys, &g) < 0)
@@ -83,10 +98,14 @@ static int load_workers(const struct conf_ctx *c, const config_setting_t *root, 
         if (g && conf_int(c, g, ints[i].k, ints[i].def, ints[i].lo, ints[i].hi, ints[i].v) < 0)
             return -1;
     }
+    if (load_workers_max(c, g, cfg) < 0)
+        return -1;
+    bool set_max = cfg->workers.max != CONFIG_WORKERS_AUTO;
     const struct config_workers_check { bool bad; const char *k, *msg; } checks[] = {
         { cfg->workers.max_spare < cfg->workers.min_spare, "max_spare",
           "must be at least min_spare" },
-        { cfg->workers.max < cfg->workers.min_spare, "max", "must be at least min_spare" },
+        { set_max && cfg->workers.max < cfg->workers.min_spare, "max",
+          "must be at least min_spare" },
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if (checks[i].bad && !cfg->workers.count) {

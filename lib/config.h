@@ -164,7 +164,8 @@ struct config {
     } log;
     struct {
         int count;          /* > 0: a fixed pool of this many; 0: a dynamic pool */
-        int min_spare, max_spare, max;
+        int min_spare, max_spare;
+        int max;            /* CONFIG_WORKERS_AUTO: what the machine allows (capacity) */
         int max_connections;    /* a worker exits after this many; 0: never */
     } workers;
     struct {
@@ -182,8 +183,9 @@ struct config {
 #define CONFIG_DEFAULT_WORKERS          0       /* dynamic */
 #define CONFIG_DEFAULT_MIN_SPARE        4
 #define CONFIG_DEFAULT_MAX_SPARE        16
-#define CONFIG_DEFAULT_MAX_WORKERS      256
-#define CONFIG_MAX_WORKERS              1024
+#define CONFIG_WORKERS_AUTO             0       /* workers.max = "auto" */
+#define CONFIG_DEFAULT_MAX_WORKERS      CONFIG_WORKERS_AUTO
+#define CONFIG_MAX_WORKERS              32768
 #define CONFIG_DEFAULT_HANDSHAKE        10.0
 #define CONFIG_DEFAULT_CONNECT          3.0
 #define CONFIG_DEFAULT_IDLE             300.0
@@ -220,12 +222,6 @@ struct config {
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
-
-/* Worker slots: the fixed count, or the most a dynamic pool may have. */
-static inline int config_worker_slots(const struct config *cfg)
-{
-    return cfg->workers.count ? cfg->workers.count : cfg->workers.max;
-}
 
 /* The frontend's upstream. */
 const struct upstream_conf *config_frontend_upstream(const struct config *cfg,

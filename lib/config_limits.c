@@ -70,7 +70,9 @@ int conf_load_limits(const struct conf_ctx *c, const config_setting_t *root, str
         return 0;
     /* Counted clients hold a worker each: with twice the entries, at most
      * half the table is taken by them. */
-    long long min_table = 2LL * config_worker_slots(cfg);
+    int pool = cfg->workers.count ? cfg->workers.count
+                                  : cfg->workers.max ? cfg->workers.max : CONFIG_MAX_WORKERS;
+    long long min_table = 2LL * pool;
     if (conf_int(c, g, "per_client", l->per_client, 0, 1000000, &l->per_client) < 0 ||
         conf_int(c, g, "handshake_rate", l->handshake_rate, 0, 1000000, &l->handshake_rate) < 0 ||
         conf_int(c, g, "handshake_burst", 0, 0, 1000000, &l->handshake_burst) < 0 ||

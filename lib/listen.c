@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,4 +37,17 @@ int listen_port(int fd)
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
     return addr_port((struct sockaddr *)&ss);
+}
+
+int listen_queued(int fd, int *backlog)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    /* On a listener, the kernel reports the accept queue as unacked
+     * (its length) and sacked (its limit). */
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ti.tcpi_state != TCP_LISTEN)
+        return -1;
+    if (backlog)
+        *backlog = (int)ti.tcpi_sacked;
+    return (int)ti.tcpi_unacked;
 }

@@ -9,7 +9,10 @@
 
 #include "addr.h"
 
-#define LISTEN_BACKLOG 1024
+/* The accept queue asked for; the kernel caps it at net.core.somaxconn
+ * (4096 by default since Linux 5.4). A burst waits there while the pool
+ * grows. */
+#define LISTEN_BACKLOG 65535
 
 /*
  * A non-blocking, close-on-exec listening TCP socket on a. IPv6 sockets are
@@ -20,5 +23,9 @@ int listen_open(const struct addr *a, char *err, size_t errlen);
 
 /* The port a listening socket got (for port 0 in tests). */
 int listen_port(int fd);
+
+/* Connections waiting in a listening TCP socket's accept queue, and the
+ * queue's length (the backlog the kernel granted); -1 if unknown. */
+int listen_queued(int fd, int *backlog);
 
 #endif

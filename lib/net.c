@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 int net_poll_timeout(int64_t deadline)
@@ -19,11 +20,19 @@ int net_poll_timeout(int64_t deadline)
 
 int net_poll(struct pollfd *fds, nfds_t n, int64_t deadline)
 {
+    return net_poll_until(fds, n, deadline, NULL);
+}
+
+int net_poll_until(struct pollfd *fds, nfds_t n, int64_t deadline, const struct net_stop *stop)
+{
     for (;;) {
+        if (stop && *stop->flag)
+            return EINTR;
         int ms = net_poll_timeout(deadline);
         if (ms == 0)
             return ETIMEDOUT;
-        int rc = poll(fds, n, ms);
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+        int rc = stop ? ppoll(fds, n, &ts, stop->mask) : poll(fds, n, ms);
         if (rc > 0)
             return 0;
         if (rc < 0 && errno != EINTR)

@@ -17,6 +17,7 @@
 #define TLSOFFD_NET_H
 
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,20 @@ int net_poll_timeout(int64_t deadline);
  * not polled then), or poll()'s errno.
  */
 int net_poll(struct pollfd *fds, nfds_t n, int64_t deadline);
+
+/*
+ * A wait another party may cut short: flag becomes nonzero (a signal
+ * handler sets it). The signal stays blocked except inside the wait, which
+ * polls with mask (as ppoll() does), so a signal that comes just before
+ * the wait is not lost.
+ */
+struct net_stop {
+    volatile sig_atomic_t *flag;
+    const sigset_t *mask;       /* the signal mask during the wait */
+};
+
+/* net_poll, and EINTR as soon as *stop->flag is set (stop may be NULL). */
+int net_poll_until(struct pollfd *fds, nfds_t n, int64_t deadline, const struct net_stop *stop);
 
 /* net_poll on one fd: waits for events (POLLIN, POLLOUT) until deadline.
  * Made for the TLS I/O callbacks too: ETIMEDOUT is "timed out", anything

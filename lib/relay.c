@@ -31,6 +31,7 @@ struct state {
                              * did not drain the socket), not on every turn */
     int64_t delivered_at;   /* when a byte last reached the other side (ms): the idle
                              * timeout counts from here, not from the last wake-up */
+    const struct relay_opts *o;
     struct relay_result *res;
 };
 
@@ -56,6 +57,13 @@ static int tls_fail(struct state *s, struct tls_conn *c, enum tls_io r, const ch
     snprintf(s->res->reason, sizeof s->res->reason, "%s %s: %s", client ? "client" : "backend",
              op, why);
     return -1;
+}
+
+static void delivered(struct state *s)
+{
+    s->delivered_at = clock_now_ms();
+    if (s->o->delivered_at)
+        __atomic_store_n(s->o->delivered_at, s->delivered_at, __ATOMIC_RELAXED);
 }
 
 /* Poll events a TLS call asked for. */
@@ -175,7 +183,7 @@ static int pump_up(struct state *s)
         if (n > 0) {
             d->off += (size_t)n;
             s->res->to_backend += (uint64_t)n;
-            s->delivered_at = clock_now_ms();
+            delivered(s);
             moved = 1;
             if (d->off == d->len)
                 d->len = d->off = 0;
@@ -214,7 +222,7 @@ static int pump_down(struct state *s)
         enum tls_io r = tls_conn_write(s->c, d->buf, d->len);
         if (r == TLS_IO_OK) {
             s->res->to_client += d->len;
-            s->delivered_at = clock_now_ms();
+            delivered(s);
             d->len = 0;
             moved = 1;
         } else if (r == TLS_IO_WANT_WRITE) {
@@ -265,6 +273,22 @@ static void release_empty_buffers(struct state *s)
     }
 }
 
+/*
+ * Asked to shed: a connection quiet for shed_idle_ms ends with a
+ * close_notify to the client (-1); a busier one goes on (0: the request
+ * came late, the connection woke up meanwhile).
+ */
+static int shed_requested(struct state *s)
+{
+    int64_t quiet = clock_now_ms() - s->delivered_at;
+    *s->o->shed->flag = 0;
+    if (quiet < s->o->shed_idle_ms)
+        return 0;
+    tls_conn_close_notify(s->c);
+    return fail(s, RELAY_SHED, "shed after %.1fs idle: every worker was busy",
+                (double)quiet / 1000.0);
+}
+
 void relay_set_idle_hook(void (*fn)(void), int after_ms)
 {
     idle_hook = fn;
@@ -278,26 +302,28 @@ void relay_set_idle_hook(void (*fn)(void), int after_ms)
  * connection quiet for the idle hook's time first gives back its empty
  * buffers (once per relay_run).
  */
-static int wait_turn(struct state *s, double idle, bool *hooked)
+static int wait_turn(struct state *s, bool *hooked)
 {
     struct pollfd p[2] = { { .fd = tls_conn_fd(s->c), .events = s->cev },
                            { .fd = s->b, .events = s->bev } };
-    int64_t idle_at = s->delivered_at + (int64_t)(idle * 1000.0);
+    int64_t idle_at = s->delivered_at + (int64_t)(s->o->idle * 1000.0);
     int64_t hook_at = s->delivered_at + idle_hook_ms;
     /* While the client is sending, keep the deadline for TLS writes
      * (close_notify, blocked records) one idle period ahead. */
     tls_conn_set_deadline(s->c, idle_at);
     if (s->bt)
         tls_conn_set_deadline(s->bt, idle_at);
-    int err = net_poll(p, 2, *hooked || hook_at >= idle_at ? idle_at : hook_at);
+    int err = net_poll_until(p, 2, *hooked || hook_at >= idle_at ? idle_at : hook_at, s->o->shed);
     if (err == ETIMEDOUT && !*hooked && hook_at < idle_at) {
         *hooked = true;         /* quiet for a while: then the rest of idle */
         release_empty_buffers(s);
         idle_hook();
-        err = net_poll(p, 2, idle_at);
+        err = net_poll_until(p, 2, idle_at, s->o->shed);
     }
+    if (err == EINTR)
+        return shed_requested(s);
     if (err == ETIMEDOUT)
-        return fail(s, RELAY_IDLE_TIMEOUT, "no data delivered either way for %gs", idle);
+        return fail(s, RELAY_IDLE_TIMEOUT, "no data delivered either way for %gs", s->o->idle);
     if (err)
         return fail(s, RELAY_CLIENT_ERROR, "poll: %s", strerror(err));
     /* Readable, or an error or hang-up the next read or write reports. */
@@ -308,8 +334,8 @@ static int wait_turn(struct state *s, double idle, bool *hooked)
     return 0;
 }
 
-void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
-               struct relay_result *res)
+void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls,
+               const struct relay_opts *o, struct relay_result *res)
 {
     bool hooked = idle_hook == NULL;
     /* 2 x RELAY_BUF_SIZE (128 KiB) of buffers: not on the stack. */
@@ -320,10 +346,11 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
     s.b = backend;
     s.bt = backend_tls;
     s.res = res;
+    s.o = o;
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
     s.cin = s.bin = true;
-    s.delivered_at = clock_now_ms();
+    delivered(&s);          /* the handshake's last byte */
     tls_conn_set_nonblock(client, true);
     if (backend_tls)
         tls_conn_set_nonblock(backend_tls, true);
@@ -340,7 +367,7 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
             res->end = RELAY_DONE;
             return;
         }
-        if (a == 0 && b == 0 && wait_turn(&s, idle, &hooked) < 0)
+        if (a == 0 && b == 0 && wait_turn(&s, &hooked) < 0)
             return;         /* nothing moved, and nothing will */
     }
 }
@@ -352,6 +379,7 @@ const char *relay_end_outcome(enum relay_end e)
     case RELAY_IDLE_TIMEOUT: return "idle-timeout";
     case RELAY_CLIENT_ERROR: return "client-error";
     case RELAY_BACKEND_ERROR: return "backend-error";
+    case RELAY_SHED: return "shed";
     }
     return "?";
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "net.h"
 #include "tls.h"
 
 #define RELAY_BUF 16384     /* one maximum-size TLS record */
@@ -28,6 +29,20 @@ enum relay_end {
     RELAY_IDLE_TIMEOUT,     /* no byte either way for the idle timeout */
     RELAY_CLIENT_ERROR,     /* reset, TLS alert, bad record ... */
     RELAY_BACKEND_ERROR,    /* reset or other socket error */
+    RELAY_SHED,             /* closed on request while idle (the pool was full) */
+};
+
+struct relay_opts {
+    double idle;                /* seconds with no byte delivered either way: the end */
+    /* A request to shed the connection (its flag set by a signal handler):
+     * honoured, with a close_notify to the client, when nothing was
+     * delivered for shed_idle_ms; otherwise cleared and the relay goes on.
+     * NULL: none. */
+    struct net_stop *shed;
+    int64_t shed_idle_ms;
+    /* Where the time (clock_now_ms) of the last delivery is published for
+     * other processes (the scoreboard); NULL: nowhere. */
+    int64_t *delivered_at;
 };
 
 struct relay_result {
@@ -45,14 +60,14 @@ struct relay_result {
 void relay_set_idle_hook(void (*fn)(void), int after_ms);
 
 /*
- * Copies until both directions are closed, an error, or idle seconds pass
- * with no byte moved. The client connection is switched to non-blocking
+ * Copies until both directions are closed, an error, o->idle seconds pass
+ * with no byte delivered, or a shed request (o->shed). The client connection is switched to non-blocking
  * TLS I/O; backend must be a non-blocking socket. With backend_tls (a
  * client TLS connection over that socket, handshake done) the backend
  * side is TLS too: re-encryption.
  */
-void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls, double idle,
-               struct relay_result *res);
+void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tls,
+               const struct relay_opts *o, struct relay_result *res);
 
 const char *relay_end_outcome(enum relay_end e);
 

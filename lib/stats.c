@@ -3,12 +3,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
+
 #define ST_MAGIC 0x53544154u   /* "STAT" */
 
 struct stats {
     uint32_t magic;
     uint32_t nworkers;
-    uint8_t pad[56];
+    uint32_t pool_max;      /* the master's, for the report */
+    uint8_t pad[52];
     struct stats_worker w[];
 };
 
@@ -29,6 +32,12 @@ static const char *const names[ST_COUNT] = {
     [ST_TICKET_FAIL] = "ticket_decrypt_failures",
     [ST_BYTES_IN] = "bytes_in",
     [ST_BYTES_OUT] = "bytes_out",
+    [ST_SHED] = "shed",
+    [ST_REFUSED_DENIED] = "refused_denied",
+    [ST_REFUSED_NOT_ALLOWED] = "refused_not_allowed",
+    [ST_REFUSED_PER_CLIENT] = "refused_per_client",
+    [ST_REFUSED_RATE] = "refused_handshake_rate",
+    [ST_UNCOUNTED] = "clients_uncounted",
 };
 
 static const char *const state_names[] = { "-", "idle", "handshake", "relaying", "exiting" };
@@ -41,6 +50,9 @@ void stats_set_state(struct stats_worker *w, enum worker_state st, const char *c
         snprintf(w->client, sizeof w->client, "%s", client);
     else
         w->client[0] = '\0';
+    int64_t now = clock_now_ms();
+    __atomic_store_n(&w->since, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->delivered_at, now, __ATOMIC_RELAXED);
     __atomic_store_n(&w->state, (uint32_t)st, __ATOMIC_RELEASE);
 }
 
@@ -100,8 +112,32 @@ const char *stats_name(enum stat_id st)
     return names[st];
 }
 
+void stats_pool(const struct stats *s, struct stats_pool *p)
+{
+    memset(p, 0, sizeof *p);
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (!__atomic_load_n(&s->w[i].pid, __ATOMIC_RELAXED))
+            continue;
+        switch (stats_state(&s->w[i])) {
+        case WS_IDLE: p->idle++; break;
+        case WS_HANDSHAKE: case WS_RELAY: p->busy++; break;
+        case WS_EXITING: p->exiting++; break;
+        default: p->starting++; break;
+        }
+    }
+}
+
+void stats_set_pool_max(struct stats *s, unsigned max)
+{
+    __atomic_store_n(&s->pool_max, max, __ATOMIC_RELAXED);
+}
+
 void stats_print(const struct stats *s, FILE *f)
 {
+    struct stats_pool p;
+    stats_pool(s, &p);
+    fprintf(f, "pool busy=%u idle=%u starting=%u exiting=%u max=%u\n", p.busy, p.idle,
+            p.starting, p.exiting, __atomic_load_n(&s->pool_max, __ATOMIC_RELAXED));
     fprintf(f, "total");
     for (int st = 0; st < ST_COUNT; st++)
         fprintf(f, " %s=%llu", names[st], (unsigned long long)stats_total(s, st));

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clients.h"
+
 enum stat_id {
     ST_CONNECTIONS,         /* accepted */
     ST_HANDSHAKE_FAILED,    /* including timeouts */
@@ -27,6 +29,12 @@ enum stat_id {
     ST_TICKET_FAIL,         /* connections whose ticket did not decrypt */
     ST_BYTES_IN,            /* relayed from clients to backends */
     ST_BYTES_OUT,           /* relayed from backends to clients */
+    ST_SHED,                /* idle connections closed because the pool was full */
+    ST_REFUSED_DENIED,      /* refused at accept: limits.deny */
+    ST_REFUSED_NOT_ALLOWED, /* ... not in limits.allow */
+    ST_REFUSED_PER_CLIENT,  /* ... limits.per_client connections open */
+    ST_REFUSED_RATE,        /* ... limits.handshake_rate */
+    ST_UNCOUNTED,           /* served without a place in the client table */
     ST_COUNT
 };
 
@@ -37,10 +45,13 @@ struct stats_worker {
     uint64_t v[ST_COUNT];
     int32_t pid;
     uint32_t state;         /* enum worker_state */
+    int64_t since;          /* when it entered the state (clock_now_ms) */
+    int64_t delivered_at;   /* relaying: when it last delivered a byte */
+    struct clients_ticket ticket;   /* the client table's count this connection holds */
     char client[48];        /* the client being served, or "" */
 } __attribute__((aligned(64)));
 
-/* Sets what the worker is doing (and for whom). */
+/* Sets what the worker is doing (and for whom), since now. */
 void stats_set_state(struct stats_worker *w, enum worker_state st, const char *client);
 enum worker_state stats_state(const struct stats_worker *w);
 const char *stats_state_name(enum worker_state st);
@@ -67,6 +78,14 @@ static inline void stats_inc(struct stats_worker *w, enum stat_id st)
 
 uint64_t stats_total(const struct stats *s, enum stat_id st);
 const char *stats_name(enum stat_id st);
+
+/* The pool as the scoreboard shows it. */
+struct stats_pool {
+    unsigned busy, idle, starting, exiting;
+};
+void stats_pool(const struct stats *s, struct stats_pool *p);
+/* The pool's ceiling, as the master has it (for the report). */
+void stats_set_pool_max(struct stats *s, unsigned max);
 
 /* The report of `tlsoffd -s stats`: totals, then one line per worker. */
 void stats_print(const struct stats *s, FILE *f);

@@ -690,7 +690,7 @@ def check_config(lines, name="conf"):
 
 
 OUTCOMES = ("ok", "handshake-failed", "handshake-timeout", "backend-refused", "backend-timeout",
-            "backend-unreachable", "backend-error", "client-error", "idle-timeout",
+            "backend-unreachable", "backend-error", "client-error", "idle-timeout", "shed",
             "internal-error", "no-server", "backend-tls-failed")
 # The documented fields, in order; a field added later (key=value, or key="quoted
 # value" with spaces and \" or \\ escapes) is let through.
@@ -1066,11 +1066,15 @@ def tls_context(version=None, ca=CA):
     return ctx
 
 
-def tls_connect(port, host="127.0.0.1", sni="example.test", version=None, timeout=10):
-    """A verified SSLSocket (blocking, with a timeout)."""
+def tls_connect(port, host="127.0.0.1", sni="example.test", version=None, timeout=10,
+                source=None):
+    """A verified SSLSocket (blocking, with a timeout); source: the client's
+    own address (127.0.0.2 is another client than 127.0.0.1)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.settimeout(timeout * SLOW)
+    if source:
+        s.bind((source, 0))
     s.connect((host, port))
     return tls_context(version).wrap_socket(s, server_hostname=sni)
 
@@ -1081,9 +1085,10 @@ class TLSClient:
     backend), and half-close with a TCP FIN or a close_notify while reading on."""
 
     def __init__(self, port, host="127.0.0.1", sni="example.test", version=None, timeout=5,
-                 ctx=None):
+                 ctx=None, source=None):
         self.started = stamp()
-        self.sock = socket.create_connection((host, port), timeout=timeout * SLOW)
+        self.sock = socket.create_connection((host, port), timeout=timeout * SLOW,
+                                             source_address=(source, 0) if source else None)
         self.local_port = self.sock.getsockname()[1]
         self.sock.setblocking(False)
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()

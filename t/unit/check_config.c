@@ -55,9 +55,8 @@ START_TEST(minimal_defaults)
     ck_assert_int_eq(cfg->workers.count, 0);                 /* a dynamic pool */
     ck_assert_int_eq(cfg->workers.min_spare, 4);
     ck_assert_int_eq(cfg->workers.max_spare, 16);
-    ck_assert_int_eq(cfg->workers.max, 256);
+    ck_assert_int_eq(cfg->workers.max, CONFIG_WORKERS_AUTO);
     ck_assert_int_eq(cfg->workers.max_connections, 0);
-    ck_assert_int_eq(config_worker_slots(cfg), 256);
     ck_assert(cfg->timeouts.handshake == CONFIG_DEFAULT_HANDSHAKE);
     ck_assert(cfg->timeouts.connect == CONFIG_DEFAULT_CONNECT);
     ck_assert(cfg->timeouts.idle == CONFIG_DEFAULT_IDLE);
@@ -338,7 +337,7 @@ START_TEST(types_and_ranges)
     expect_error("workers = {\n count = \"four\"; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "workers.count: expected an integer, got a string");
     expect_error("workers = { count = -1; };\n" MINIMAL_FE MINIMAL_UP, 1,
-                 "must be from 0 to 1024, got -1");
+                 "must be from 0 to 32768, got -1");
     expect_error("workers = { min_spare = 8;\n max_spare = 4; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "workers.max_spare must be at least min_spare");
     expect_error("workers = { max = 2; };\n" MINIMAL_FE MINIMAL_UP, 1,

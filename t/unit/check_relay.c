@@ -23,7 +23,8 @@ static void *relay_thread(void *arg)
     ck_assert_int_eq(tls_conn_accept(conn, 5, why, sizeof why), TLS_IO_OK);
     fcntl(j->backend_fd, F_SETFL, O_NONBLOCK);
     int64_t t0 = clock_now_ms();
-    relay_run(conn, j->backend_fd, NULL, j->idle, &j->res);
+    struct relay_opts o = { .idle = j->idle };
+    relay_run(conn, j->backend_fd, NULL, &o, &j->res);
     j->took = clock_now_ms() - t0;
     tls_conn_free(conn);
     pair_thread_done();
