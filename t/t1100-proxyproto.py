@@ -388,8 +388,10 @@ def tlsoffd_starts():
     except tlsoffd_test.DaemonFailed as e:
         ok(False, "tlsoffd starts with proxy_protocol upstreams and servers", str(e))
         return
-    workers = d.worker_pids()
     notice = d.wait_log(r"running: 2 workers, (\d+) listeners")
+    # the prober is named right after its fork: until then it looks like a worker
+    poll_until(lambda: len(d.worker_pids()) == 2, 5 * SLOW)
+    workers = d.worker_pids()
     if not ok(d.proc.poll() is None and len(workers) == 2 and notice
               and int(notice.group(1)) == len(routes),
               "tlsoffd starts with proxy_protocol upstreams and servers: the master runs with "

@@ -23,7 +23,7 @@ echo = Backend("echo", "cap")
 def conf(port, workers="", limits="", idle=60):
     return (f'pidfile = "tlsoffd.pid";\n'
             + (f"workers = {{ {workers} }};\n" if workers else "")
-            + (f"limits = {{ {limits} }};\n" if limits else "")
+            + f"limits = {{ {limits} }};\n"            # the defaults, unless said
             + f"timeouts = {{ idle = {idle}; }};\n"
             f'frontends = ( {{ name = "fe"; listen = "127.0.0.1:{port}";\n'
             f'  certificates = ( {{ cert = "{CERT}"; key = "{KEY}"; }} ); upstream = "up"; }} );\n'
@@ -160,6 +160,22 @@ def allow_and_deny():
         ok(d.wait_log(r"client 127\.0\.0\.4:\d+ refused: in limits\.deny") and
            d.wait_log(r"client 127\.0\.1\.1:\d+ refused: not in limits\.allow"),
            "the log says which list refused")
+
+
+@case
+def default_handshake_rate():
+    # 50 full handshakes a second, a burst of 50: 80 in a row from one
+    # address are not all served.
+    port = free_port()
+    with Daemon(conf(port), workers=4, name="defrate", level="info") as d:
+        served = sum(1 for _ in range(80)
+                     if (lambda c: c and (c.close() or True))(held_echo(port, "127.0.0.9",
+                                                                         quiet=True)))
+        ok(50 <= served < 80, "by default, of 80 quick full handshakes from one address "
+           "some are refused (limits.handshake_rate = 50)", served)
+        vals, _ = stats(d)
+        ok(vals.get("refused_handshake_rate", 0) == 80 - served,
+           "stats: refused_handshake_rate counts them", vals)
 
 
 @case

@@ -42,6 +42,8 @@ def unprivileged_workers():
     d.start()
     with d:
         ok(uid_of(d.pid) == 0, "the master stays root (to reopen logs, bind on reload)")
+        # A worker drops its privileges right after fork: give it the time.
+        poll_until(lambda: all(uid_of(w) == 65534 for w in d.worker_pids()), 5 * SLOW)
         ws = d.worker_pids()
         ok(ws and all(uid_of(w) == 65534 for w in ws), "the workers run as nobody",
            [(w, uid_of(w)) for w in ws])
@@ -96,6 +98,8 @@ def chrooted_workers():
     os.mknod(os.path.join(root, "dev/urandom"), 0o444 | stat.S_IFCHR, os.makedev(1, 9))
     with Daemon(conf(port, f'chroot = "{root}"; user = "nobody";'), workers=2,
                 name="jail") as dj:
+        poll_until(lambda: all(os.readlink(f"/proc/{w}/root") == root
+                               for w in dj.worker_pids()), 5 * SLOW)
         ws = dj.worker_pids()
         ok(ws and all(os.readlink(f"/proc/{w}/root") == root for w in ws),
            "the workers' root directory is the chroot", [os.readlink(f"/proc/{w}/root") for w in ws])

@@ -643,13 +643,19 @@ def frontend_text(fe):
     return "\n".join(out)
 
 
+# Tests make hundreds of connections a second from 127.0.0.1, which the
+# per-client limits' defaults would refuse: a configuration without a
+# limits group gets none (t1250-capacity tests the limits, defaults too).
+NO_LIMITS = "limits = { per_client = 0; handshake_rate = 0; };"
+
+
 def config_text(frontends, upstreams, workers=2, timeouts=None, tls=None, log=None,
                 daemon=False, pidfile=""):
     """libconfig text. frontends: [{name, listen: [...], cert, key, upstream, ...}]
     (see frontend_text); upstreams: {name: address}, or {name: {address, and
     upstream settings such as proxy_protocol}}; timeouts/tls: dicts of raw
     libconfig values (strings are quoted, lists become arrays)."""
-    out = [f"daemon = {_val(daemon)};", f"pidfile = {_q(pidfile)};"]
+    out = [f"daemon = {_val(daemon)};", f"pidfile = {_q(pidfile)};", NO_LIMITS]
     if log:
         out.append("log = { " + " ".join(f"{k} = {_val(v)};" for k, v in log.items()) + " };")
     if workers is not None:
@@ -804,6 +810,8 @@ class Daemon:
                 head.append("daemon = false;")
             if not re.search(r"^\s*pidfile\s*[=:]", config, re.M):
                 head.append(f"pidfile = {_q(pidfile)};")
+            if not re.search(r"^\s*limits\s*[=:]", config, re.M):
+                head.append(NO_LIMITS)
             config = "\n".join(head) + ("\n" if head else "") + config
             self.listen = re.findall(r'"((?:\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):\d+)"',
                                      re.split(r"^\s*upstreams\s*[=:]", config, 1, re.M)[0])
