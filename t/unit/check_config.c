@@ -342,6 +342,15 @@ START_TEST(types_and_ranges)
                  "workers.max_spare must be at least min_spare");
     expect_error("workers = { max = 2; };\n" MINIMAL_FE MINIMAL_UP, 1,
                  "workers.max must be at least min_spare");
+    expect_error("workers = {\n max = \"lots\"; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "workers.max: expected a number or \"auto\", got 'lots'");
+    expect_error("workers = { max = 32769; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "must be from 1 to 32768, got 32769");
+    struct config *cfg = load("workers = { max = \"auto\"; min_spare = 8; max_spare = 9; };\n"
+                              MINIMAL_FE MINIMAL_UP);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    ck_assert_int_eq(cfg->workers.max, CONFIG_WORKERS_AUTO);
+    config_free(cfg);
     expect_error("\ntimeouts = { idle = -1; };\n" MINIMAL_FE MINIMAL_UP, 2,
                  "timeouts.idle: must be a duration");
     expect_error("timeouts = { idle = \"5s\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
