@@ -135,6 +135,22 @@ def meminfo():
     return out
 
 
+def pcp_free_kib():
+    """KiB of free pages parked on the per-CPU lists (/proc/zoneinfo, pagesets
+    "count:"). MemFree and MemAvailable leave them out, and they come and go
+    by tens of MiB as the allocator refills and drains the lists."""
+    pages = 0
+    try:
+        with open("/proc/zoneinfo") as f:
+            for line in f:
+                s = line.split()
+                if len(s) == 2 and s[0] == "count:":
+                    pages += int(s[1])
+    except OSError:
+        return 0
+    return pages * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
 def core_ticks(cpu):
     """(busy, total) ticks of one CPU from /proc/stat."""
     with open("/proc/stat") as f:
