@@ -265,6 +265,28 @@ def default_tlsoffd():
     return fast if os.access(fast, os.X_OK) else os.path.join(ROOT, "build", "tlsoffd")
 
 
+# Every benchmark client is 127.0.0.1: tlsoffd's per-client limits (its
+# limits group, where the binary has one) are turned off, as hitch and
+# HAProxy have none.
+TLSOFFD_LIMITS_OFF = "limits = { per_client = 0; handshake_rate = 0; };"
+
+
+def tlsoffd_has_limits(binary, tmp):
+    """Whether binary knows the limits group: tlsoffd -t says "limits:
+    unknown key" when it does not (and refuses the file)."""
+    path = os.path.join(tmp, "probe-limits.conf")
+    with open(path, "w") as f:
+        f.write('daemon = false;\n' + TLSOFFD_LIMITS_OFF + '\n'
+                'frontends = ( { name = "a"; listen = "127.0.0.1:1"; certificates = '
+                '( { cert = "/nonexistent"; } ); upstream = "b"; } );\nupstreams = '
+                '( { name = "b"; servers = ( { address = "127.0.0.1:2"; } ); } );\n')
+    try:
+        r = subprocess.run([binary, "-t", "-c", path], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"limits: unknown" not in r.stdout + r.stderr
+
+
 def wolfssl_lib(binary):
     """The libwolfssl.so line of `ldd binary`."""
     for line in cmd_out(["ldd", binary]).splitlines():
