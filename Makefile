@@ -62,7 +62,7 @@ ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
 ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
 LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
-LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resume tls_policy \
+LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resume tls_policy tls_park \
                tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys clients stats \
                proxyproto probe probe_http threadstack
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -164,6 +165,66 @@ bool tls_conn_drained(const struct tls_conn *conn);
 /* The read-ahead buffer if it holds no unread byte (it is then reset, so
  * the caller may give its pages back), else NULL; its size in *cap. */
 uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap);
+
+/* ---- parking an idle connection (tls_park.c) ---- */
+
+/*
+ * The TLS state of an idle frontend connection, written to a blob so that
+ * another process can hold the connection (its fd passed on with
+ * SCM_RIGHTS) and hand it back, and a connection made again from the blob
+ * on the same socket by any process of the same tlsoffd binary. The client
+ * notices nothing: records go on both ways, close_notify and TLS 1.3
+ * KeyUpdate work, session tickets issued before stay valid.
+ *
+ * Needs a wolfSSL with session export and its internal.h (the TLS 1.3
+ * traffic secrets, the handshake messages received, and whether wolfSSL
+ * holds part of a record or unsent bytes are only there): `make fast`
+ * builds one (configure
+ * --enable-sessionexport=nopeer). Debian's has neither: then
+ * tls_park_supported() is false and parking and unparking fail, with a
+ * reason.
+ *
+ * THE BLOB HOLDS THE CONNECTION'S TRAFFIC KEYS AND SECRETS: whoever reads
+ * it can decrypt and forge the connection's records, both ways, until its
+ * end. Keep it in tlsoffd's own memory and sockets (never in a file, a log,
+ * or a segment another user can map), and explicit_bzero() every copy when
+ * it is done with. A hash in it finds damage (not forgery: it is no MAC);
+ * only the same wolfSSL build reads it.
+ *
+ * It also carries the server name, the ALPN protocol, how the handshake
+ * resumed and the index of the frontend certificate that served it. It
+ * does not carry the client certificate: after tls_conn_unpark(),
+ * tls_conn_peer() reports none (keep what you need of it yourself).
+ * Backend (client-side) connections cannot be parked: a client needs its
+ * session (master or resumption secret, not exported) to save it for the
+ * next connection and to take TLS 1.3 tickets that come later.
+ */
+#define TLS_PARK_MAX 1280       /* bytes: no blob is longer */
+bool tls_park_supported(void);
+/*
+ * Writes conn's state into buf (len bytes, TLS_PARK_MAX is enough) if conn
+ * is quiescent: a frontend's, handshake done, neither closed either way
+ * nor failed, nothing buffered (read ahead, decrypted but unread, part of a record, or
+ * not yet sent), no TLS 1.3 KeyUpdate answer due. Returns the blob's size,
+ * or -1 with the reason in err ("data pending: ...", "not supported: ...").
+ * conn is left as it was, and nothing is sent: the caller frees it with
+ * tls_conn_free() (which sends nothing either) and passes the fd on.
+ */
+ssize_t tls_conn_park(struct tls_conn *conn, uint8_t *buf, size_t len, char *err,
+                      size_t errlen);
+/*
+ * A connection on fd (made non-blocking) with the state of a blob that
+ * tls_conn_park() made, on the context of the certificate of f that the
+ * blob names: f is the frontend that made the connection (or, after a
+ * reload, its successor; the context is not used after the handshake).
+ * Ready for tls_conn_read() and tls_conn_write(): the caller sets the
+ * deadline, non-blocking mode and read-ahead buffer as after
+ * tls_frontend_accept(). NULL with the reason in err for a damaged,
+ * truncated or foreign blob, or a wolfSSL without session export; fd is
+ * left open.
+ */
+struct tls_conn *tls_conn_unpark(struct tls_frontend *f, int fd, const uint8_t *buf,
+                                 size_t len, char *err, size_t errlen);
 
 /* ---- what a handshake negotiated, for the access log and PROXY v2 ---- */
 

@@ -467,3 +467,15 @@ void tls_conn_peer(struct tls_conn *conn, struct tls_peer *p)
             *q = '?';
     wolfSSL_ERR_clear_error();
 }
+
+struct tls_cert *tls_frontend_cert(const struct tls_frontend *f, size_t i)
+{
+    return f && i < f->conf->ncerts ? &f->certs[i] : NULL;
+}
+
+int tls_frontend_cert_index(const struct tls_conn *conn)
+{
+    if (!conn->fe || !conn->cert)
+        return -1;
+    return (int)(conn->cert - conn->fe->certs);
+}

@@ -82,6 +82,11 @@ long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
 /* What a failed handshake ends as: a timeout, the peer's close, an error. */
 enum tls_io tls_io_failure(const struct tls_conn *conn);
 
+/* tls_frontend.c: certificate i of frontend f (NULL: f has no such), and
+ * the index of conn's certificate in its frontend (-1: not a frontend's). */
+struct tls_cert *tls_frontend_cert(const struct tls_frontend *f, size_t i);
+int tls_frontend_cert_index(const struct tls_conn *conn);
+
 /* tls_resume.c: a frontend's resumption, reached from its contexts. */
 struct tls_resume {
     struct tls_resumption conf;         /* cache and keys: NULL, off */
