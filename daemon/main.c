@@ -72,9 +72,11 @@ static const char *allocator(void)
 static void version(void)
 {
     printf("tlsoffd %s\n%s (%s)\ncrypto acceleration: %s\nlibconfig %d.%d.%d\n"
-           "allocator: %s\n", TLSOFFD_VERSION, tls_library_version(), tls_library_path(),
-           tls_acceleration(), LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
-           LIBCONFIG_VER_REVISION, allocator());
+           "allocator: %s\nparking idle connections: %s\n", TLSOFFD_VERSION,
+           tls_library_version(), tls_library_path(), tls_acceleration(), LIBCONFIG_VER_MAJOR,
+           LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION, allocator(),
+           tls_park_supported() ? "yes" : "no (this wolfSSL cannot export a connection; "
+                                          "make fast builds one that can)");
 }
 
 /* Forks into the background. The parent waits until the master reports
@@ -189,7 +191,7 @@ static int run(const struct options *o)
 {
     char err[CONFIG_ERR_MAX];
     bool inherited = !o->test && !o->send && upgrade_inherit();
-    struct runtime rt = { .shm.fd = -1, .ushm.fd = -1 };
+    struct runtime rt = { .shm.fd = -1, .ushm.fd = -1, .park_fd = { -1, -1 } };
     log_init_stderr("tlsoffd");
     if (!(rt.cfg = config_load(o->config, err, sizeof err))) {
         fprintf(stderr, "tlsoffd: %s\n", err);

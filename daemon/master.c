@@ -30,6 +30,7 @@
 #include "exit.h"
 #include "health.h"
 #include "listen.h"
+#include "park.h"
 #include "log.h"
 #include "ticketkeys.h"
 #include "upgrade.h"
@@ -88,6 +89,10 @@ struct master {
         int64_t respawn_at;
     } prober;
     struct {
+        pid_t pid;          /* 0: none running (or no parking) */
+        int64_t respawn_at;
+    } park;
+    struct {
         pid_t child;        /* the new master being started; 0: none */
         int pipe;           /* it reports on this */
         int status;         /* its wait status, if it died first; -1 */
@@ -135,6 +140,8 @@ static void signal_children(struct master *m, int sig)
             kill(m->slots[i].pid, sig);
     if (m->prober.pid > 0)
         kill(m->prober.pid, sig == SIGQUIT ? SIGTERM : sig);
+    if (m->park.pid > 0)
+        kill(m->park.pid, sig == SIGQUIT ? SIGTERM : sig);
 }
 
 /*
@@ -151,7 +158,7 @@ static void stop_listening(struct runtime *rt)
 
 static int live_children(const struct master *m)
 {
-    int n = m->prober.pid > 0;
+    int n = (m->prober.pid > 0) + (m->park.pid > 0);
     for (int i = 0; i < m->nslots; i++)
         n += m->slots[i].pid > 0;
     return n;
@@ -244,6 +251,34 @@ static void prober_ended(struct master *m, pid_t pid, int status)
     m->prober.respawn_at = clock_now_ms() + PROBER_RETRY_MS;
 }
 
+/* Starts the park process (if idle connections are parked), or schedules
+ * another try. */
+static void start_park(struct master *m, int64_t now)
+{
+    m->park.respawn_at = INT64_MAX;
+    if (m->rt->park_fd[0] < 0)
+        return;
+    if ((m->park.pid = park_start(m->rt, getpid())) < 0) {
+        m->park.pid = 0;
+        m->park.respawn_at = now + PROBER_RETRY_MS;
+    }
+}
+
+/* The park process ended: what it held is closed, and the counts go back. */
+static void park_ended(struct master *m, pid_t pid, int status)
+{
+    char how[128];
+    describe_exit(status, how, sizeof how);
+    m->park.pid = 0;
+    park_release_all(m->rt);
+    stats_set_parked(m->rt->stats, 0);
+    if (m->stop != RUNNING)
+        return;
+    log_error("the park process (pid %d) %s; the idle connections it held are closed; "
+              "restarting it in %d s", (int)pid, how, PROBER_RETRY_MS / 1000);
+    m->park.respawn_at = clock_now_ms() + PROBER_RETRY_MS;
+}
+
 static void reap(struct master *m)
 {
     int status;
@@ -255,6 +290,8 @@ static void reap(struct master *m)
             m->prober.retiring = 0;
         } else if (pid == m->prober.pid) {
             prober_ended(m, pid, status);
+        } else if (pid == m->park.pid) {
+            park_ended(m, pid, status);
         } else {
             for (int i = 0; i < m->nslots; i++)
                 if (m->slots[i].pid == pid) {
@@ -660,6 +697,8 @@ static int next_timeout(const struct master *m)
     } else {
         if (m->prober.respawn_at < when)
             when = m->prober.respawn_at;
+        if (m->park.respawn_at < when)
+            when = m->park.respawn_at;
         if ((m->pool.dynamic || m->rt->cfg->limits.shed == SHED_IDLE) &&
             now + POOL_TICK_MS < when)
             when = now + POOL_TICK_MS;
@@ -712,6 +751,8 @@ static bool drained(struct master *m)
             waitpid(m->slots[i].pid, NULL, 0);
     if (m->prober.pid > 0)
         waitpid(m->prober.pid, NULL, 0);
+    if (m->park.pid > 0)
+        waitpid(m->park.pid, NULL, 0);
     return true;
 }
 
@@ -789,6 +830,8 @@ static void tick(struct master *m)
     int64_t now = clock_now_ms();
     if (now >= m->prober.respawn_at)
         start_prober(m, now);
+    if (now >= m->park.respawn_at)
+        start_park(m, now);
     if (now >= m->next_rotation)
         rotate_ticket_key(m);
     for (int i = 0; i < m->nslots; i++)
@@ -829,6 +872,12 @@ static void announce(const struct master *m, int started, int ready_fd)
                    started, rt->nlisteners, tls_library_version());
     log_info("%s from %s; crypto acceleration: %s", tls_library_version(), tls_library_path(),
              tls_acceleration());
+    if (rt->park_fd[0] >= 0)
+        log_info("idle connections are parked after %g s (workers.park_after)",
+                 cfg->workers.park_after);
+    else if (cfg->workers.park_after > 0)
+        log_info("idle connections stay in their workers: this wolfSSL cannot export a "
+                 "connection (make fast builds one that can)");
     notify_systemd("READY=1");
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);
@@ -841,7 +890,8 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
 {
     struct master m = { .rt = rt, .pidpath = pidpath, .sigfd = -1,
                         .nslots = CONFIG_MAX_WORKERS,   /* the scoreboard's size */
-                        .prober.respawn_at = INT64_MAX, .upgrade.pipe = -1,
+                        .prober.respawn_at = INT64_MAX, .park.respawn_at = INT64_MAX,
+                        .upgrade.pipe = -1,
                         .upgrade.deadline = INT64_MAX, .next_rotation = INT64_MAX };
     log_set_role("master");
     if (open_signals(&m) < 0)
@@ -852,6 +902,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     schedule_rotation(&m);
     int started = start_generation(&m);
     start_prober(&m, clock_now_ms());
+    start_park(&m, clock_now_ms());
     announce(&m, started, ready_fd);
     for (;;) {
         wait_and_handle(&m);

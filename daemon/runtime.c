@@ -4,6 +4,7 @@
  */
 #include "runtime.h"
 #include "capacity.h"
+#include "park.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -105,7 +107,10 @@ static int attach_inherited(struct runtime *rt, int fd, char *err, size_t errlen
     rt->stats = stats_open(region, size);
     region = shm_region(&rt->shm, SHM_CLIENTS, &size);
     rt->clients = clients_open(region, size);
-    if (!rt->ring || !rt->stats || !rt->clients) {
+    rt->park_table = shm_region(&rt->shm, SHM_PARKED, &size);
+    if (size < park_table_size())
+        rt->park_table = NULL;
+    if (!rt->ring || !rt->stats || !rt->clients || !rt->park_table) {
         snprintf(err, errlen, "the inherited shared segment is damaged");
         return -1;
     }
@@ -130,6 +135,21 @@ static void clients_policy_of(const struct limits_conf *l, struct clients_policy
     };
 }
 
+/* The socket pair between the workers and the park process, if idle
+ * connections are parked (workers.park_after, and a wolfSSL that can). */
+static int open_park(struct runtime *rt, char *err, size_t errlen)
+{
+    rt->park_fd[0] = rt->park_fd[1] = -1;
+    if (rt->cfg->workers.park_after <= 0 || !tls_park_supported())
+        return 0;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, rt->park_fd) < 0) {
+        snprintf(err, errlen, "socketpair (parking): %s", strerror(errno));
+        rt->park_fd[0] = rt->park_fd[1] = -1;
+        return -1;
+    }
+    return 0;
+}
+
 static int create_segment(struct runtime *rt, char *err, size_t errlen)
 {
     const struct tls_conf *tls = &rt->cfg->tls;
@@ -138,6 +158,7 @@ static int create_segment(struct runtime *rt, char *err, size_t errlen)
         [SHM_TICKETKEYS] = ticketkeys_region_size(),
         [SHM_STATS] = stats_region_size(CONFIG_MAX_WORKERS),   /* room for any reload */
         [SHM_CLIENTS] = clients_region_size((size_t)rt->cfg->limits.table_size),
+        [SHM_PARKED] = park_table_size(),
     };
     if (shm_create(&rt->shm, sizes, err, errlen) < 0)
         return -1;
@@ -161,6 +182,7 @@ static int create_segment(struct runtime *rt, char *err, size_t errlen)
         }
     }
     rt->ring = ticketkeys_init(shm_region(&rt->shm, SHM_TICKETKEYS, NULL));
+    rt->park_table = shm_region(&rt->shm, SHM_PARKED, NULL);
     rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), CONFIG_MAX_WORKERS);
     return 0;
 }
@@ -196,6 +218,9 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         rt->cache = old->cache;
         rt->ring = old->ring;
         rt->stats = old->stats;
+        rt->park_table = old->park_table;
+        rt->park_fd[0] = old->park_fd[0];
+        rt->park_fd[1] = old->park_fd[1];
         size_t size;
         void *region = shm_region(&rt->shm, SHM_CLIENTS, &size);
         rt->clients = clients_open(region, size);
@@ -209,6 +234,8 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         snprintf(err, errlen, "the client table in the shared segment is damaged");
         goto out;
     }
+    if (!old && open_park(rt, err, errlen) < 0)
+        goto out;
     struct clients_policy policy;
     clients_policy_of(&rt->cfg->limits, &policy);
     clients_set_policy(rt->clients, &policy);
@@ -366,6 +393,10 @@ void runtime_release(struct runtime *rt, const struct runtime *other)
         munmap(rt->accept_lock, sizeof *rt->accept_lock);
     upstream_free(rt->ups);
     clients_free(rt->clients);
+    if (rt->park_fd[0] >= 0 && !(other && other->park_fd[0] == rt->park_fd[0])) {
+        close(rt->park_fd[0]);
+        close(rt->park_fd[1]);
+    }
     if (rt->ushm.base)
         shm_detach(&rt->ushm);
     if (rt->shm.base && !(other && other->shm.base == rt->shm.base))
@@ -393,6 +424,7 @@ static struct runtime *build_next(struct runtime *old, char *err, size_t errlen)
 {
     struct runtime *rt = xcalloc(1, sizeof *rt);
     rt->shm.fd = rt->ushm.fd = -1;
+    rt->park_fd[0] = rt->park_fd[1] = -1;
     if (!(rt->cfg = config_load(old->cfg->path, err, errlen)))
         goto fail;
     if (runtime_shared(rt, old, err, errlen) < 0 || runtime_load_tls(rt, err, errlen) < 0 ||

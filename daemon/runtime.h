@@ -16,6 +16,7 @@
 #include "config.h"
 #include "shm.h"
 #include "stats.h"
+#include "clients.h"
 #include "tls.h"
 
 /* One listening socket and the frontend it belongs to. */
@@ -41,6 +42,8 @@ struct runtime {
     struct upstreams *ups;          /* servers' live state and balancing */
     WOLFSSL_CTX ***backend_ctx;     /* [upstream][server]: TLS to that server, or NULL */
     int pool_max;                   /* workers.count, workers.max, or what "auto" found */
+    int park_fd[2];                 /* workers' end, the park process's end; -1: no parking */
+    struct clients_ticket *park_table;  /* what the park holds (kept by reloads) */
 };
 
 /* The shared segment (before the contexts: they use it): new, inherited

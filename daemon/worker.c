@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@
 #include "exit.h"
 #include "log.h"
 #include "net.h"
+#include "park.h"
+#include "passfd.h"
 #include "proxyproto.h"
 #include "relay.h"
 #include "upstream.h"
@@ -104,7 +107,37 @@ static int lock_accept(pthread_mutex_t *m)
     return rc;
 }
 
-/* Waits for and accepts one connection; -1 if stopping or nothing came. */
+#define ACCEPT_PARKED (-2)      /* accept_one: a parked connection came back */
+
+/* A connection the park process handed back, and its two sockets. */
+static struct park_msg parked;
+static int parked_fds[2];
+
+/* Takes a connection handed back by the park process: true if one came. */
+static bool take_parked(int sock)
+{
+    int fds[PASSFD_MAX], nfds;
+    ssize_t n = passfd_recv(sock, &parked, sizeof parked, fds, PASSFD_MAX, &nfds);
+    if (n < 0)
+        return false;           /* another worker took it, or nothing: EAGAIN */
+    if (nfds == 2 && n >= (ssize_t)offsetof(struct park_msg, tls) &&
+        parked.magic == PARK_MAGIC && parked.size == (uint32_t)n &&
+        parked.tls_len <= sizeof parked.tls) {
+        parked_fds[0] = fds[0];
+        parked_fds[1] = fds[1];
+        return true;
+    }
+    log_warning("a damaged message from the park process: ignored");
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    return false;
+}
+
+/*
+ * Waits for and accepts one connection: its fd; ACCEPT_PARKED when a
+ * parked connection came back instead (in parked); -1 if stopping or
+ * nothing came.
+ */
 static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage *peer)
 {
     socklen_t len = sizeof *peer;
@@ -112,18 +145,21 @@ static int accept_one(struct runtime *rt, size_t *which, struct sockaddr_storage
     size_t n = rt->nlisteners;
     int fd = -1;
     if (!p) {
-        p = xcalloc(n, sizeof *p);
+        p = xcalloc(n + 1, sizeof *p);
         for (size_t i = 0; i < n; i++)
             p[i] = (struct pollfd){ .fd = rt->listeners[i].fd, .events = POLLIN };
+        p[n] = (struct pollfd){ .fd = rt->park_fd[0], .events = POLLIN };   /* -1: none */
     }
     if (lock_accept(rt->accept_lock) != 0) {
         errno = EINTR;
         return -1;
     }
-    while (!stopping && fd < 0) {
-        if (poll(p, n, -1) <= 0)
+    while (!stopping && fd == -1) {
+        if (poll(p, n + 1, -1) <= 0)
             break;
-        for (size_t i = 0; i < n && fd < 0; i++)
+        if ((p[n].revents & POLLIN) && take_parked(p[n].fd))
+            fd = ACCEPT_PARKED;
+        for (size_t i = 0; i < n && fd == -1; i++)
             if (p[i].revents & POLLIN) {
                 len = sizeof *peer;
                 fd = accept4(p[i].fd, (struct sockaddr *)peer, &len,
@@ -222,8 +258,12 @@ struct conn {
     int backend_fd;                 /* -1: not connected */
     struct tls_conn *backend;       /* TLS to the backend, or NULL */
     struct clients_ticket *ticket;  /* its count in the client table */
+    int64_t delivered_at;           /* the last byte delivered; 0: none yet */
+    int park_failures;              /* tries to park it that failed */
     struct conn_log log;
 };
+
+#define PARK_TRIES 3                /* then the connection stays in its worker */
 
 #define NO_SERVER_WARN_MS 1000      /* "has no server up", at most this often */
 
@@ -396,7 +436,8 @@ static void close_backend(struct runtime *rt, struct conn *c, bool keep_session)
     c->backend = NULL;
     close(c->backend_fd);
     c->backend_fd = -1;
-    upstream_conn_end(rt->ups, c->upstream, (size_t)c->server);
+    if (c->server >= 0)             /* -1: gone from the configuration (unparked) */
+        upstream_conn_end(rt->ups, c->upstream, (size_t)c->server);
 }
 
 /* The handshake with the client; what it agreed goes into the log record. */
@@ -424,7 +465,16 @@ static int handshake(struct runtime *rt, const struct listener *ls, struct conn 
     return 0;
 }
 
-static void relay(struct runtime *rt, struct conn *c)
+/* Parked when quiet: a plain backend (a TLS one's session cannot be
+ * exported) and a park process to take it. */
+static bool parkable(const struct runtime *rt, const struct conn *c)
+{
+    return rt->park_fd[0] >= 0 && rt->cfg->workers.park_after > 0 && !c->backend &&
+           c->park_failures < PARK_TRIES;
+}
+
+/* One run of the relay; RELAY_QUIET: the connection may be parked. */
+static enum relay_end relay(struct runtime *rt, struct conn *c)
 {
     const struct config *cfg = rt->cfg;
     struct relay_result rr;
@@ -433,6 +483,8 @@ static void relay(struct runtime *rt, struct conn *c)
         .shed = cfg->limits.shed == SHED_IDLE ? &shed_stop : NULL,
         .shed_idle_ms = (int64_t)(cfg->limits.shed_idle_after * 1000.0),
         .delivered_at = my_stats ? &my_stats->delivered_at : NULL,
+        .quiet_ms = parkable(rt, c) ? (int64_t)(cfg->workers.park_after * 1000.0) : 0,
+        .since = c->delivered_at,
     };
     stats_set_state(my_stats, WS_RELAY, c->log.client);
     shed_asked = 0;             /* a request for an earlier connection */
@@ -441,10 +493,79 @@ static void relay(struct runtime *rt, struct conn *c)
     stats_add(my_stats, ST_BYTES_OUT, rr.to_client);
     if (rr.end == RELAY_SHED)
         stats_inc(my_stats, ST_SHED);
-    c->log.in = rr.to_backend;
-    c->log.out = rr.to_client;
+    c->delivered_at = rr.delivered_at;
+    c->log.in += rr.to_backend;
+    c->log.out += rr.to_client;
     c->log.outcome = relay_end_outcome(rr.end);
     snprintf(c->log.reason, sizeof c->log.reason, "%s", rr.reason);
+    return rr.end;
+}
+
+/* The message that parks c, but for its TLS state. */
+static void park_message(const struct runtime *rt, const struct conn *c, struct park_msg *m)
+{
+    memset(m, 0, offsetof(struct park_msg, tls));
+    m->magic = PARK_MAGIC;
+    m->delivered_at = c->delivered_at;
+    m->idle_at = c->delivered_at + (int64_t)(rt->cfg->timeouts.idle * 1000.0);
+    m->ticket = *c->ticket;
+    m->peer = *c->peer;
+    snprintf(m->frontend, sizeof m->frontend, "%s", c->fe->name);
+    snprintf(m->upstream, sizeof m->upstream, "%s", rt->cfg->upstreams[c->upstream].name);
+    snprintf(m->log.client, sizeof m->log.client, "%s", c->log.client);
+    snprintf(m->log.backend, sizeof m->log.backend, "%s", c->log.backend);
+    snprintf(m->log.sni, sizeof m->log.sni, "%s", c->log.sni);
+    snprintf(m->log.alpn, sizeof m->log.alpn, "%s", c->log.alpn);
+    snprintf(m->log.client_cert, sizeof m->log.client_cert, "%s", c->log.client_cert);
+    m->log.in = c->log.in;
+    m->log.out = c->log.out;
+    m->log.start = c->log.start;
+}
+
+/*
+ * Hands a quiet connection to the park process: 0, and this worker has let
+ * go of it (its sockets, its TLS, its count, which travels in the
+ * message); -1 and it is still ours.
+ */
+static int park(struct runtime *rt, struct conn *c)
+{
+    static struct park_msg m;
+    char why[160];
+    park_message(rt, c, &m);
+    ssize_t n = tls_conn_park(c->client, m.tls, sizeof m.tls, why, sizeof why);
+    int fds[2] = { c->client_fd, c->backend_fd };
+    m.tls_len = n > 0 ? (uint32_t)n : 0;
+    m.size = (uint32_t)(offsetof(struct park_msg, tls) + m.tls_len);
+    if (n < 0 || passfd_send(rt->park_fd[0], &m, m.size, fds, 2) < 0) {
+        if (n >= 0)
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        explicit_bzero(m.tls, sizeof m.tls);
+        log_debug("%s: not parked: %s", c->log.client, why);
+        c->park_failures++;
+        return -1;
+    }
+    explicit_bzero(m.tls, sizeof m.tls);
+    memset(c->ticket, 0, sizeof *c->ticket);       /* the park holds the count now */
+    stats_inc(my_stats, ST_PARKED);
+    upstream_conn_end(rt->ups, c->upstream, (size_t)c->server);
+    tls_conn_free(c->client);
+    c->client = NULL;
+    close(c->client_fd);
+    close(c->backend_fd);
+    c->client_fd = c->backend_fd = -1;
+    log_debug("%s: parked, idle %.1f s", c->log.client,
+              (double)(clock_now_ms() - c->delivered_at) / 1000.0);
+    return 0;
+}
+
+/* Relays to the end, or parks the connection when it goes quiet: true if
+ * it was parked (and is no longer this worker's). */
+static bool relay_or_park(struct runtime *rt, struct conn *c)
+{
+    while (relay(rt, c) == RELAY_QUIET)
+        if (park(rt, c) == 0)
+            return true;
+    return false;
 }
 
 /* A handshake that was not a resumption costs the client a token. */
@@ -474,16 +595,106 @@ static void serve(struct runtime *rt, const struct listener *ls, int fd,
     if (hs == 0) {
         if (connect_backend(rt, &c) == 0 && open_backend(rt, &c) < 0)
             close_backend(rt, &c, false);
-        if (c.backend_fd >= 0) {
-            relay(rt, &c);
-            close_backend(rt, &c, true);
-        } else {
-            tls_conn_close_notify(c.client);
+        if (c.backend_fd >= 0 && relay_or_park(rt, &c)) {
+            serving = "-";
+            return;                 /* parked */
         }
+        if (c.backend_fd >= 0)
+            close_backend(rt, &c, true);
+        else
+            tls_conn_close_notify(c.client);
     }
     log_conn(&c.log);
     tls_conn_free(c.client);
     close(fd);
+    clients_release(rt->clients, ticket);
+    serving = "-";
+}
+
+static int frontend_index(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nfrontends; i++)
+        if (strcmp(cfg->frontends[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The connection's upstream and server in the configuration in force (a
+ * reload may have changed both since it was parked). */
+static void find_server(struct runtime *rt, struct conn *c, const struct park_msg *m)
+{
+    c->upstream = 0;
+    c->server = -1;
+    for (size_t u = 0; u < rt->cfg->nupstreams; u++) {
+        const struct upstream_conf *up = &rt->cfg->upstreams[u];
+        if (strcmp(up->name, m->upstream) != 0)
+            continue;
+        c->upstream = u;
+        for (size_t i = 0; i < up->nservers; i++)
+            if (strcmp(up->servers[i].address, m->log.backend) == 0)
+                c->server = (int)i;
+    }
+    if (c->server >= 0)
+        upstream_conn_begin(rt->ups, c->upstream, (size_t)c->server);
+}
+
+/* The connection the park process handed back, as it was parked. */
+static void unparked_conn(struct runtime *rt, const struct park_msg *m, int fe, struct conn *c)
+{
+    c->peer = &m->peer;
+    c->fe = &rt->cfg->frontends[fe];
+    c->delivered_at = m->delivered_at;
+    c->log = (struct conn_log){ .frontend = c->fe->name, .version = "-", .cipher = "-",
+                                .resumed = "-", .in = m->log.in, .out = m->log.out,
+                                .start = m->log.start, .outcome = "ok" };
+    snprintf(c->log.client, sizeof c->log.client, "%s", m->log.client);
+    snprintf(c->log.backend, sizeof c->log.backend, "%s", m->log.backend);
+    snprintf(c->log.sni, sizeof c->log.sni, "%s", m->log.sni);
+    snprintf(c->log.alpn, sizeof c->log.alpn, "%s", m->log.alpn);
+    snprintf(c->log.client_cert, sizeof c->log.client_cert, "%s", m->log.client_cert);
+    find_server(rt, c, m);
+}
+
+/* A parked connection is back: made again from the message (its TLS state
+ * too), relayed on (or parked again), logged at its end. */
+static void resume(struct runtime *rt, struct park_msg *m, const int fds[2],
+                   struct clients_ticket *ticket)
+{
+    char why[160] = "its frontend is gone after a reload";
+    int fe = frontend_index(rt->cfg, m->frontend);
+    *ticket = m->ticket;            /* the master gives it back if this worker dies */
+    struct conn c = { .client_fd = fds[0], .backend_fd = fds[1], .ticket = ticket };
+    stats_inc(my_stats, ST_UNPARKED);
+    if (fe >= 0)
+        c.client = tls_conn_unpark(rt->fe[fe], fds[0], m->tls, m->tls_len, why, sizeof why);
+    explicit_bzero(m->tls, sizeof m->tls);
+    if (!c.client) {
+        log_warning("%s: a parked connection cannot go on: %s; closed", m->log.client, why);
+        close(fds[0]);
+        close(fds[1]);
+        clients_release(rt->clients, ticket);
+        return;
+    }
+    unparked_conn(rt, m, fe, &c);
+    tls_conn_readahead(c.client, client_rbuf, sizeof client_rbuf);
+    c.log.version = tls_conn_version(c.client);
+    c.log.cipher = tls_conn_cipher(c.client);
+    c.log.resumed = tls_resumed_name(tls_conn_resumed(c.client));
+    serving = c.log.client;
+    log_debug("%s: back from the park%s", c.log.client, m->expired ? ", idle too long" : "");
+    if (m->expired) {
+        c.log.outcome = "idle-timeout";
+        snprintf(c.log.reason, sizeof c.log.reason, "no data delivered either way for %gs",
+                 rt->cfg->timeouts.idle);
+        tls_conn_close_notify(c.client);
+    } else if (relay_or_park(rt, &c)) {
+        serving = "-";
+        return;
+    }
+    close_backend(rt, &c, false);
+    log_conn(&c.log);
+    tls_conn_free(c.client);
+    close(c.client_fd);
     clients_release(rt->clients, ticket);
     serving = "-";
 }
@@ -541,6 +752,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     for (size_t i = 0; i < rt->cfg->nfrontends; i++)
         tls_frontend_set_stats(rt->fe[i], my_stats);
     relay_set_idle_hook(release_idle_memory, IDLE_AFTER_MS);
+    static struct clients_ticket own_ticket;    /* without a scoreboard slot */
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;
     log_debug("started");
@@ -552,6 +764,10 @@ void worker_run(struct runtime *rt, int id, pid_t master)
         stats_set_state(my_stats, WS_IDLE, NULL);
         int fd = accept_one(rt, &which, &peer);
         reopen_if_asked();      /* a USR1 that came while waiting for a client */
+        if (fd == ACCEPT_PARKED) {
+            resume(rt, &parked, parked_fds, my_stats ? &my_stats->ticket : &own_ticket);
+            continue;
+        }
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 log_error("accept: %s; pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
@@ -559,7 +775,6 @@ void worker_run(struct runtime *rt, int id, pid_t master)
             }
             continue;
         }
-        static struct clients_ticket own_ticket;    /* without a scoreboard slot */
         struct clients_ticket *ticket = my_stats ? &my_stats->ticket : &own_ticket;
         if (!admit(rt, &peer, ticket)) {
             close(fd);

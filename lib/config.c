@@ -64,6 +64,20 @@ static int load_log(const struct conf_ctx *c, const config_setting_t *root, stru
     return 0;
 }
 
+/* workers.park_after: a duration, or 0: never park. */
+static int load_park_after(const struct conf_ctx *c, const config_setting_t *g,
+                           struct config *cfg)
+{
+    const config_setting_t *s = g ? config_setting_get_member(g, "park_after") : NULL;
+    cfg->workers.park_after = CONFIG_DEFAULT_PARK_AFTER;
+    if (s && config_setting_type(s) == CONFIG_TYPE_INT && config_setting_get_int(s) == 0) {
+        cfg->workers.park_after = 0;
+        return 0;
+    }
+    return g ? conf_duration(c, g, "park_after", CONFIG_DEFAULT_PARK_AFTER,
+                             &cfg->workers.park_after) : 0;
+}
+
 /* workers.max: a number, or "auto" (the default): what the machine allows. */
 static int load_workers_max(const struct conf_ctx *c, const config_setting_t *g,
                             struct config *cfg)
@@ -83,7 +97,7 @@ static int load_workers_max(const struct conf_ctx *c, const config_setting_t *g,
 static int load_workers(const struct conf_ctx *c, const config_setting_t *root, struct config *cfg)
 {
     static const char *const keys[] = { "count", "min_spare", "max_spare", "max",
-                                        "max_connections", NULL };
+                                        "max_connections", "park_after", NULL };
     const config_setting_t *g;
     struct { int *v; const char *k; int def, lo, hi; } ints[] = {
         { &cfg->workers.count, "count", CONFIG_DEFAULT_WORKERS, 0, CONFIG_MAX_WORKERS },
@@ -98,7 +112,7 @@ static int load_workers(const struct conf_ctx *c, const config_setting_t *root, 
         if (g && conf_int(c, g, ints[i].k, ints[i].def, ints[i].lo, ints[i].hi, ints[i].v) < 0)
             return -1;
     }
-    if (load_workers_max(c, g, cfg) < 0)
+    if (load_workers_max(c, g, cfg) < 0 || load_park_after(c, g, cfg) < 0)
         return -1;
     bool set_max = cfg->workers.max != CONFIG_WORKERS_AUTO;
     const struct config_workers_check { bool bad; const char *k, *msg; } checks[] = {

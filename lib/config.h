@@ -167,6 +167,7 @@ struct config {
         int min_spare, max_spare;
         int max;            /* CONFIG_WORKERS_AUTO: what the machine allows (capacity) */
         int max_connections;    /* a worker exits after this many; 0: never */
+        double park_after;      /* an idle connection is parked after this; 0: never */
     } workers;
     struct {
         double handshake, connect, idle, shutdown;
@@ -186,6 +187,7 @@ struct config {
 #define CONFIG_WORKERS_AUTO             0       /* workers.max = "auto" */
 #define CONFIG_DEFAULT_MAX_WORKERS      CONFIG_WORKERS_AUTO
 #define CONFIG_MAX_WORKERS              32768
+#define CONFIG_DEFAULT_PARK_AFTER       2.0
 #define CONFIG_DEFAULT_HANDSHAKE        10.0
 #define CONFIG_DEFAULT_CONNECT          3.0
 #define CONFIG_DEFAULT_IDLE             300.0

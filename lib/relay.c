@@ -31,6 +31,7 @@ struct state {
                              * did not drain the socket), not on every turn */
     int64_t delivered_at;   /* when a byte last reached the other side (ms): the idle
                              * timeout counts from here, not from the last wake-up */
+    bool quiet_armed;       /* o->quiet_ms applies: a delivery since the last try */
     const struct relay_opts *o;
     struct relay_result *res;
 };
@@ -61,7 +62,8 @@ static int tls_fail(struct state *s, struct tls_conn *c, enum tls_io r, const ch
 
 static void delivered(struct state *s)
 {
-    s->delivered_at = clock_now_ms();
+    s->delivered_at = s->res->delivered_at = clock_now_ms();
+    s->quiet_armed = s->o->quiet_ms > 0;
     if (s->o->delivered_at)
         __atomic_store_n(s->o->delivered_at, s->delivered_at, __ATOMIC_RELAXED);
 }
@@ -302,23 +304,52 @@ void relay_set_idle_hook(void (*fn)(void), int after_ms)
  * connection quiet for the idle hook's time first gives back its empty
  * buffers (once per relay_run).
  */
+/* Nothing buffered either way, in the relay or in TLS, and no side closed. */
+static bool relay_empty(const struct state *s)
+{
+    return s->up.len == 0 && s->down.len == 0 && !s->up.eof && !s->down.eof &&
+           !tls_conn_pending(s->c);
+}
+
+/* The next deadline of a wait: the idle timeout, the idle hook, going quiet. */
+static int64_t next_deadline(const struct state *s, bool hooked, int64_t idle_at)
+{
+    int64_t at = idle_at;
+    if (!hooked && s->delivered_at + idle_hook_ms < at)
+        at = s->delivered_at + idle_hook_ms;
+    if (s->quiet_armed && s->delivered_at + s->o->quiet_ms < at)
+        at = s->delivered_at + s->o->quiet_ms;
+    return at;
+}
+
 static int wait_turn(struct state *s, bool *hooked)
 {
     struct pollfd p[2] = { { .fd = tls_conn_fd(s->c), .events = s->cev },
                            { .fd = s->b, .events = s->bev } };
     int64_t idle_at = s->delivered_at + (int64_t)(s->o->idle * 1000.0);
-    int64_t hook_at = s->delivered_at + idle_hook_ms;
     /* While the client is sending, keep the deadline for TLS writes
      * (close_notify, blocked records) one idle period ahead. */
     tls_conn_set_deadline(s->c, idle_at);
     if (s->bt)
         tls_conn_set_deadline(s->bt, idle_at);
-    int err = net_poll_until(p, 2, *hooked || hook_at >= idle_at ? idle_at : hook_at, s->o->shed);
-    if (err == ETIMEDOUT && !*hooked && hook_at < idle_at) {
-        *hooked = true;         /* quiet for a while: then the rest of idle */
-        release_empty_buffers(s);
-        idle_hook();
-        err = net_poll_until(p, 2, idle_at, s->o->shed);
+    int err;
+    for (;;) {
+        int64_t at = next_deadline(s, *hooked, idle_at);
+        err = net_poll_until(p, 2, at, s->o->shed);
+        if (err != ETIMEDOUT || at == idle_at)
+            break;
+        if (s->quiet_armed && clock_now_ms() - s->delivered_at >= s->o->quiet_ms) {
+            if (relay_empty(s)) {
+                s->res->end = RELAY_QUIET;
+                return -1;
+            }
+            s->quiet_armed = false;     /* not empty: again after the next delivery */
+        }
+        if (!*hooked && clock_now_ms() - s->delivered_at >= idle_hook_ms) {
+            *hooked = true;         /* quiet for a while: then the rest of idle */
+            release_empty_buffers(s);
+            idle_hook();
+        }
     }
     if (err == EINTR)
         return shed_requested(s);
@@ -350,7 +381,9 @@ void relay_run(struct tls_conn *client, int backend, struct tls_conn *backend_tl
     s.up.len = s.up.off = s.down.len = s.down.off = 0;
     s.up.eof = s.up.shut = s.down.eof = s.down.shut = false;
     s.cin = s.bin = true;
-    delivered(&s);          /* the handshake's last byte */
+    delivered(&s);          /* the handshake's last byte, or o->since */
+    if (o->since > 0)
+        s.delivered_at = res->delivered_at = o->since;
     tls_conn_set_nonblock(client, true);
     if (backend_tls)
         tls_conn_set_nonblock(backend_tls, true);
@@ -380,6 +413,7 @@ const char *relay_end_outcome(enum relay_end e)
     case RELAY_CLIENT_ERROR: return "client-error";
     case RELAY_BACKEND_ERROR: return "backend-error";
     case RELAY_SHED: return "shed";
+    case RELAY_QUIET: return "ok";         /* still open: parked, or relayed again */
     }
     return "?";
 }

@@ -30,6 +30,8 @@ enum relay_end {
     RELAY_CLIENT_ERROR,     /* reset, TLS alert, bad record ... */
     RELAY_BACKEND_ERROR,    /* reset or other socket error */
     RELAY_SHED,             /* closed on request while idle (the pool was full) */
+    RELAY_QUIET,            /* nothing delivered for o->quiet_ms and nothing buffered:
+                             * still open, to be parked (the caller decides) */
 };
 
 struct relay_opts {
@@ -43,12 +45,19 @@ struct relay_opts {
     /* Where the time (clock_now_ms) of the last delivery is published for
      * other processes (the scoreboard); NULL: nowhere. */
     int64_t *delivered_at;
+    /* > 0: end with RELAY_QUIET when nothing was delivered for this long
+     * and nothing is buffered either way (no half-close either). */
+    int64_t quiet_ms;
+    /* The last delivery before this run (a connection relayed before, in
+     * another process), clock_now_ms; 0: now. */
+    int64_t since;
 };
 
 struct relay_result {
     uint64_t to_backend;    /* decrypted bytes from the client */
     uint64_t to_client;     /* bytes from the backend */
     enum relay_end end;
+    int64_t delivered_at;   /* the last byte delivered either way (clock_now_ms) */
     char reason[160];
 };
 

@@ -14,13 +14,14 @@
 #include <stdint.h>
 
 #define SHM_MAGIC           0x544c534f46464431ull   /* "TLSOFFD1" */
-#define SHM_LAYOUT_VERSION  5
+#define SHM_LAYOUT_VERSION  6
 
 enum shm_region {
     SHM_SESSCACHE,
     SHM_TICKETKEYS,
     SHM_STATS,
     SHM_CLIENTS,
+    SHM_PARKED,
     SHM_NREGIONS
 };
 

@@ -11,7 +11,8 @@ struct stats {
     uint32_t magic;
     uint32_t nworkers;
     uint32_t pool_max;      /* the master's, for the report */
-    uint8_t pad[52];
+    uint32_t parked;        /* the park process's: connections it holds */
+    uint8_t pad[48];
     struct stats_worker w[];
 };
 
@@ -38,6 +39,8 @@ static const char *const names[ST_COUNT] = {
     [ST_REFUSED_PER_CLIENT] = "refused_per_client",
     [ST_REFUSED_RATE] = "refused_handshake_rate",
     [ST_UNCOUNTED] = "clients_uncounted",
+    [ST_PARKED] = "connections_parked",
+    [ST_UNPARKED] = "connections_unparked",
 };
 
 static const char *const state_names[] = { "-", "idle", "handshake", "relaying", "exiting" };
@@ -132,12 +135,19 @@ void stats_set_pool_max(struct stats *s, unsigned max)
     __atomic_store_n(&s->pool_max, max, __ATOMIC_RELAXED);
 }
 
+void stats_set_parked(struct stats *s, unsigned n)
+{
+    if (s)
+        __atomic_store_n(&s->parked, n, __ATOMIC_RELAXED);
+}
+
 void stats_print(const struct stats *s, FILE *f)
 {
     struct stats_pool p;
     stats_pool(s, &p);
-    fprintf(f, "pool busy=%u idle=%u starting=%u exiting=%u max=%u\n", p.busy, p.idle,
-            p.starting, p.exiting, __atomic_load_n(&s->pool_max, __ATOMIC_RELAXED));
+    fprintf(f, "pool busy=%u idle=%u starting=%u exiting=%u max=%u parked=%u\n", p.busy,
+            p.idle, p.starting, p.exiting, __atomic_load_n(&s->pool_max, __ATOMIC_RELAXED),
+            __atomic_load_n(&s->parked, __ATOMIC_RELAXED));
     fprintf(f, "total");
     for (int st = 0; st < ST_COUNT; st++)
         fprintf(f, " %s=%llu", names[st], (unsigned long long)stats_total(s, st));

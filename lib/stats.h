@@ -35,6 +35,8 @@ enum stat_id {
     ST_REFUSED_PER_CLIENT,  /* ... limits.per_client connections open */
     ST_REFUSED_RATE,        /* ... limits.handshake_rate */
     ST_UNCOUNTED,           /* served without a place in the client table */
+    ST_PARKED,              /* idle connections handed to the park process */
+    ST_UNPARKED,            /* ... and taken back from it */
     ST_COUNT
 };
 
@@ -86,6 +88,8 @@ struct stats_pool {
 void stats_pool(const struct stats *s, struct stats_pool *p);
 /* The pool's ceiling, as the master has it (for the report). */
 void stats_set_pool_max(struct stats *s, unsigned max);
+/* The connections the park process holds (for the report). */
+void stats_set_parked(struct stats *s, unsigned n);
 
 /* The report of `tlsoffd -s stats`: totals, then one line per worker. */
 void stats_print(const struct stats *s, FILE *f);

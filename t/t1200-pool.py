@@ -46,7 +46,7 @@ def _try(fn, arg):
 @case
 def grows_and_shrinks():
     port = free_port()
-    with Daemon(pool_config(port, min_spare=2, max_spare=4, max=HELD + 20),
+    with Daemon(pool_config(port, min_spare=2, max_spare=4, max=HELD + 20, park_after=0),
                 workers=2, name="dyn", level="info") as d:
         ok(d.wait_log(r"running: 2 workers \(pool: 2\.\.4 spare, at most 320\)"),
            "a dynamic pool starts with min_spare workers")

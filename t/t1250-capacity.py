@@ -122,7 +122,8 @@ def per_client_refuses_at_accept():
 @case
 def killed_worker_gives_its_count_back():
     port = free_port()
-    with Daemon(conf(port, limits="per_client = 2;"), workers=4, name="kill",
+    with Daemon(conf(port, workers="park_after = 0;", limits="per_client = 2;"), workers=4,
+                name="kill",
                 level="info") as d:
         a, b = held_echo(port, "127.0.0.6"), held_echo(port, "127.0.0.6")
         ok(a and b, "two connections from 127.0.0.6 are served (per_client = 2)")
@@ -215,7 +216,7 @@ def handshake_rate_spares_resumption():
 
 def shed_setup(name, shed):
     port = free_port()
-    d = Daemon(conf(port, workers="count = 3;", limits=f'shed = "{shed}"; shed_idle_after = 1;'),
+    d = Daemon(conf(port, workers="count = 3; park_after = 0;", limits=f'shed = "{shed}"; shed_idle_after = 1;'),
                workers=3, name=name, level="info")
     held = []
     for _ in range(3):

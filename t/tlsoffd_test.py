@@ -342,15 +342,18 @@ def _comm(pid):
         return None
 
 
-def children_of(pid, prober=False):
-    """The child processes of pid: the workers, or with prober=True the
-    health prober (its comm is 'tlsoffd-health')."""
+def children_of(pid, prober=False, role=None):
+    """The child processes of pid: the workers; with prober=True the health
+    prober (its comm is 'tlsoffd-health'); with role="park" the park
+    process ('tlsoffd-park')."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             kids = sorted(int(x) for x in f.read().split())
     except (FileNotFoundError, ProcessLookupError):
         return []
-    return [k for k in kids if (_comm(k) == "tlsoffd-health") == prober]
+    want = "tlsoffd-health" if prober else f"tlsoffd-{role}" if role else None
+    return [k for k in kids
+            if (_comm(k) == want if want else _comm(k) not in ("tlsoffd-health", "tlsoffd-park"))]
 
 
 def listen_backlog(port):
