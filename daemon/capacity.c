@@ -163,7 +163,7 @@ void capacity_probe(struct capacity *c, size_t nlisteners)
     probe_files(c, nlisteners);
     if (mem > 0)
         bound(c, "memory", mem / CAPACITY_CONN_KIB,
-              "%ld MiB available, at about %d KiB a held connection", mem / 1024,
+              "%ld MiB available, at about %d KiB a worker", mem / 1024,
               CAPACITY_CONN_KIB);
 }
 

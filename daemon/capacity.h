@@ -16,12 +16,14 @@
 #include "config.h"
 
 /*
- * System memory a held connection costs, kernel included (a worker's
- * page tables, kernel stack and private pages, two sockets), measured
- * with contrib/bench/held: see README.md. "auto" gives the pool half of
- * the memory available at start at this price.
+ * System memory a worker serving a connection costs, kernel included (its
+ * page tables, kernel stack and private pages, two sockets): 538 KiB with
+ * the optimised wolfSSL and jemalloc, measured with contrib/bench/held
+ * (park_after = 0). "auto" gives the pool half of the memory available at
+ * start at this price. Parked connections cost a few KiB and hold no
+ * worker.
  */
-#define CAPACITY_CONN_KIB 360
+#define CAPACITY_CONN_KIB 540
 
 struct capacity_bound {
     const char *what;       /* "kernel.pid_max" */
