@@ -141,7 +141,7 @@ static void signal_children(struct master *m, int sig)
     if (m->prober.pid > 0)
         kill(m->prober.pid, sig == SIGQUIT ? SIGTERM : sig);
     if (m->park.pid > 0)
-        kill(m->park.pid, sig == SIGQUIT ? SIGTERM : sig);
+        kill(m->park.pid, sig);     /* QUIT: it hands everything back first */
 }
 
 /*

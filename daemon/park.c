@@ -44,12 +44,20 @@ struct park {
     struct stats *stats;
 };
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, draining;
 
 static void on_stop(int sig)
 {
     (void)sig;
     stopping = 1;
+}
+
+/* SIGQUIT: a graceful stop or an upgrade's hand-over. Every connection
+ * goes back to the (stopping) workers, which serve them to their end. */
+static void on_drain(int sig)
+{
+    (void)sig;
+    draining = 1;
 }
 
 static void drop(struct park *p, uint32_t i)
@@ -134,13 +142,25 @@ static void take(struct park *p, struct park_msg *m, ssize_t n, const int *fds, 
     }
 }
 
+/* Draining: everything held goes back; true once nothing is left. */
+static bool drained(struct park *p)
+{
+    for (uint32_t i = 0; i < PARK_SLOTS; i++)
+        if (p->slots[i].m && !p->slots[i].pending)
+            hand_back(p, i, false);
+    return p->nfree == PARK_SLOTS;
+}
+
 static void take_all(struct park *p)
 {
     static struct park_msg m;
     int fds[PASSFD_MAX], nfds;
     ssize_t n;
-    while ((n = passfd_recv(p->sock, &m, sizeof m, fds, PASSFD_MAX, &nfds)) >= 0)
+    while ((n = passfd_recv(p->sock, &m, sizeof m, fds, PASSFD_MAX, &nfds)) >= 0) {
         take(p, &m, n, fds, nfds);
+        if (draining)
+            drained(p);             /* straight back */
+    }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EMSGSIZE)
         log_error("receiving parked connections: %s", strerror(errno));
 }
@@ -163,7 +183,7 @@ static void park_loop(struct park *p)
 {
     struct epoll_event ev[PARK_EVENTS];
     int64_t next_sweep = clock_now_ms() + PARK_TICK_MS;
-    while (!stopping) {
+    while (!stopping && !(draining && drained(p))) {
         int ms = p->npending ? PARK_RETRY_MS : PARK_TICK_MS;
         int n = epoll_wait(p->ep, ev, PARK_EVENTS, ms);
         for (int k = 0; k < n; k++) {
@@ -187,7 +207,7 @@ static void park_loop(struct park *p)
 
 static void park_run(struct runtime *rt, pid_t master)
 {
-    static const struct child_signals sigs = { .quit = on_stop, .term = on_stop };
+    static const struct child_signals sigs = { .quit = on_drain, .term = on_stop };
     child_begin(master, "park", "tlsoffd-park", &sigs);
     child_confine(rt->cfg);
     alloc_set_oom_handler(child_out_of_memory);

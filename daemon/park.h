@@ -14,8 +14,9 @@
  * The park process never reads a byte of the connections it holds and
  * does no crypto. The client-table count of each connection it holds is
  * in the shared park table (one ticket a slot), so that the master gives
- * the counts back if it dies. Graceful stop and the upgrade's hand-over
- * close what it holds (they are idle: clients reconnect).
+ * the counts back if it dies. On a graceful stop or an upgrade's
+ * hand-over (SIGQUIT) it hands everything back, and the stopping workers
+ * serve those connections to their end, as they do the ones they hold.
  *
  * Peers: child (what every child does after fork).
  */

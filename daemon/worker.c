@@ -470,7 +470,7 @@ static int handshake(struct runtime *rt, const struct listener *ls, struct conn 
 static bool parkable(const struct runtime *rt, const struct conn *c)
 {
     return rt->park_fd[0] >= 0 && rt->cfg->workers.park_after > 0 && !c->backend &&
-           c->park_failures < PARK_TRIES;
+           c->park_failures < PARK_TRIES && !stopping;
 }
 
 /* One run of the relay; RELAY_QUIET: the connection may be parked. */
@@ -540,15 +540,14 @@ static int park(struct runtime *rt, struct conn *c)
         if (n >= 0)
             snprintf(why, sizeof why, "%s", strerror(errno));
         explicit_bzero(m.tls, sizeof m.tls);
-        log_debug("%s: not parked: %s", c->log.client, why);
+        log_info("%s: not parked: %s", c->log.client, why);
         c->park_failures++;
         return -1;
     }
     explicit_bzero(m.tls, sizeof m.tls);
     memset(c->ticket, 0, sizeof *c->ticket);       /* the park holds the count now */
     stats_inc(my_stats, ST_PARKED);
-    upstream_conn_end(rt->ups, c->upstream, (size_t)c->server);
-    tls_conn_free(c->client);
+    tls_conn_free(c->client);       /* its server still counts it: it is open */
     c->client = NULL;
     close(c->client_fd);
     close(c->backend_fd);
@@ -620,7 +619,8 @@ static int frontend_index(const struct config *cfg, const char *name)
 }
 
 /* The connection's upstream and server in the configuration in force (a
- * reload may have changed both since it was parked). */
+ * reload may have changed both since it was parked). Its server counted
+ * it all along (the upstream table carries counts over a reload). */
 static void find_server(struct runtime *rt, struct conn *c, const struct park_msg *m)
 {
     c->upstream = 0;
@@ -634,8 +634,6 @@ static void find_server(struct runtime *rt, struct conn *c, const struct park_ms
             if (strcmp(up->servers[i].address, m->log.backend) == 0)
                 c->server = (int)i;
     }
-    if (c->server >= 0)
-        upstream_conn_begin(rt->ups, c->upstream, (size_t)c->server);
 }
 
 /* The connection the park process handed back, as it was parked. */
@@ -697,6 +695,22 @@ static void resume(struct runtime *rt, struct park_msg *m, const int fds[2],
     close(c.client_fd);
     clients_release(rt->clients, ticket);
     serving = "-";
+}
+
+#define DRAIN_QUIET_MS    300       /* stopping: no parked connection back for this long */
+
+/*
+ * A graceful stop (or an upgrade's hand-over) hands every parked
+ * connection back: the stopping workers take them and serve them to their
+ * end, as they do the connection they hold, until none comes back for a
+ * while. No connection is dropped.
+ */
+static void take_back_parked(struct runtime *rt, struct clients_ticket *own)
+{
+    struct pollfd p = { .fd = rt->park_fd[0], .events = POLLIN };
+    while (poll(&p, 1, DRAIN_QUIET_MS) > 0)
+        if (take_parked(rt->park_fd[0]))
+            resume(rt, &parked, parked_fds, my_stats ? &my_stats->ticket : own);
 }
 
 #define IDLE_AFTER_MS     1000          /* a connection this quiet gives memory back */
@@ -790,5 +804,7 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     stats_set_state(my_stats, WS_EXITING, NULL);
     if (stopping)
         log_debug("stopping: graceful stop requested");
+    if (stopping && rt->park_fd[0] >= 0)
+        take_back_parked(rt, &own_ticket);
     _exit(0);
 }

@@ -152,6 +152,24 @@ def park_process_dies():
 
 
 @case
+def graceful_stop_serves_parked():
+    port = free_port()
+    d = Daemon(conf(port), workers=2, name="quit", level="info")
+    c = TLSClient(port)
+    ok(echo_once(c, b"hi"), "an echo")
+    ok(poll_until(lambda: parked_count(d) == 1, 5 * SLOW), "parked")
+    d.send_signal(signal.SIGQUIT)
+    time.sleep(0.5)
+    ok(echo_once(c, b"still here"), "after SIGQUIT the parked connection is served on")
+    got, how = c.exchange(b"", then="close_notify", timeout=5)
+    c.close()
+    ok(d.wait(10 * SLOW) == 0, "then the daemon stops")
+    l = d.wait_access(client_port=c.local_port)
+    ok(l and l["outcome"] == "ok", "access: outcome=ok", l and l["raw"])
+    d.stop(check=False)
+
+
+@case
 def reload_keeps_parked():
     port = free_port()
     with Daemon(conf(port), workers=2, name="hup", level="info") as d:

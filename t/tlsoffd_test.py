@@ -873,6 +873,11 @@ class Daemon:
             if not got:
                 raise DaemonFailed(f"tlsoffd has {len(self.worker_pids())} workers, "
                                    f"not {self.workers}, after 10 s")
+            # The prober and the park process name themselves right after
+            # their fork: until then they look like workers.
+            seen = [None]
+            poll_until(lambda: seen.__setitem__(0, self.worker_pids()) or
+                       (time.sleep(0.1) or self.worker_pids() == seen[0]), 2 * SLOW)
             self.known_workers.update(self.worker_pids())
         # A probe's line (a connect-and-close fails at once) is logged by then.
         self.ready_stamp = stamp(2.0)
