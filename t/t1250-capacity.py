@@ -31,16 +31,7 @@ def conf(port, workers="", limits="", idle=60):
             f'  servers = ( {{ address = "{echo.address}"; }} ); }} );\n')
 
 
-def stats(d):
-    """`tlsoffd -s stats` as {key: value} of its total and pool lines, and
-    the top clients as {network: connections}."""
-    out = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], cwd=d.dir, timeout=10).stdout.decode()
-    vals = {}
-    for line in out.splitlines():
-        if line.startswith(("total ", "pool ")):
-            vals.update((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
-    top = {m[0]: int(m[1]) for m in re.findall(r"^client=(\S+) connections=(\d+)", out, re.M)}
-    return vals, top
+stats = daemon_stats
 
 
 def held_echo(port, source=None, timeout=10, quiet=False):

@@ -35,12 +35,7 @@ def conf(port, workers="count = 2;", limits="per_client = 0; handshake_rate = 0;
 
 
 def stats(d):
-    out = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], cwd=d.dir, timeout=10).stdout.decode()
-    vals = {}
-    for line in out.splitlines():
-        if line.startswith(("total ", "pool ")):
-            vals.update((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
-    return vals
+    return daemon_stats(d)[0]
 
 
 def echo_once(c, msg, timeout=5):

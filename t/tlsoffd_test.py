@@ -70,7 +70,8 @@ import traceback
 __all__ = [
     "ROOT", "TLSOFFD", "HELPERS", "CERTS", "SANITIZE", "SLOW", "CA", "CERT", "KEY",
     "ok", "skip", "xfail", "diag", "done", "case", "poll_until", "free_port", "stamp",
-    "Backend", "Daemon", "PyBackend", "curl", "s_client", "tls_context", "tls_connect",
+    "Backend", "Daemon", "PyBackend", "daemon_stats", "curl", "s_client", "tls_context",
+    "tls_connect",
     "TLSClient", "pattern_sha256", "pattern_bytes", "tmpdir", "run", "proc_state",
     "pid_alive", "children_of", "listen_backlog", "config_text", "parse_access",
     "frontend_text", "check_config", "s_client_info", "parse_proxy_v2", "ProxyRecorder",
@@ -1032,6 +1033,18 @@ class Daemon:
 
 
 # ---------------------------------------------------------------- clients
+
+def daemon_stats(d):
+    """`tlsoffd -s stats` of daemon d (it needs a pidfile): {key: value} of
+    its total and pool lines, and the top clients as {network: connections}."""
+    out = run([TLSOFFD, "-c", d.conf_path, "-s", "stats"], cwd=d.dir, timeout=10).stdout.decode()
+    vals = {}
+    for line in out.splitlines():
+        if line.startswith(("total ", "pool ")):
+            vals.update((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
+    top = {m[0]: int(m[1]) for m in re.findall(r"^client=(\S+) connections=(\d+)", out, re.M)}
+    return vals, top
+
 
 def curl(port, path="/", host="127.0.0.1", name="example.test", args=(), timeout=15):
     """curl https://NAME:PORT/PATH resolved to host, verifying against the test CA.
