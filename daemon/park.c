@@ -45,6 +45,7 @@ struct park {
 };
 
 static volatile sig_atomic_t stopping, draining;
+static struct stats *drain_flag;    /* where the workers see that we drain */
 
 static void on_stop(int sig)
 {
@@ -57,6 +58,7 @@ static void on_stop(int sig)
 static void on_drain(int sig)
 {
     (void)sig;
+    stats_set_park_draining(drain_flag, true);      /* before anything goes back */
     draining = 1;
 }
 
@@ -213,6 +215,8 @@ static void park_run(struct runtime *rt, pid_t master)
     alloc_set_oom_handler(child_out_of_memory);
     struct park p = { .sock = rt->park_fd[1], .table = rt->park_table,
                       .clients = rt->clients, .stats = rt->stats };
+    drain_flag = p.stats;
+    stats_set_park_draining(p.stats, false);
     p.slots = xcalloc(PARK_SLOTS, sizeof *p.slots);
     p.free = xcalloc(PARK_SLOTS, sizeof *p.free);
     for (uint32_t i = 0; i < PARK_SLOTS; i++)

@@ -466,11 +466,13 @@ static int handshake(struct runtime *rt, const struct listener *ls, struct conn 
 }
 
 /* Parked when quiet: a plain backend (a TLS one's session cannot be
- * exported) and a park process to take it. */
+ * exported) and a park process to take it. A stopping worker (one the
+ * pool retires) parks too, unless the park process is handing everything
+ * back (a graceful stop of the daemon). */
 static bool parkable(const struct runtime *rt, const struct conn *c)
 {
     return rt->park_fd[0] >= 0 && rt->cfg->workers.park_after > 0 && !c->backend &&
-           c->park_failures < PARK_TRIES && !stopping;
+           c->park_failures < PARK_TRIES && !(stopping && stats_park_draining(rt->stats));
 }
 
 /* One run of the relay; RELAY_QUIET: the connection may be parked. */
@@ -705,12 +707,12 @@ static void resume(struct runtime *rt, struct park_msg *m, const int fds[2],
  * end, as they do the connection they hold, until none comes back for a
  * while. No connection is dropped.
  */
-static void take_back_parked(struct runtime *rt, struct clients_ticket *own)
+static void take_back_parked(struct runtime *rt, struct clients_ticket *ticket)
 {
     struct pollfd p = { .fd = rt->park_fd[0], .events = POLLIN };
     while (poll(&p, 1, DRAIN_QUIET_MS) > 0)
         if (take_parked(rt->park_fd[0]))
-            resume(rt, &parked, parked_fds, my_stats ? &my_stats->ticket : own);
+            resume(rt, &parked, parked_fds, ticket);
 }
 
 #define IDLE_AFTER_MS     1000          /* a connection this quiet gives memory back */
@@ -743,7 +745,8 @@ static void reopen_if_asked(void)
     }
 }
 
-void worker_run(struct runtime *rt, int id, pid_t master)
+/* A worker's set-up after fork: signals, confinement, its scoreboard slot. */
+static void worker_begin(struct runtime *rt, int id, pid_t master)
 {
     static const struct child_signals sigs = { .quit = on_quit, .usr1 = on_usr1,
                                                .shed = on_shed };
@@ -766,37 +769,48 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     for (size_t i = 0; i < rt->cfg->nfrontends; i++)
         tls_frontend_set_stats(rt->fe[i], my_stats);
     relay_set_idle_hook(release_idle_memory, IDLE_AFTER_MS);
+    log_debug("started");
+}
+
+/* The next client, or a parked connection back: true if one was served
+ * (not refused, not a failed accept). */
+static bool serve_next(struct runtime *rt, struct clients_ticket *ticket)
+{
+    struct sockaddr_storage peer;
+    size_t which = 0;
+    reopen_if_asked();
+    stats_set_state(my_stats, WS_IDLE, NULL);
+    int fd = accept_one(rt, &which, &peer);
+    reopen_if_asked();      /* a USR1 that came while waiting for a client */
+    if (fd == ACCEPT_PARKED) {
+        resume(rt, &parked, parked_fds, ticket);
+        return false;
+    }
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            log_error("accept: %s; pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+            poll(NULL, 0, ACCEPT_PAUSE_MS);
+        }
+        return false;
+    }
+    if (!admit(rt, &peer, ticket)) {
+        close(fd);
+        return false;
+    }
+    alloc_fail_next_if(fail_test);
+    serve(rt, &rt->listeners[which], fd, &peer, ticket);
+    return true;
+}
+
+void worker_run(struct runtime *rt, int id, pid_t master)
+{
     static struct clients_ticket own_ticket;    /* without a scoreboard slot */
+    worker_begin(rt, id, master);
+    struct clients_ticket *ticket = my_stats ? &my_stats->ticket : &own_ticket;
     uint64_t served = 0;
     int max_conns = rt->cfg->workers.max_connections;
-    log_debug("started");
-
     while (!stopping) {
-        struct sockaddr_storage peer;
-        size_t which = 0;
-        reopen_if_asked();
-        stats_set_state(my_stats, WS_IDLE, NULL);
-        int fd = accept_one(rt, &which, &peer);
-        reopen_if_asked();      /* a USR1 that came while waiting for a client */
-        if (fd == ACCEPT_PARKED) {
-            resume(rt, &parked, parked_fds, my_stats ? &my_stats->ticket : &own_ticket);
-            continue;
-        }
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_error("accept: %s; pausing %d ms", strerror(errno), ACCEPT_PAUSE_MS);
-                poll(NULL, 0, ACCEPT_PAUSE_MS);
-            }
-            continue;
-        }
-        struct clients_ticket *ticket = my_stats ? &my_stats->ticket : &own_ticket;
-        if (!admit(rt, &peer, ticket)) {
-            close(fd);
-            continue;
-        }
-        alloc_fail_next_if(fail_test);
-        serve(rt, &rt->listeners[which], fd, &peer, ticket);
-        if (max_conns && ++served >= (uint64_t)max_conns) {
+        if (serve_next(rt, ticket) && max_conns && ++served >= (uint64_t)max_conns) {
             log_debug("served workers.max_connections (%d): exiting", max_conns);
             break;
         }
@@ -805,6 +819,6 @@ void worker_run(struct runtime *rt, int id, pid_t master)
     if (stopping)
         log_debug("stopping: graceful stop requested");
     if (stopping && rt->park_fd[0] >= 0)
-        take_back_parked(rt, &own_ticket);
+        take_back_parked(rt, ticket);
     _exit(0);
 }

@@ -12,7 +12,8 @@ struct stats {
     uint32_t nworkers;
     uint32_t pool_max;      /* the master's, for the report */
     uint32_t parked;        /* the park process's: connections it holds */
-    uint8_t pad[48];
+    uint32_t park_draining; /* ... and whether it hands everything back */
+    uint8_t pad[44];
     struct stats_worker w[];
 };
 
@@ -139,6 +140,17 @@ void stats_set_parked(struct stats *s, unsigned n)
 {
     if (s)
         __atomic_store_n(&s->parked, n, __ATOMIC_RELAXED);
+}
+
+void stats_set_park_draining(struct stats *s, bool draining)
+{
+    if (s)
+        __atomic_store_n(&s->park_draining, draining, __ATOMIC_RELEASE);
+}
+
+bool stats_park_draining(const struct stats *s)
+{
+    return s && __atomic_load_n(&s->park_draining, __ATOMIC_ACQUIRE);
 }
 
 void stats_print(const struct stats *s, FILE *f)

@@ -8,6 +8,7 @@
 #ifndef TLSOFFD_STATS_H
 #define TLSOFFD_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,6 +91,10 @@ void stats_pool(const struct stats *s, struct stats_pool *p);
 void stats_set_pool_max(struct stats *s, unsigned max);
 /* The connections the park process holds (for the report). */
 void stats_set_parked(struct stats *s, unsigned n);
+/* Whether the park process is handing everything back (a graceful stop):
+ * then a stopping worker does not park. */
+void stats_set_park_draining(struct stats *s, bool draining);
+bool stats_park_draining(const struct stats *s);
 
 /* The report of `tlsoffd -s stats`: totals, then one line per worker. */
 void stats_print(const struct stats *s, FILE *f);
