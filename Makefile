@@ -183,4 +183,4 @@ $(BUILD)/.wolfssl-dir: FORCE
 	@echo '$(WOLFSSL_DIR)' | cmp -s - $@ || echo '$(WOLFSSL_DIR)' > $@
 
 clean:
-	rm -rf build build-san build-fast
+	rm -rf build build-san build-fast build-san-fast
