@@ -209,8 +209,11 @@ def reset_during_relay():
        re.search(r"reset|broken pipe", l.get("reason", ""), re.I),
        "a client that resets during the relay: outcome=client-error, reason: reset (or EPIPE)",
        l and l["raw"])
-    ok(l is not None and 100000 <= l["out"] < 50000000,
-       "access: out counts what was sent before the reset", l and l["raw"])
+    # out counts what TLS took whole: the relay hands it 64 KiB at a time,
+    # so the count may trail what the client read by one such write.
+    ok(l is not None and 100000 - 65536 <= l["out"] < 50000000,
+       "access: out counts what was sent before the reset (to within one 64 KiB write)",
+       l and l["raw"])
 
 
 @case
