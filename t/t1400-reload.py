@@ -85,8 +85,8 @@ class Load:
 use_cert("example.test")
 p1, p2 = free_port(), free_port()
 d = Daemon(config([p1]), workers=3, name="r")
-# The log settings the library added: every rewritten file keeps them.
-LOG = "\n".join(l for l in d.config.splitlines() if re.match(r"(log|daemon) =", l))
+# The log and limits settings the library added: every rewritten file keeps them.
+LOG = "\n".join(l for l in d.config.splitlines() if re.match(r"(log|daemon|limits) =", l))
 
 
 def rewrite(text):
