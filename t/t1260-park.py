@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,38 @@ def parked_and_back():
         vals = stats(d)
         ok(vals.get("parked", 0) == 0 and vals.get("connections_unparked", 0) >= 4,
            "-s stats counts the connections parked and taken back", vals)
+
+
+@case
+def keyupdate_after_unpark():
+    # openssl s_client's "K" line: a TLS 1.3 KeyUpdate asking for one back,
+    # sent on a connection that was parked (its keys went through the blob).
+    port = free_port()
+    with Daemon(conf(port), workers=2, name="ku", level="info") as d:
+        p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                              "-tls1_3", "-CAfile", CA, "-servername", "example.test"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        try:
+            p.stdin.write(b"before\n")
+            p.stdin.flush()
+            ok(poll_until(lambda: parked_count(d) == 1, 5 * SLOW), "s_client's connection parked")
+            p.stdin.write(b"K\n")
+            p.stdin.flush()
+            time.sleep(0.3)
+            p.stdin.write(b"after the key update\n")
+            p.stdin.flush()
+            time.sleep(1.0 * SLOW)
+            p.stdin.write(b"Q\n")
+            p.stdin.flush()
+            out = p.communicate(timeout=10 * SLOW)[0].decode(errors="replace")
+        finally:
+            if p.poll() is None:
+                p.kill()
+        ok("KEYUPDATE" in out and "after the key update" in out,
+           "a KeyUpdate after unpark works: the line after it comes back", out[-600:])
+        l = d.wait_access()
+        ok(l and l["outcome"] == "ok", "access: outcome=ok", l and l["raw"])
 
 
 @case
