@@ -66,7 +66,7 @@ LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resum
                tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys clients stats passfd \
                proxyproto probe probe_http threadstack
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
-               daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c
+               daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c daemon/pool.c
 # A module's other files (its own header is the module's: config_int.h),
 # tested through the module's suite.
 LIB_PARTS   := config_read config_tls config_frontend config_upstream config_limits

@@ -1,11 +1,13 @@
 /*
- * master — the pool, the prober, signals and supervision; see master.h.
+ * master — signals and supervision of the workers, the prober and the park
+ * process; see master.h. What the pool does is decided in pool.c.
  *
  * Signals arrive through a signalfd, so all of the master's work happens
  * in one loop with no handler races. Its state is one struct master.
  *
- * Peers: runtime (what it builds, reloads and releases), worker and health
- * (the children it forks), upgrade (the USR2 hand-over and the pidfile).
+ * Peers: runtime (what it builds, reloads and releases), pool (the slots,
+ * growing, retiring, shedding), worker, health and park (the children it
+ * forks), upgrade (the USR2 hand-over and the pidfile).
  */
 #include "master.h"
 
@@ -31,6 +33,7 @@
 #include "health.h"
 #include "listen.h"
 #include "park.h"
+#include "pool.h"
 #include "log.h"
 #include "ticketkeys.h"
 #include "upgrade.h"
@@ -44,30 +47,6 @@
 #define UPGRADE_WAIT_MS   30000     /* the new master of a USR2 must report within this */
 #define MAX_WAIT_MS       60000     /* the longest poll of the main loop */
 
-/* The dynamic pool (workers.count = 0), Apache prefork style. */
-#define POOL_TICK_MS      100       /* how often the master looks at the scoreboard */
-#define POOL_SHRINK_MS    500       /* spare workers are retired this often: half the excess */
-#define POOL_MAX_RATE     32        /* spawns per tick, doubling while short */
-#define POOL_BURST_RATE   256       /* spawns per tick while clients wait */
-#define POOL_FULL_WARN_MS 10000     /* "the pool is at workers.max", at most this often */
-#define SHED_AGAIN_MS     1000      /* a worker asked to shed is asked again after this */
-#define SHED_LOG_MS       1000      /* the shedding line, at most this often */
-
-/* A connection that may be shed: its worker's slot and its last delivery. */
-struct shed_candidate {
-    int64_t delivered_at;
-    int slot;
-};
-
-struct slot {
-    pid_t pid;
-    int64_t started;
-    int64_t respawn_at;     /* when pid == 0 */
-    int backoff;            /* ms */
-    bool old;               /* of a configuration replaced by a reload: draining */
-    int64_t shed_at;        /* when it was last asked to shed its connection */
-};
-
 enum stop { RUNNING, STOP_GRACEFUL, STOP_FAST };
 
 struct master {
@@ -76,13 +55,7 @@ struct master {
     int sigfd;
     enum stop stop;
     int64_t stop_deadline;
-    struct slot *slots;     /* one per scoreboard entry: room for reloads */
-    int nslots;
-    struct {
-        bool dynamic;       /* workers.count = 0 */
-        int spawn_rate;
-        int64_t next_shrink, hold_until, warned_full;
-    } pool;
+    struct pool pool;       /* the workers' slots and the pool's state */
     struct {
         pid_t pid;          /* 0: none running */
         pid_t retiring;     /* one told to stop by a reload */
@@ -99,10 +72,6 @@ struct master {
         int64_t deadline;
     } upgrade;
     int64_t next_rotation;  /* a new ticket key then */
-    struct {
-        struct shed_candidate *c;   /* room for every slot */
-        int64_t logged;
-    } shed;
 };
 
 static pid_t spawn(struct master *m, int id)
@@ -117,10 +86,15 @@ static pid_t spawn(struct master *m, int id)
         log_error("cannot fork worker %d: %s", id, strerror(errno));
         return 0;
     }
-    m->slots[id] = (struct slot){ .pid = pid, .started = clock_now_ms(),
-                                  .respawn_at = INT64_MAX, .backoff = m->slots[id].backoff };
+    m->pool.slots[id] = (struct slot){ .pid = pid, .started = clock_now_ms(),
+                                  .respawn_at = INT64_MAX, .backoff = m->pool.slots[id].backoff };
     log_debug("worker %d started as pid %d", id, (int)pid);
     return pid;
+}
+
+static pid_t spawn_slot(void *ctx, int id)
+{
+    return spawn(ctx, id);
 }
 
 /* Starts the prober, or schedules another try. */
@@ -135,9 +109,9 @@ static void start_prober(struct master *m, int64_t now)
 
 static void signal_children(struct master *m, int sig)
 {
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].pid > 0)
-            kill(m->slots[i].pid, sig);
+    for (int i = 0; i < m->pool.nslots; i++)
+        if (m->pool.slots[i].pid > 0)
+            kill(m->pool.slots[i].pid, sig);
     if (m->prober.pid > 0)
         kill(m->prober.pid, sig == SIGQUIT ? SIGTERM : sig);
     if (m->park.pid > 0)
@@ -159,8 +133,8 @@ static void stop_listening(struct runtime *rt)
 static int live_children(const struct master *m)
 {
     int n = (m->prober.pid > 0) + (m->park.pid > 0);
-    for (int i = 0; i < m->nslots; i++)
-        n += m->slots[i].pid > 0;
+    for (int i = 0; i < m->pool.nslots; i++)
+        n += m->pool.slots[i].pid > 0;
     return n;
 }
 
@@ -191,7 +165,7 @@ static int next_backoff(const struct slot *s, int64_t now)
  * worker is respawned; either way after a back-off if workers die fast. */
 static void worker_crashed(struct master *m, int i, pid_t pid, const char *how, int64_t now)
 {
-    struct slot *s = &m->slots[i];
+    struct slot *s = &m->pool.slots[i];
     s->backoff = next_backoff(s, now);
     if (m->pool.dynamic && s->backoff)
         m->pool.hold_until = now + s->backoff;
@@ -209,7 +183,7 @@ static void worker_crashed(struct master *m, int i, pid_t pid, const char *how, 
 
 static void worker_ended(struct master *m, int i, pid_t pid, int status)
 {
-    struct slot *s = &m->slots[i];
+    struct slot *s = &m->pool.slots[i];
     char how[128];
     describe_exit(status, how, sizeof how);
     s->pid = 0;
@@ -293,125 +267,13 @@ static void reap(struct master *m)
         } else if (pid == m->park.pid) {
             park_ended(m, pid, status);
         } else {
-            for (int i = 0; i < m->nslots; i++)
-                if (m->slots[i].pid == pid) {
+            for (int i = 0; i < m->pool.nslots; i++)
+                if (m->pool.slots[i].pid == pid) {
                     worker_ended(m, i, pid, status);
                     break;
                 }
         }
     }
-}
-
-/* A slot no live worker uses: not ours, and (after an upgrade) not one of
- * the old master's, which still write to the same scoreboard. */
-static bool slot_free(const struct master *m, int i)
-{
-    if (m->slots[i].pid != 0 || m->slots[i].old)
-        return false;
-    struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
-    return !w || w->pid == 0 || kill(w->pid, 0) < 0;
-}
-
-/* Clients waiting in the listeners' accept queues. */
-static int queued_clients(const struct runtime *rt)
-{
-    int n = 0;
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        int q = listen_queued(rt->listeners[i].fd, NULL);
-        n += q > 0 ? q : 0;
-    }
-    return n;
-}
-
-/* This generation's workers: how many, how many idle, and an idle one. */
-static void pool_census(const struct master *m, int *total, int *idle, int *spare)
-{
-    *total = *idle = 0;
-    *spare = -1;
-    for (int i = 0; i < m->nslots; i++) {
-        if (m->slots[i].pid <= 0 || m->slots[i].old)
-            continue;
-        (*total)++;
-        enum worker_state st = stats_state(stats_worker(m->rt->stats, (unsigned)i));
-        if (st == WS_IDLE || st == WS_NONE) {     /* WS_NONE: just started */
-            (*idle)++;
-            if (st == WS_IDLE)
-                *spare = i;
-        }
-    }
-}
-
-/*
- * Short of spare workers: starts some, at a rate that doubles every tick;
- * with clients waiting in the accept queues, at once as many as wait (up
- * to POOL_BURST_RATE a tick), so a burst is not served at the doubling's
- * pace.
- */
-static void pool_grow(struct master *m, int total, int idle, int64_t now)
-{
-    const struct config *cfg = m->rt->cfg;
-    int max = m->rt->pool_max;
-    if (total >= max) {
-        if (now - m->pool.warned_full >= POOL_FULL_WARN_MS) {
-            m->pool.warned_full = now;
-            log_warning("the pool is at workers.max (%d) with %d idle: new clients wait in "
-                        "the listen queue%s", max, idle,
-                        cfg->limits.shed == SHED_IDLE ? " or idle connections are shed" : "");
-        }
-        return;
-    }
-    if (now < m->pool.hold_until) {
-        m->pool.spawn_rate = 1;     /* workers die at start: begin slowly again */
-        return;
-    }
-    int waiting = queued_clients(m->rt);
-    int want = cfg->workers.min_spare - idle + waiting;
-    int rate = waiting > m->pool.spawn_rate ? POOL_BURST_RATE : m->pool.spawn_rate;
-    if (want > rate)
-        want = rate;
-    if (want > max - total)
-        want = max - total;
-    for (int i = 0; i < m->nslots && want > 0; i++)
-        if (slot_free(m, i) && spawn(m, i) > 0)
-            want--;
-    if (m->pool.spawn_rate < POOL_MAX_RATE)
-        m->pool.spawn_rate *= 2;
-}
-
-/* Too many spare workers: half of the excess (at least one) is retired
- * with a graceful stop, every POOL_SHRINK_MS. */
-static void pool_shrink(struct master *m, int idle, int64_t now)
-{
-    int retire = (idle - m->rt->cfg->workers.max_spare + 1) / 2;
-    m->pool.next_shrink = now + POOL_SHRINK_MS;
-    log_debug("pool: %d idle workers, retiring %d", idle, retire);
-    for (int i = m->nslots - 1; i >= 0 && retire > 0; i--) {
-        struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
-        if (m->slots[i].pid <= 0 || m->slots[i].old || stats_state(w) != WS_IDLE)
-            continue;
-        stats_set_state(w, WS_EXITING, NULL);
-        kill(m->slots[i].pid, SIGQUIT);
-        retire--;
-    }
-}
-
-/*
- * Keeps between min_spare and max_spare idle workers, at most max in all:
- * a burst is met within a few hundred ms while the listen queue holds the
- * clients; an excess of idle workers is retired gently.
- */
-static void manage_pool(struct master *m, int64_t now)
-{
-    const struct config *cfg = m->rt->cfg;
-    int total, idle, spare;
-    pool_census(m, &total, &idle, &spare);
-    if (idle < cfg->workers.min_spare) {
-        pool_grow(m, total, idle, now);
-        return;
-    }
-    m->pool.spawn_rate = 1;
-    if (idle > cfg->workers.max_spare && spare >= 0 && now >= m->pool.next_shrink)
-        pool_shrink(m, idle, now);
 }
 
 /* In the child forked for a USR2: becomes the new master. */
@@ -539,11 +401,11 @@ static int start_generation(struct master *m)
     m->pool.dynamic = cfg->workers.count == 0;
     m->pool.spawn_rate = 1;
     int want = m->pool.dynamic ? cfg->workers.min_spare : cfg->workers.count, n = 0;
-    for (int i = 0; i < m->nslots && n < want; i++) {
-        if (!slot_free(m, i))
+    for (int i = 0; i < m->pool.nslots && n < want; i++) {
+        if (!pool_slot_free(&m->pool, i))
             continue;
         if (!spawn(m, i))
-            m->slots[i].respawn_at = clock_now_ms() + RESPAWN_MIN_MS;
+            m->pool.slots[i].respawn_at = clock_now_ms() + RESPAWN_MIN_MS;
         n++;
     }
     return n;
@@ -554,13 +416,13 @@ static int start_generation(struct master *m)
 static int retire_generation(struct master *m)
 {
     int old = 0;
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].pid > 0 && !m->slots[i].old) {
-            m->slots[i].old = true;
-            kill(m->slots[i].pid, SIGQUIT);
+    for (int i = 0; i < m->pool.nslots; i++)
+        if (m->pool.slots[i].pid > 0 && !m->pool.slots[i].old) {
+            m->pool.slots[i].old = true;
+            kill(m->pool.slots[i].pid, SIGQUIT);
             old++;
-        } else if (m->slots[i].pid == 0) {
-            m->slots[i].respawn_at = INT64_MAX;
+        } else if (m->pool.slots[i].pid == 0) {
+            m->pool.slots[i].respawn_at = INT64_MAX;
         }
     if (m->prober.pid > 0) {
         m->prober.retiring = m->prober.pid;
@@ -702,9 +564,9 @@ static int next_timeout(const struct master *m)
         if ((m->pool.dynamic || m->rt->cfg->limits.shed == SHED_IDLE) &&
             now + POOL_TICK_MS < when)
             when = now + POOL_TICK_MS;
-        for (int i = 0; i < m->nslots; i++)
-            if (m->slots[i].pid == 0 && m->slots[i].respawn_at < when)
-                when = m->slots[i].respawn_at;
+        for (int i = 0; i < m->pool.nslots; i++)
+            if (m->pool.slots[i].pid == 0 && m->pool.slots[i].respawn_at < when)
+                when = m->pool.slots[i].respawn_at;
     }
     if (m->upgrade.child && m->upgrade.deadline < when)
         when = m->upgrade.deadline;
@@ -746,82 +608,14 @@ static bool drained(struct master *m)
     log_warning("%d workers still busy after the %s; killing them", live_children(m),
                 m->stop == STOP_GRACEFUL ? "shutdown timeout" : "fast stop");
     signal_children(m, SIGKILL);
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].pid > 0)
-            waitpid(m->slots[i].pid, NULL, 0);
+    for (int i = 0; i < m->pool.nslots; i++)
+        if (m->pool.slots[i].pid > 0)
+            waitpid(m->pool.slots[i].pid, NULL, 0);
     if (m->prober.pid > 0)
         waitpid(m->prober.pid, NULL, 0);
     if (m->park.pid > 0)
         waitpid(m->park.pid, NULL, 0);
     return true;
-}
-
-static int older_delivery(const void *a, const void *b)
-{
-    const struct shed_candidate *x = a, *y = b;
-    return (x->delivered_at > y->delivered_at) - (x->delivered_at < y->delivered_at);
-}
-
-/* This generation's relaying workers quiet for at least after_ms (and not
- * asked to shed within SHED_AGAIN_MS), into m->shed.c. Their count. */
-static int shed_candidates(struct master *m, int64_t after_ms, int64_t now)
-{
-    int n = 0;
-    for (int i = 0; i < m->nslots; i++) {
-        const struct slot *sl = &m->slots[i];
-        struct stats_worker *w = stats_worker(m->rt->stats, (unsigned)i);
-        if (sl->pid <= 0 || sl->old || !w || stats_state(w) != WS_RELAY ||
-            now - sl->shed_at < SHED_AGAIN_MS)
-            continue;
-        int64_t at = __atomic_load_n(&w->delivered_at, __ATOMIC_RELAXED);
-        if (now - at >= after_ms)
-            m->shed.c[n++] = (struct shed_candidate){ .delivered_at = at, .slot = i };
-    }
-    return n;
-}
-
-/*
- * No worker is idle, none may be started, and clients wait: as many of the
- * connections idle longest (limits.shed_idle_after at least) as there are
- * clients waiting are asked to close (SIGUSR2: the worker sends a
- * close_notify and takes the next client).
- */
-static void shed_idle(struct master *m, int waiting, int64_t now)
-{
-    const struct config *cfg = m->rt->cfg;
-    int64_t after = (int64_t)(cfg->limits.shed_idle_after * 1000.0);
-    if (!m->shed.c)
-        m->shed.c = xcalloc((size_t)m->nslots, sizeof *m->shed.c);
-    int n = shed_candidates(m, after, now);
-    if (n > waiting)
-        qsort(m->shed.c, (size_t)n, sizeof *m->shed.c, older_delivery);
-    int asked = n < waiting ? n : waiting;
-    for (int k = 0; k < asked; k++) {
-        struct slot *sl = &m->slots[m->shed.c[k].slot];
-        sl->shed_at = now;
-        kill(sl->pid, SIGUSR2);
-    }
-    if (asked > 0 && now - m->shed.logged >= SHED_LOG_MS) {
-        m->shed.logged = now;
-        log_notice("every worker is busy and %d clients wait: shedding %d connections idle "
-                   "for %.1f s or more", waiting, asked,
-                   (double)(now - m->shed.c[asked - 1].delivered_at) / 1000.0);
-    }
-}
-
-/* The pool can take no more and clients wait: shed idle connections. */
-static void relieve_overload(struct master *m, int64_t now)
-{
-    const struct config *cfg = m->rt->cfg;
-    int total, idle, spare;
-    if (cfg->limits.shed != SHED_IDLE)
-        return;
-    pool_census(m, &total, &idle, &spare);
-    if (idle > 0 || total < m->rt->pool_max)
-        return;
-    int waiting = queued_clients(m->rt);
-    if (waiting > 0)
-        shed_idle(m, waiting, now);
 }
 
 /* Running: the timers (prober, ticket key, respawns, the pool). */
@@ -834,12 +628,12 @@ static void tick(struct master *m)
         start_park(m, now);
     if (now >= m->next_rotation)
         rotate_ticket_key(m);
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].pid == 0 && m->slots[i].respawn_at <= now && !spawn(m, i))
-            m->slots[i].respawn_at = now + RESPAWN_MAX_MS;
+    for (int i = 0; i < m->pool.nslots; i++)
+        if (m->pool.slots[i].pid == 0 && m->pool.slots[i].respawn_at <= now && !spawn(m, i))
+            m->pool.slots[i].respawn_at = now + RESPAWN_MAX_MS;
     if (m->pool.dynamic)
-        manage_pool(m, now);
-    relieve_overload(m, now);
+        pool_manage(&m->pool, now);
+    pool_relieve(&m->pool, now);
 }
 
 static int open_signals(struct master *m)
@@ -889,16 +683,19 @@ static void announce(const struct master *m, int started, int ready_fd)
 int master_run(struct runtime *rt, int ready_fd, char **pidpath)
 {
     struct master m = { .rt = rt, .pidpath = pidpath, .sigfd = -1,
-                        .nslots = CONFIG_MAX_WORKERS,   /* the scoreboard's size */
+                        .pool.nslots = CONFIG_MAX_WORKERS,  /* the scoreboard's size */
                         .prober.respawn_at = INT64_MAX, .park.respawn_at = INT64_MAX,
                         .upgrade.pipe = -1,
                         .upgrade.deadline = INT64_MAX, .next_rotation = INT64_MAX };
     log_set_role("master");
     if (open_signals(&m) < 0)
         return EXIT_FAIL;
-    m.slots = xcalloc((size_t)m.nslots, sizeof *m.slots);
-    for (int i = 0; i < m.nslots; i++)
-        m.slots[i].respawn_at = INT64_MAX;
+    m.pool.rt = rt;
+    m.pool.spawn = spawn_slot;
+    m.pool.ctx = &m;
+    m.pool.slots = xcalloc((size_t)m.pool.nslots, sizeof *m.pool.slots);
+    for (int i = 0; i < m.pool.nslots; i++)
+        m.pool.slots[i].respawn_at = INT64_MAX;
     schedule_rotation(&m);
     int started = start_generation(&m);
     start_prober(&m, clock_now_ms());
@@ -915,7 +712,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     }
     notify_systemd("STOPPING=1");
     log_notice("stopped");
-    free(m.slots);
+    free(m.pool.slots);
     close(m.sigfd);
     return EXIT_OK;
 }

@@ -1,0 +1,59 @@
+/*
+ * pool — the workers' slots and the dynamic pool (Apache prefork style):
+ * how many run, how many are idle, starting more when clients wait and
+ * retiring spare ones, and shedding the longest-idle connections when the
+ * pool may not grow and clients wait. The master owns the struct and the
+ * workers' lives (it forks through pool.spawn); this file decides.
+ *
+ * Peers: none in daemon/ (the master calls it; it reads the scoreboard
+ * and the listeners' accept queues through the runtime).
+ */
+#ifndef TLSOFFD_POOL_H
+#define TLSOFFD_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runtime.h"
+
+#define POOL_TICK_MS      100       /* how often the master looks at the scoreboard */
+
+/* One worker's place: the scoreboard entry of the same index. */
+struct slot {
+    pid_t pid;
+    int64_t started;
+    int64_t respawn_at;     /* when pid == 0 */
+    int backoff;            /* ms */
+    bool old;               /* of a configuration replaced by a reload: draining */
+    int64_t shed_at;        /* when it was last asked to shed its connection */
+};
+
+struct shed_candidate;
+
+struct pool {
+    struct runtime *rt;
+    struct slot *slots;     /* one per scoreboard entry: room for reloads */
+    int nslots;
+    bool dynamic;           /* workers.count = 0 */
+    int spawn_rate;
+    int64_t next_shrink, hold_until, warned_full;
+    struct shed_candidate *shed;    /* room for every slot */
+    int64_t shed_logged;
+    pid_t (*spawn)(void *ctx, int slot);    /* the master's fork: its pid, 0 if none */
+    void *ctx;
+};
+
+/* A slot no live worker uses: not ours, and (after an upgrade) not one of
+ * the old master's, which still write to the same scoreboard. */
+bool pool_slot_free(const struct pool *p, int i);
+
+/* The dynamic pool's tick: grow toward min_spare (at once by as many as
+ * clients wait), or retire spare workers. */
+void pool_manage(struct pool *p, int64_t now);
+
+/* If every worker is busy, none may start and clients wait: asks the
+ * longest-idle connections to close (limits.shed). */
+void pool_relieve(struct pool *p, int64_t now);
+
+#endif
