@@ -631,9 +631,7 @@ static void tick(struct master *m)
     for (int i = 0; i < m->pool.nslots; i++)
         if (m->pool.slots[i].pid == 0 && m->pool.slots[i].respawn_at <= now && !spawn(m, i))
             m->pool.slots[i].respawn_at = now + RESPAWN_MAX_MS;
-    if (m->pool.dynamic)
-        pool_manage(&m->pool, now);
-    pool_relieve(&m->pool, now);
+    pool_tick(&m->pool, now);
 }
 
 static int open_signals(struct master *m)

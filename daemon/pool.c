@@ -122,11 +122,9 @@ static void pool_shrink(struct pool *p, int idle, int64_t now)
  * a burst is met within a few hundred ms while the listen queue holds the
  * clients; an excess of idle workers is retired gently.
  */
-void pool_manage(struct pool *p, int64_t now)
+static void manage(struct pool *p, int total, int idle, int spare, int64_t now)
 {
     const struct config *cfg = p->rt->cfg;
-    int total, idle, spare;
-    census(p, &total, &idle, &spare);
     if (idle < cfg->workers.min_spare) {
         pool_grow(p, total, idle, now);
         return;
@@ -190,16 +188,20 @@ static void shed_idle(struct pool *p, int waiting, int64_t now)
 }
 
 /* The pool can take no more and clients wait: shed idle connections. */
-void pool_relieve(struct pool *p, int64_t now)
+static void relieve(struct pool *p, int total, int idle, int64_t now)
 {
-    const struct config *cfg = p->rt->cfg;
-    int total, idle, spare;
-    if (cfg->limits.shed != SHED_IDLE)
-        return;
-    census(p, &total, &idle, &spare);
-    if (idle > 0 || total < p->rt->pool_max)
+    if (p->rt->cfg->limits.shed != SHED_IDLE || idle > 0 || total < p->rt->pool_max)
         return;
     int waiting = queued_clients(p->rt);
     if (waiting > 0)
         shed_idle(p, waiting, now);
+}
+
+void pool_tick(struct pool *p, int64_t now)
+{
+    int total, idle, spare;
+    census(p, &total, &idle, &spare);
+    if (p->dynamic)
+        manage(p, total, idle, spare, now);
+    relieve(p, total, idle, now);
 }

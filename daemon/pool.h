@@ -48,12 +48,12 @@ struct pool {
  * the old master's, which still write to the same scoreboard. */
 bool pool_slot_free(const struct pool *p, int i);
 
-/* The dynamic pool's tick: grow toward min_spare (at once by as many as
- * clients wait), or retire spare workers. */
-void pool_manage(struct pool *p, int64_t now);
-
-/* If every worker is busy, none may start and clients wait: asks the
- * longest-idle connections to close (limits.shed). */
-void pool_relieve(struct pool *p, int64_t now);
+/*
+ * Every POOL_TICK_MS, from one census of the scoreboard: a dynamic pool
+ * grows toward min_spare (at once by as many as clients wait) or retires
+ * spare workers; if every worker is busy, none may start and clients
+ * wait, the longest-idle connections are asked to close (limits.shed).
+ */
+void pool_tick(struct pool *p, int64_t now);
 
 #endif

@@ -54,9 +54,7 @@ void stats_set_state(struct stats_worker *w, enum worker_state st, const char *c
         snprintf(w->client, sizeof w->client, "%s", client);
     else
         w->client[0] = '\0';
-    int64_t now = clock_now_ms();
-    __atomic_store_n(&w->since, now, __ATOMIC_RELAXED);
-    __atomic_store_n(&w->delivered_at, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->delivered_at, clock_now_ms(), __ATOMIC_RELAXED);
     __atomic_store_n(&w->state, (uint32_t)st, __ATOMIC_RELEASE);
 }
 

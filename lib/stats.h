@@ -48,13 +48,12 @@ struct stats_worker {
     uint64_t v[ST_COUNT];
     int32_t pid;
     uint32_t state;         /* enum worker_state */
-    int64_t since;          /* when it entered the state (clock_now_ms) */
     int64_t delivered_at;   /* relaying: when it last delivered a byte */
     struct clients_ticket ticket;   /* the client table's count this connection holds */
     char client[48];        /* the client being served, or "" */
 } __attribute__((aligned(64)));
 
-/* Sets what the worker is doing (and for whom), since now. */
+/* Sets what the worker is doing (and for whom); delivered_at starts now. */
 void stats_set_state(struct stats_worker *w, enum worker_state st, const char *client);
 enum worker_state stats_state(const struct stats_worker *w);
 const char *stats_state_name(enum worker_state st);
