@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential pkg-config autoconf libwolfssl-dev libconfig-dev libjemalloc-dev check
       openssl curl python3 mandoc nginx haproxy
-      gnutls-bin testssl.sh python3-cryptography"
+      gnutls-bin testssl.sh python3-cryptography softhsm2"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
