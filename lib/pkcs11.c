@@ -9,20 +9,23 @@
  *        the curve (key->dp: wc_ecc_set_curve; else it reads CKA_EC_PARAMS
  *        at every signature). It signs with CKM_ECDSA and DER-encodes r|s.
  *        The public point is not needed.
- *   RSA: the id or label, and the public key (n, e): wolfSSL pads in
- *        software (PKCS#1 v1.5 type 1, or PSS: both sized by n; without n
- *        it takes every key for 2048 bits, and a first signature with a
- *        3072-bit key comes out wrong) and asks the token for the raw
- *        private operation (CKM_RSA_X_509, by C_Sign, or C_Decrypt if the
- *        mechanism cannot sign). n and e come from the private key object
- *        (CKA_MODULUS, CKA_PUBLIC_EXPONENT).
- * So that wolfSSL's "first match" is this key, the id (or else the label)
- * handed to it must pick this key alone among the token's private keys of
- * its type.
+ *   RSA: the public key (n, e): wolfSSL pads in software (PKCS#1 v1.5
+ *        type 1, or PSS: both sized by n; without n it takes every key for
+ *        2048 bits, and a first signature with a 3072-bit key comes out
+ *        wrong) and asks the crypto callback for the raw private operation.
+ *        n and e come from the private key object (CKA_MODULUS,
+ *        CKA_PUBLIC_EXPONENT). That raw operation is ours, not
+ *        wc_pkcs11.c's (which leaks, see pkcs11_token.c): CKM_RSA_X_509 on
+ *        the object found at open, by C_Sign, or by C_Decrypt where the
+ *        token's mechanism cannot sign, as wolfSSL does it.
+ * So that wolfSSL's "first match" is this EC key, the id (or else the
+ * label) handed to it must pick this key alone among the token's private
+ * keys of its type.
  */
 #include "pkcs11_int.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,8 @@ struct pkcs11_key {
     struct p11_token *tok;
     int kind, bits;
     CK_OBJECT_HANDLE h;             /* the private key object */
+    bool by_decrypt;                /* RSA: raw RSA by C_Decrypt, not C_Sign */
+    CK_RV rv;                       /* RSA: what the token said last */
     bool inited;                    /* w holds a wolfSSL key to free */
     union {
         ecc_key ec;
@@ -158,8 +163,8 @@ static int read_attrs(struct pkcs11_key *k, struct key_attrs *a)
     return 0;
 }
 
-/* The token must offer what wolfSSL signs with: CKM_ECDSA, or raw RSA
- * (CKM_RSA_X_509) to sign or decrypt with. */
+/* The token must offer what we sign with: CKM_ECDSA (wolfSSL), or raw
+ * RSA (CKM_RSA_X_509) to sign or decrypt with (wolfSSL pads). */
 static int check_mechanism(struct pkcs11_key *k)
 {
     CK_MECHANISM_INFO mi = { 0 };
@@ -168,10 +173,11 @@ static int check_mechanism(struct pkcs11_key *k)
                                                     &mi);
     CK_FLAGS need = ec ? CKF_SIGN : CKF_SIGN | CKF_DECRYPT;
     char rvb[32];
+    k->by_decrypt = !(mi.flags & CKF_SIGN);
     if (rv == CKR_OK && (mi.flags & need))
         return 0;
-    return fail(k, "%s: the token offers no %s to sign with (%s), and wolfSSL's PKCS#11 code "
-                "signs with nothing else", k->name, ec ? "CKM_ECDSA" : "raw RSA (CKM_RSA_X_509)",
+    return fail(k, "%s: the token offers no %s to sign with (%s), and tlsoffd signs with "
+                "nothing else", k->name, ec ? "CKM_ECDSA" : "raw RSA (CKM_RSA_X_509)",
                 rv == CKR_OK ? "not for signing" : p11_rv_name(rv, rvb, sizeof rvb));
 }
 
@@ -220,7 +226,7 @@ static int init_ec(struct pkcs11_key *k, struct key_attrs *a, bool use_id)
     return 0;
 }
 
-static int init_rsa(struct pkcs11_key *k, struct key_attrs *a, bool use_id)
+static int init_rsa(struct pkcs11_key *k, struct key_attrs *a)
 {
     uint8_t n[1024], e[16];
     long nl = attr(k->tok, a->h, CKA_MODULUS, n, sizeof n);
@@ -228,8 +234,7 @@ static int init_rsa(struct pkcs11_key *k, struct key_attrs *a, bool use_id)
     if (nl <= 0 || el <= 0)
         return fail(k, "%s: the token shows no modulus and public exponent for this RSA key "
                     "(CKA_MODULUS, CKA_PUBLIC_EXPONENT; at most 8192 bits)", k->name);
-    int ret = use_id ? wc_InitRsaKey_Id(&k->w.rsa, a->id, (int)a->id_len, NULL, k->tok->dev_id)
-                     : wc_InitRsaKey_Label(&k->w.rsa, a->label, NULL, k->tok->dev_id);
+    int ret = wc_InitRsaKey_ex(&k->w.rsa, NULL, k->tok->dev_id);
     k->inited = ret == 0;
     if (ret == 0)
         ret = wc_RsaPublicKeyDecodeRaw(n, (word32)nl, e, (word32)el, &k->w.rsa);
@@ -249,11 +254,12 @@ static int setup(struct pkcs11_key *k, const struct pkcs11_uri *u)
     struct key_attrs a;
     bool use_id = false;
     name_key(k, u, k->tok->label);
-    if (find_key(k, u, &a) < 0 || read_attrs(k, &a) < 0 || check_mechanism(k) < 0 ||
-        choose_selector(k, &a, &use_id) < 0)
+    if (find_key(k, u, &a) < 0 || read_attrs(k, &a) < 0 || check_mechanism(k) < 0)
         return -1;
     k->h = a.h;
-    return k->kind == KEY_KIND_EC ? init_ec(k, &a, use_id) : init_rsa(k, &a, use_id);
+    if (k->kind == KEY_KIND_RSA)
+        return init_rsa(k, &a);
+    return choose_selector(k, &a, &use_id) < 0 ? -1 : init_ec(k, &a, use_id);
 }
 
 struct pkcs11_key *pkcs11_key_open(const char *uri, const char *pin, const char *default_module,
@@ -346,13 +352,41 @@ static int sign_rsa(struct pkcs11_key *k, int op, int hash, int mgf, const uint8
     if (*outlen < need)
         return fail(k, "%s: %s: room for %zu bytes, the signature takes %zu", k->name, what,
                     *outlen, need);
+    k->rv = CKR_OK;
     int ret = op == KEY_OP_RSA_PSS
               ? wc_RsaPSS_Sign(in, (word32)inlen, out, (word32)need, (enum wc_HashType)hash, mgf,
                                &k->w.rsa, &k->tok->rng)
               : wc_RsaSSL_Sign(in, (word32)inlen, out, (word32)need, &k->w.rsa, &k->tok->rng);
+    char rvb[32];
+    if (ret < 0 && k->rv != CKR_OK)
+        return fail(k, "%s: %s on the token failed: %s: %s", k->name, what,
+                    k->by_decrypt ? "C_Decrypt" : "C_Sign", p11_rv_name(k->rv, rvb, sizeof rvb));
     if (ret < 0)
         return fail(k, "%s: %s on the token failed: %s", k->name, what, wc_GetErrorString(ret));
     *outlen = (size_t)ret;
+    return 0;
+}
+
+int p11_rsa_private(struct p11_token *t, wc_CryptoInfo *info)
+{
+    /* Every RsaKey with one of our devIds is the w.rsa of a struct pkcs11_key. */
+    struct pkcs11_key *k = (struct pkcs11_key *)(void *)((char *)info->pk.rsa.key -
+                                                         offsetof(struct pkcs11_key, w.rsa));
+    CK_FUNCTION_LIST *f = t->tok.func;
+    CK_SESSION_HANDLE s = t->tok.handle;
+    CK_MECHANISM mech = { CKM_RSA_X_509, NULL, 0 };
+    CK_ULONG len = *info->pk.rsa.outLen;
+    CK_BYTE_PTR in = (CK_BYTE_PTR)info->pk.rsa.in;
+    if (k->tok != t)
+        return WC_HW_E;
+    CK_RV rv = k->by_decrypt ? f->C_DecryptInit(s, &mech, k->h) : f->C_SignInit(s, &mech, k->h);
+    if (rv == CKR_OK)
+        rv = k->by_decrypt ? f->C_Decrypt(s, in, info->pk.rsa.inLen, info->pk.rsa.out, &len)
+                           : f->C_Sign(s, in, info->pk.rsa.inLen, info->pk.rsa.out, &len);
+    k->rv = rv;
+    if (rv != CKR_OK)
+        return WC_HW_E;
+    *info->pk.rsa.outLen = (word32)len;
     return 0;
 }
 

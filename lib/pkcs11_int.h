@@ -79,6 +79,10 @@ struct p11_token *p11_token_get(const struct pkcs11_uri *u, const char *pin,
                                 const char *default_module, char *err, size_t errlen);
 void p11_token_put(struct p11_token *t);
 
+/* The token's crypto callback sends RSA private-key operations here
+ * (pkcs11.c): the raw RSA of a key of ours on the token. 0 or WC_HW_E. */
+int p11_rsa_private(struct p11_token *t, wc_CryptoInfo *info);
+
 /* "CKR_PIN_INCORRECT" and the like; "CKR_0x..." for others. */
 const char *p11_rv_name(CK_RV rv, char *buf, size_t len);
 

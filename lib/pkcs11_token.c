@@ -3,7 +3,8 @@
  * shared by the keys on them: a module is loaded and initialised once
  * (per file, after realpath), a token gets one session, logged in once,
  * that wolfSSL uses for every operation (Pkcs11Token.handle), one crypto
- * callback device (devId) and one RNG seeded from the token.
+ * callback device (devId: wolfSSL's PKCS#11 callback, but for RSA private
+ * keys, see crypto_cb) and one RNG seeded from the token.
  *
  * The token is found here, not by wc_Pkcs11Token_InitName: wolfSSL 5.5.4
  * looks labels up as slot numbers 0..n-1 (SoftHSM's slot ids are large
@@ -24,6 +25,7 @@
 
 #include <wolfssl/wolfcrypt/cryptocb.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/rsa.h>
 #include <wolfssl/wolfcrypt/wc_port.h>
 
 #include "alloc.h"
@@ -342,11 +344,28 @@ static int login(struct p11_token *t, const char *pin, size_t pinlen, char *err,
     return 0;
 }
 
+/*
+ * The token's crypto callback: wolfSSL's (wc_Pkcs11_CryptoDevCb), but for
+ * RSA private-key operations. For those, wolfSSL 5.5.4 finds the key and
+ * decodes its public part again at every operation, and the decoding
+ * (wc_RsaPublicKeyDecodeRaw on a key that has n: mp_init drops
+ * n.raw and e.raw, HAVE_WOLF_BIGINT) leaks modulus + exponent bytes each
+ * time: 259 bytes a signature with RSA-2048.
+ */
+static int crypto_cb(int dev_id, wc_CryptoInfo *info, void *ctx)
+{
+    struct p11_token *t = ctx;
+    if (info->algo_type == WC_ALGO_TYPE_PK && info->pk.type == WC_PK_TYPE_RSA &&
+        (info->pk.rsa.type == RSA_PRIVATE_ENCRYPT || info->pk.rsa.type == RSA_PRIVATE_DECRYPT))
+        return p11_rsa_private(t, info);
+    return wc_Pkcs11_CryptoDevCb(dev_id, info, &t->tok);
+}
+
 /* Gives t a crypto callback device and an RNG that device seeds. */
 static int attach(struct p11_token *t, char *err, size_t errlen)
 {
     int id = next_dev_id++;
-    int ret = wc_CryptoCb_RegisterDevice(id, wc_Pkcs11_CryptoDevCb, &t->tok);
+    int ret = wc_CryptoCb_RegisterDevice(id, crypto_cb, t);
     if (ret != 0) {
         snprintf(err, errlen, "token '%s': wolfSSL's table of crypto devices is full (too many "
                  "tokens open): %s", t->label, wc_GetErrorString(ret));
