@@ -263,7 +263,8 @@ static int load_root(const struct conf_ctx *c, const config_setting_t *root, str
 {
     static const char *const keys[] = { "daemon", "pidfile", "user", "group", "chroot",
                                         "log", "workers", "timeouts",
-                                        "tls", "limits", "frontends", "upstreams", NULL };
+                                        "tls", "limits", "keys", "frontends", "upstreams",
+                                        NULL };
     const config_setting_t *fes, *ups;
 
     if (conf_check_keys(c, root, keys) < 0 ||
@@ -272,7 +273,7 @@ static int load_root(const struct conf_ctx *c, const config_setting_t *root, str
         load_identity(c, root, cfg) < 0 ||
         load_log(c, root, cfg) < 0 || load_workers(c, root, cfg) < 0 ||
         load_timeouts(c, root, cfg) < 0 || conf_load_tls(c, root, cfg) < 0 ||
-        conf_load_limits(c, root, cfg) < 0 ||
+        conf_load_limits(c, root, cfg) < 0 || conf_load_keys(c, root, cfg) < 0 ||
         conf_list(c, root, "upstreams", &ups) < 0 || conf_list(c, root, "frontends", &fes) < 0)
         return -1;
 
@@ -289,7 +290,7 @@ static int load_root(const struct conf_ctx *c, const config_setting_t *root, str
                                &cfg->frontends[i]) < 0)
             return -1;
     conf_make_absolute(&cfg->pidfile);
-    return cross_check(c, root, cfg);
+    return cross_check(c, root, cfg) < 0 ? -1 : conf_collect_keys(c, root, cfg);
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)
@@ -339,6 +340,7 @@ void config_free(struct config *cfg)
             free(fe->certs[j].cert);
             free(fe->certs[j].key);
             free(fe->certs[j].ocsp_file);
+            free(fe->certs[j].key_password_file);
             free(fe->certs[j].where);
         }
         for (size_t j = 0; j < fe->nalpn; j++)
@@ -370,6 +372,7 @@ void config_free(struct config *cfg)
             free(sv->tls.verify_name);
             free(sv->tls.cert);
             free(sv->tls.key);
+            free(sv->tls.key_password_file);
         }
         free(up->health.path);
         free(up->health.host);
@@ -391,6 +394,9 @@ void config_free(struct config *cfg)
     free(cfg->tls.suites_where);
     free(cfg->limits.deny);
     free(cfg->limits.allow);
+    free(cfg->keys.list);
+    free(cfg->keys.pkcs11_module);
+    free(cfg->keys.where);
     free(cfg->log.destination);
     free(cfg->log.access_log);
     free(cfg->pidfile);

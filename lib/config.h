@@ -25,6 +25,9 @@ struct cert_conf {
     char *cert;             /* PEM chain: leaf first (then its issuer, for OCSP) */
     char *key;
     char *ocsp_file;        /* DER OCSP response to staple; NULL: none */
+    char *key_password_file;    /* decrypts an encrypted PEM key, or a token's PIN */
+    bool key_remote;        /* signed by the key processes (else loaded here) ... */
+    int key_id;             /* ... as keys.list[key_id] */
     char *where;            /* "file:line" of this entry, for load errors */
 };
 
@@ -71,6 +74,9 @@ struct backend_tls_conf {
     char *sni;              /* server name to send; NULL: none */
     char *verify_name;      /* name the certificate must carry; default: sni */
     char *cert, *key;       /* client certificate for backends that demand one */
+    char *key_password_file;
+    bool key_remote;        /* as in struct cert_conf */
+    int key_id;
 };
 
 struct server_conf {
@@ -131,6 +137,26 @@ struct tls_conf {
     char *suites_where;     /* ... of the ciphersuites key (or of tls) */
 };
 
+/* One private key, as the key processes load it: a frontend certificate's
+ * or a backend client certificate's (the strings belong to those). */
+struct key_conf {
+    const char *key;            /* a PEM file, or a "pkcs11:" URI (RFC 7512) */
+    const char *password_file;  /* NULL: none */
+    const char *cert;           /* the certificate it must match */
+    const char *where;          /* "file:line" of the certificate entry */
+};
+
+/* The keys group: where private keys live. */
+struct keys_conf {
+    bool isolate;           /* only in the key processes (else in every worker) */
+    int processes;          /* key processes; 0: one per CPU */
+    double timeout;         /* a worker waits this long for a signature */
+    char *pkcs11_module;    /* for URIs without module-path; NULL: the default */
+    size_t n;
+    struct key_conf *list;  /* every private key, in configuration order */
+    char *where;
+};
+
 enum shed { SHED_IDLE, SHED_OFF };
 
 /* The limits group: per-client limits (the client table) and shedding. */
@@ -174,6 +200,7 @@ struct config {
     } timeouts;
     struct tls_conf tls;
     struct limits_conf limits;
+    struct keys_conf keys;
     size_t nfrontends;
     struct frontend_conf *frontends;
     size_t nupstreams;
@@ -213,6 +240,9 @@ struct config {
 #define CONFIG_DEFAULT_HANDSHAKE_RATE   50
 #define CONFIG_MAX_NETWORKS             1024    /* per allow or deny list */
 #define CONFIG_DEFAULT_SHED_IDLE_AFTER  5.0
+#define CONFIG_DEFAULT_KEY_TIMEOUT      5.0
+#define CONFIG_MAX_KEY_PROCESSES        64
+#define CONFIG_MAX_KEYS                 65536   /* private keys in one configuration */
 /* Entries of the client table: 4 per worker of the largest pool, so that
  * counted clients (each holds a worker) fill at most a quarter of it. */
 #define CONFIG_DEFAULT_CLIENT_TABLE     (4 * CONFIG_MAX_WORKERS)

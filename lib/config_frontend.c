@@ -37,7 +37,8 @@ static int add_listen(const struct conf_ctx *c, const config_setting_t *s, const
 }
 static int load_cert(const struct conf_ctx *c, const config_setting_t *g, struct cert_conf *cc)
 {
-    static const char *const keys[] = { "cert", "key", "ocsp_file", NULL };
+    static const char *const keys[] = { "cert", "key", "key_password_file", "ocsp_file",
+                                        NULL };
     if (config_setting_type(g) != CONFIG_TYPE_GROUP)
         return conf_fail(c, g, "expected a group { cert = ...; key = ...; }, got %s",
                     conf_type_name(config_setting_type(g)));
@@ -46,12 +47,9 @@ static int load_cert(const struct conf_ctx *c, const config_setting_t *g, struct
     cc->where = conf_where(c, g);
     if (conf_nonempty_string(c, g, "cert", true, &cc->cert) < 0)
         return -1;
-    if (conf_nonempty_string(c, g, "key", false, &cc->key) < 0)
-        return -1;
-    if (!cc->key)                       /* key in the same PEM file as the chain */
-        cc->key = xstrdup(cc->cert);
     conf_make_absolute(&cc->cert);
-    conf_make_absolute(&cc->key);
+    if (conf_cert_key(c, g, cc->cert, &cc->key, &cc->key_password_file) < 0)
+        return -1;
     return conf_file(c, g, "ocsp_file", &cc->ocsp_file);
 }
 

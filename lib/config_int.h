@@ -10,6 +10,7 @@
  *   config_frontend.c  frontends (listen, certificates, ALPN, client auth)
  *   config_upstream.c  upstreams (servers, TLS to backends, health checks)
  *   config_limits.c    the limits section (per-client limits, allow/deny, shedding)
+ *   config_keys.c      the keys section and the table of private keys
  */
 #ifndef TLSOFFD_CONFIG_INT_H
 #define TLSOFFD_CONFIG_INT_H
@@ -95,5 +96,13 @@ int conf_load_upstream(const struct conf_ctx *c, const config_setting_t *g,
                        struct upstream_conf *up);
 /* After the workers: the table's size is checked against the pool. */
 int conf_load_limits(const struct conf_ctx *c, const config_setting_t *root, struct config *cfg);
+int conf_load_keys(const struct conf_ctx *c, const config_setting_t *root, struct config *cfg);
+/* A certificate entry's key (file or URI) and key_password_file, read from g. */
+int conf_cert_key(const struct conf_ctx *c, const config_setting_t *g, const char *cert,
+                  char **key, char **password_file);
+/* After frontends and upstreams: with keys.isolate, every private key
+ * gets its place in cfg->keys.list. */
+int conf_collect_keys(const struct conf_ctx *c, const config_setting_t *root,
+                      struct config *cfg);
 
 #endif

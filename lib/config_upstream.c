@@ -26,7 +26,7 @@ static int load_backend_tls(const struct conf_ctx *c, const config_setting_t *g,
                             struct backend_tls_conf *t)
 {
     static const char *const keys[] = { "enabled", "verify", "ca_file", "sni", "verify_name",
-                                        "cert", "key", NULL };
+                                        "cert", "key", "key_password_file", NULL };
     const config_setting_t *s = config_setting_get_member(g, "tls");
     t->verify = true;
     if (!s)
@@ -44,19 +44,18 @@ static int load_backend_tls(const struct conf_ctx *c, const config_setting_t *g,
         conf_nonempty_string(c, s, "ca_file", false, &t->ca_file) < 0 ||
         conf_nonempty_string(c, s, "sni", false, &t->sni) < 0 ||
         conf_nonempty_string(c, s, "verify_name", false, &t->verify_name) < 0 ||
-        conf_nonempty_string(c, s, "cert", false, &t->cert) < 0 ||
-        conf_nonempty_string(c, s, "key", false, &t->key) < 0)
+        conf_nonempty_string(c, s, "cert", false, &t->cert) < 0)
         return -1;
-    if (t->key && !t->cert)
+    if (!t->cert && config_setting_get_member(s, "key"))
         return conf_fail(c, config_setting_get_member(s, "key"), "a key needs a cert");
-    if (t->cert && !t->key)
-        t->key = xstrdup(t->cert);
+    if (!t->cert && config_setting_get_member(s, "key_password_file"))
+        return conf_fail(c, config_setting_get_member(s, "key_password_file"),
+                         "a key_password_file needs a cert");
     if (!t->verify_name && t->sni)
         t->verify_name = xstrdup(t->sni);
     conf_make_absolute(&t->ca_file);
     conf_make_absolute(&t->cert);
-    conf_make_absolute(&t->key);
-    return 0;
+    return t->cert ? conf_cert_key(c, s, t->cert, &t->key, &t->key_password_file) : 0;
 }
 
 static int load_server(const struct conf_ctx *c, const config_setting_t *g, struct server_conf *sv,

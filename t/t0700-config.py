@@ -70,6 +70,14 @@ def sub(old, new):
     return f
 
 
+def both(*changes):
+    def f(lines):
+        for c in changes:
+            lines = c(lines)
+        return lines
+    return f
+
+
 def write(name, lines):
     path = os.path.join(tmpdir(), name + ".conf")
     with open(path, "w") as f:
@@ -209,6 +217,20 @@ CASES = [
      "certificates =", r"key '[^']*mismatch\.key' does not match certificate"),
     ("another server's key (other.key)", sub("example.test.key", "other.key"),
      "certificates =", r"key '[^']*other\.key' does not match certificate"),
+    ("keys.processes out of range", sub("idle = 60;", "idle = 60; }; keys = { processes = 65;"),
+     "keys = {", r"keys\.processes: .*1\.\.64|processes"),
+    ("keys.processes not a number", sub("idle = 60;", 'idle = 60; }; keys = { processes = "all";'),
+     "keys = {", r'expected a number of processes or "auto", got "all"'),
+    ("an unknown key in keys", sub("idle = 60;", "idle = 60; }; keys = { isolated = true;"),
+     "keys = {", r"isolated"),
+    ("a PKCS#11 key without isolation", both(
+        sub(f'key = "{KEY}";', 'key = "pkcs11:token=t;object=k";'),
+        sub("idle = 60;", "idle = 60; }; keys = { isolate = false;")),
+     "certificates =", r"a PKCS#11 key is only used by the key processes: it needs "
+     r"keys\.isolate = true"),
+    ("a missing key_password_file", sub(f'key = "{KEY}";',
+                                        f'key = "{KEY}"; key_password_file = "/no/such.pass";'),
+     "certificates =", r"cannot read '/no/such\.pass'"),
     ("upstream address without a port", sub('"127.0.0.1:9"', '"127.0.0.1"'),
      "address =", r"has no port"),
     ("a frontend without certificates", sub(
