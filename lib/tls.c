@@ -1,7 +1,7 @@
 /*
  * tls — the wolfSSL library (init, version, acceleration) and what every
  * part of the TLS code shares: error text and loading a certificate with
- * its key (proved to match).
+ * its key (proved to match), or without it when the key processes sign.
  */
 #include "tls_int.h"
 
@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
 
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
@@ -130,6 +135,76 @@ static bool key_matches_cert(const char *cert, const char *key)
     return ok;
 }
 
+/* Blanks every "-----BEGIN ... PRIVATE KEY-----" block of a PEM text. */
+static void blank_private_keys(char *pem)
+{
+    char *p = pem;
+    while ((p = strstr(p, "-----BEGIN ")) != NULL) {
+        char *label_end = strstr(p + 11, "-----");
+        char *eol = strchr(p, '\n');
+        if (!label_end || (eol && label_end > eol) || label_end - p < 11 + 11 ||
+            memcmp(label_end - 11, "PRIVATE KEY", 11) != 0) {
+            p += 11;
+            continue;
+        }
+        char *end = strstr(label_end, "-----END ");
+        end = end ? strstr(end + 9, "-----") : NULL;
+        end = end ? end + 5 : p + strlen(p);
+        memset(p, ' ', (size_t)(end - p));
+        p = end;
+    }
+}
+
+char *tls_read_public_pem(const char *path, size_t *len, char *why, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    char *buf = NULL;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        snprintf(why, n, "%s", strerror(errno));
+    else if (st.st_size > TLS_PEM_MAX)
+        snprintf(why, n, "larger than %ld bytes", TLS_PEM_MAX);
+    else
+        buf = xmalloc((size_t)st.st_size + 1);
+    if (buf && read(fd, buf, (size_t)st.st_size) != st.st_size) {
+        snprintf(why, n, "cannot read it: %s", strerror(errno));
+        tls_free_pem(buf, (size_t)st.st_size + 1);
+        buf = NULL;
+    } else if (buf) {
+        buf[st.st_size] = 0;
+        blank_private_keys(buf);
+        *len = (size_t)st.st_size;
+    }
+    if (fd >= 0)
+        close(fd);
+    return buf;
+}
+
+void tls_free_pem(char *pem, size_t len)
+{
+    if (pem)
+        explicit_bzero(pem, len);
+    free(pem);
+}
+
+/* The chain of cc->cert, from its text with any private key blanked out
+ * (a key kept in the same file must not reach this process's memory). */
+static int load_chain(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *why, size_t n)
+{
+    size_t len = 0;
+    char *pem = tls_read_public_pem(cc->cert, &len, why, n);
+    if (!pem)
+        return -1;
+    int rc = wolfSSL_CTX_use_certificate_chain_buffer_format(
+                 ctx, (const unsigned char *)pem, (long)len, WOLFSSL_FILETYPE_PEM);
+    if (rc != WOLFSSL_SUCCESS) {
+        char e[160];
+        snprintf(why, n, "cannot load a PEM chain: %s", tls_last_error(e, sizeof e));
+    }
+    tls_free_pem(pem, len + 1);
+    return rc == WOLFSSL_SUCCESS ? 0 : -1;
+}
+
 WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *err,
                               size_t errlen)
 {
@@ -137,12 +212,16 @@ WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *e
     if (access(cc->cert, R_OK) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: certificate '%s': %s", cc->where, cc->cert,
                             strerror(errno));
-    if (access(cc->key, R_OK) < 0)
+    if (!cc->key_remote && access(cc->key, R_OK) < 0)
         return tls_ctx_fail(ctx, err, errlen, "%s: key '%s': %s", cc->where, cc->key,
                             strerror(errno));
-    if (wolfSSL_CTX_use_certificate_chain_file(ctx, cc->cert) != WOLFSSL_SUCCESS)
-        return tls_ctx_fail(ctx, err, errlen, "%s: certificate '%s': cannot load a PEM chain: %s",
-                            cc->where, cc->cert, tls_last_error(why, sizeof why));
+    if (load_chain(ctx, cc, why, sizeof why) < 0)
+        return tls_ctx_fail(ctx, err, errlen, "%s: certificate '%s': %s", cc->where, cc->cert,
+                            why);
+    if (cc->key_remote) {           /* the key processes prove the key matches */
+        tls_keys_remote(ctx, cc->key_id);
+        return ctx;
+    }
     if (wolfSSL_CTX_use_PrivateKey_file(ctx, cc->key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
         return tls_ctx_fail(ctx, err, errlen, "%s: key '%s': cannot load a PEM private key: %s",
                             cc->where, cc->key, tls_last_error(why, sizeof why));

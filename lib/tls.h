@@ -91,6 +91,20 @@ WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *wh
                                 size_t errlen);
 void tls_ctx_free(WOLFSSL_CTX *ctx);
 
+/* ---- private keys in another process (tls_keys.c) ---- */
+
+/*
+ * How this process has a signature made with a key it does not hold (a
+ * certificate entry with key_remote): the signer fills rep for rq, or
+ * returns -1 with the reason in why. One per process; the contexts of
+ * such certificates ask it during handshakes.
+ */
+struct keyproto_req;
+struct keyproto_rep;
+typedef int (*tls_signer_fn)(void *arg, const struct keyproto_req *rq,
+                             struct keyproto_rep *rep, char *why, size_t whylen);
+void tls_set_signer(tls_signer_fn fn, void *arg);
+
 /* ---- one connection ---- */
 
 /* Opaque. Its fd is non-blocking; every wait is a poll() bounded by the

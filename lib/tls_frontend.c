@@ -103,11 +103,15 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 /* The certificates of a PEM chain file, leaf first (at most max). */
 static int read_chain(const char *path, WOLFSSL_X509 **out, int max)
 {
-    WOLFSSL_BIO *b = wolfSSL_BIO_new_file(path, "r");
+    char why[128];
+    size_t len = 0;
+    char *pem = tls_read_public_pem(path, &len, why, sizeof why);
+    WOLFSSL_BIO *b = pem ? wolfSSL_BIO_new_mem_buf(pem, (int)len) : NULL;
     int n = 0;
     while (b && n < max && (out[n] = wolfSSL_PEM_read_bio_X509(b, NULL, NULL, NULL)))
         n++;
     wolfSSL_BIO_free(b);
+    tls_free_pem(pem, len + 1);
     wolfSSL_ERR_clear_error();
     return n;
 }

@@ -61,10 +61,23 @@ __attribute__((format(printf, 4, 5)))
 WOLFSSL_CTX *tls_ctx_fail(WOLFSSL_CTX *ctx, char *err, size_t errlen, const char *fmt, ...);
 /* The last wolfSSL error as text in buf (the queue is cleared). */
 const char *tls_last_error(char *buf, size_t len);
+/* The text of a PEM file with every private key in it blanked out, so
+ * that a key kept with its chain never reaches the memory of a process
+ * that only needs the chain: a new buffer (free it with tls_free_pem;
+ * *len is its text's length), or NULL with the reason in why. */
+#define TLS_PEM_MAX (1L << 20)
+char *tls_read_public_pem(const char *path, size_t *len, char *why, size_t n);
+void tls_free_pem(char *pem, size_t len);
 /* Loads cc's chain and key into ctx and proves they match; ctx, or NULL
  * (ctx freed) with "file:line: ..." in err. */
 WOLFSSL_CTX *tls_load_cert(WOLFSSL_CTX *ctx, const struct cert_conf *cc, char *err,
                            size_t errlen);
+
+/* tls_keys.c: ctx signs with key_id of the configuration, through the
+ * process's signer (its certificate is loaded, no private key). */
+void tls_keys_remote(WOLFSSL_CTX *ctx, int key_id);
+/* Why the last signature through the signer failed; NULL if it did not. */
+const char *tls_keys_failure(void);
 
 /* tls_io.c: I/O with conn's absolute deadline. */
 /* Waits until conn's fd is ready for events; 0, or -1 (deadline or error). */

@@ -201,6 +201,8 @@ void tls_conn_error(struct tls_conn *conn, int ret, char *buf, size_t len)
         snprintf(buf, len, "%s", strerror(conn->sys_errno));
     else if (conn->peer_closed)
         snprintf(buf, len, "connection closed by peer");
+    else if (e == WC_HW_E && tls_keys_failure())
+        snprintf(buf, len, "signing: %s", tls_keys_failure());
     else
         snprintf(buf, len, "%s (%d)", wolfSSL_ERR_error_string((unsigned long)e, w), e);
 }

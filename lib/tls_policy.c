@@ -192,6 +192,7 @@ WOLFSSL_CTX *tls_policy_client_ctx(const struct tls_client_policy *p, char *err,
     wolfSSL_CTX_set_verify(ctx, p->verify ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE, NULL);
     if (p->cert) {
         struct cert_conf cc = { .cert = (char *)p->cert, .key = (char *)p->key,
+                                .key_remote = p->key_remote, .key_id = p->key_id,
                                 .where = (char *)(p->where ? p->where : "") };
         return tls_load_cert(ctx, &cc, err, errlen);
     }
@@ -203,6 +204,7 @@ WOLFSSL_CTX *tls_client_ctx_new(const struct backend_tls_conf *t, const char *wh
 {
     struct tls_client_policy p = { .verify = t->verify, .ca_file = t->ca_file,
                                    .ca_name = "tls.ca_file", .cert = t->cert, .key = t->key,
+                                   .key_remote = t->key_remote, .key_id = t->key_id,
                                    .where = where };
     return tls_policy_client_ctx(&p, err, errlen);
 }

@@ -55,6 +55,8 @@ struct tls_client_policy {
     const char *ca_file;        /* NULL: the system's CA certificates */
     const char *ca_name;        /* how messages name ca_file: "tls.ca_file" */
     const char *cert, *key;     /* a client certificate (PEM); NULL: none */
+    bool key_remote;            /* the key processes sign with key_id */
+    int key_id;
     const char *where;          /* "file:line" that messages start with; NULL: none */
 };
 
