@@ -64,12 +64,13 @@ LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
 LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resume tls_policy tls_park \
                tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys clients stats passfd \
-               proxyproto probe probe_http threadstack pkcs11
+               proxyproto probe probe_http threadstack pkcs11 keyproto keystore tls_keys
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
-               daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c daemon/pool.c
+               daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c daemon/pool.c \
+               daemon/keys.c daemon/keyclient.c
 # A module's other files (its own header is the module's: config_int.h),
 # tested through the module's suite.
-LIB_PARTS   := config_read config_tls config_frontend config_upstream config_limits \
+LIB_PARTS   := config_read config_tls config_frontend config_upstream config_limits config_keys \
                pkcs11_uri pkcs11_token
 LIB_OBJS    := $(LIB_MODULES:%=$(BUILD)/lib/%.o) $(LIB_PARTS:%=$(BUILD)/lib/%.o)
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/%.o)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "health.h"
+#include "keyclient.h"
 
 #include "alloc.h"
 #include "child.h"
@@ -161,6 +162,7 @@ static void run(struct runtime *rt)
     }
     /* Checks are set up (CA files read) first, then privileges dropped. */
     child_confine(rt->cfg);
+    keyclient_start(rt);            /* TLS checks with a client certificate sign there */
     for (k = 0; k < n; k++) {
         pthread_t t;
         pthread_attr_t a;

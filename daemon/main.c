@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "child.h"
 #include "ctl.h"
+#include "keys.h"
 #include "exit.h"
 #include "log.h"
 #include "master.h"
@@ -191,7 +192,8 @@ static int run(const struct options *o)
 {
     char err[CONFIG_ERR_MAX];
     bool inherited = !o->test && !o->send && upgrade_inherit();
-    struct runtime rt = { .shm.fd = -1, .ushm.fd = -1, .park_fd = { -1, -1 } };
+    struct runtime rt = { .shm.fd = -1, .ushm.fd = -1, .park_fd = { -1, -1 },
+                          .key_fd = { -1, -1 } };
     log_init_stderr("tlsoffd");
     if (!(rt.cfg = config_load(o->config, err, sizeof err))) {
         fprintf(stderr, "tlsoffd: %s\n", err);
@@ -205,7 +207,7 @@ static int run(const struct options *o)
     tls_global_init();
     if ((o->test ? runtime_check_key_files(rt.cfg, err, sizeof err)
                  : runtime_shared(&rt, NULL, err, sizeof err)) < 0 ||
-        runtime_load_tls(&rt, err, sizeof err) < 0) {
+        runtime_load_tls(&rt, err, sizeof err) < 0 || keys_check(rt.cfg, err, sizeof err) < 0) {
         fprintf(stderr, "tlsoffd: %s\n", err);
         runtime_free(&rt);
         return EXIT_FAIL;

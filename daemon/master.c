@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "exit.h"
 #include "health.h"
+#include "keys.h"
 #include "listen.h"
 #include "park.h"
 #include "pool.h"
@@ -65,6 +66,12 @@ struct master {
         pid_t pid;          /* 0: none running (or no parking) */
         int64_t respawn_at;
     } park;
+    struct {
+        pid_t pid[CONFIG_MAX_KEY_PROCESSES];    /* 0: not running */
+        int64_t started[CONFIG_MAX_KEY_PROCESSES];
+        int n;              /* this configuration runs this many */
+        int64_t respawn_at;
+    } keys;
     struct {
         pid_t child;        /* the new master being started; 0: none */
         int pipe;           /* it reports on this */
@@ -116,6 +123,9 @@ static void signal_children(struct master *m, int sig)
         kill(m->prober.pid, sig == SIGQUIT ? SIGTERM : sig);
     if (m->park.pid > 0)
         kill(m->park.pid, sig);     /* QUIT: it hands everything back first */
+    for (int i = 0; i < m->keys.n; i++)
+        if (m->keys.pid[i] > 0)     /* QUIT: it signs for the handshakes still running */
+            kill(m->keys.pid[i], sig);
 }
 
 /*
@@ -130,9 +140,17 @@ static void stop_listening(struct runtime *rt)
         shutdown(rt->listeners[i].fd, SHUT_RDWR);
 }
 
+static int live_key_processes(const struct master *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->keys.n; i++)
+        n += m->keys.pid[i] > 0;
+    return n;
+}
+
 static int live_children(const struct master *m)
 {
-    int n = (m->prober.pid > 0) + (m->park.pid > 0);
+    int n = (m->prober.pid > 0) + (m->park.pid > 0) + live_key_processes(m);
     for (int i = 0; i < m->pool.nslots; i++)
         n += m->pool.slots[i].pid > 0;
     return n;
@@ -153,6 +171,78 @@ static void describe_exit(int status, char *buf, size_t len)
 
 /* The back-off after a crash: doubling while workers die at start, none
  * once one lived past QUICK_DEATH_MS. */
+/* Starts the key processes that are not running: 0, or -1 (with a log
+ * line; another try is scheduled) if one could not start. */
+static int start_keys(struct master *m, int64_t now)
+{
+    char err[CONFIG_ERR_MAX];
+    m->keys.respawn_at = INT64_MAX;
+    for (int i = 0; i < m->keys.n; i++) {
+        if (m->keys.pid[i] > 0)
+            continue;
+        if ((m->keys.pid[i] = keys_start(m->rt, getpid(), m->sigfd, err, sizeof err)) < 0) {
+            m->keys.pid[i] = 0;
+            m->keys.respawn_at = now + PROBER_RETRY_MS;
+            log_error("%s", err);
+            return -1;
+        }
+        m->keys.started[i] = now;
+    }
+    return 0;
+}
+
+/* Key process i ended: handshakes waiting on it try another (or its
+ * successor, started at once unless it died young). */
+static void keys_ended(struct master *m, int i, int status)
+{
+    char how[128];
+    pid_t pid = m->keys.pid[i];
+    int64_t now = clock_now_ms();
+    m->keys.pid[i] = 0;
+    if (m->stop != RUNNING)
+        return;
+    bool recycled = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool young = now - m->keys.started[i] < QUICK_DEATH_MS;
+    if (!recycled) {
+        describe_exit(status, how, sizeof how);
+        log_error("key process %d (pid %d) %s; starting another%s", i, (int)pid, how,
+                  young ? " in 1 s" : "");
+    }
+    int64_t at = !recycled && young ? now + PROBER_RETRY_MS : now;
+    if (at < m->keys.respawn_at)
+        m->keys.respawn_at = at;
+}
+
+/* A reload's key processes, before it is committed: their start proves
+ * the new keys. 0, or -1 with the reason (none of them is left running). */
+static int start_next_keys(struct master *m, struct runtime *next, pid_t *pids, int n,
+                           char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++)
+        if ((pids[i] = keys_start(next, getpid(), m->sigfd, err, errlen)) < 0) {
+            while (i-- > 0) {
+                kill(pids[i], SIGKILL);
+                waitpid(pids[i], NULL, 0);
+            }
+            return -1;
+        }
+    return 0;
+}
+
+/* After a reload: the previous configuration's key processes serve the
+ * handshakes still running, then go (keys.c); the new ones take over. */
+static void retire_keys(struct master *m, const pid_t *next, int n)
+{
+    for (int i = 0; i < m->keys.n; i++)
+        if (m->keys.pid[i] > 0)
+            kill(m->keys.pid[i], SIGQUIT);
+    m->keys.n = n;
+    for (int i = 0; i < n; i++) {
+        m->keys.pid[i] = next[i];
+        m->keys.started[i] = clock_now_ms();
+    }
+}
+
 static int next_backoff(const struct slot *s, int64_t now)
 {
     if (now - s->started >= QUICK_DEATH_MS)
@@ -253,6 +343,16 @@ static void park_ended(struct master *m, pid_t pid, int status)
     m->park.respawn_at = clock_now_ms() + PROBER_RETRY_MS;
 }
 
+static bool key_process_ended(struct master *m, pid_t pid, int status)
+{
+    for (int i = 0; i < m->keys.n; i++)
+        if (m->keys.pid[i] == pid) {
+            keys_ended(m, i, status);
+            return true;
+        }
+    return false;
+}
+
 static void reap(struct master *m)
 {
     int status;
@@ -266,7 +366,7 @@ static void reap(struct master *m)
             prober_ended(m, pid, status);
         } else if (pid == m->park.pid) {
             park_ended(m, pid, status);
-        } else {
+        } else if (!key_process_ended(m, pid, status)) {
             for (int i = 0; i < m->pool.nslots; i++)
                 if (m->pool.slots[i].pid == pid) {
                     worker_ended(m, i, pid, status);
@@ -460,6 +560,16 @@ static void reload(struct master *m)
                   err);
         return;
     }
+    pid_t keys[CONFIG_MAX_KEY_PROCESSES];
+    int nkeys = keys_processes(next->cfg);
+    if (start_next_keys(m, next, keys, nkeys, err, sizeof err) < 0) {
+        log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",
+                  err);
+        runtime_release(next, m->rt);
+        free(next);
+        return;
+    }
+    retire_keys(m, keys, nkeys);
     int old = retire_generation(m);
     reopen_configured_log(next->cfg);
     struct runtime prev = *m->rt;
@@ -561,6 +671,8 @@ static int next_timeout(const struct master *m)
             when = m->prober.respawn_at;
         if (m->park.respawn_at < when)
             when = m->park.respawn_at;
+        if (m->keys.respawn_at < when)
+            when = m->keys.respawn_at;
         if ((m->pool.dynamic || m->rt->cfg->limits.shed == SHED_IDLE) &&
             now + POOL_TICK_MS < when)
             when = now + POOL_TICK_MS;
@@ -598,14 +710,23 @@ static void wait_and_handle(struct master *m)
     }
 }
 
-/* Stopping: true once every child is gone, or killed at the deadline. */
+/* Stopping: true once every child is gone, or killed at the deadline. The
+ * key processes go last, when nobody is left to need a signature. */
 static bool drained(struct master *m)
 {
+    int keys = live_key_processes(m);
     if (live_children(m) == 0)
         return true;
+    if (live_children(m) == keys) {
+        for (int i = 0; i < m->keys.n; i++)
+            if (m->keys.pid[i] > 0)
+                kill(m->keys.pid[i], SIGTERM);
+        return false;
+    }
     if (clock_now_ms() < m->stop_deadline)
         return false;
-    log_warning("%d workers still busy after the %s; killing them", live_children(m),
+    log_warning("%d workers still busy after the %s; killing them",
+                live_children(m) - live_key_processes(m),
                 m->stop == STOP_GRACEFUL ? "shutdown timeout" : "fast stop");
     signal_children(m, SIGKILL);
     for (int i = 0; i < m->pool.nslots; i++)
@@ -615,6 +736,9 @@ static bool drained(struct master *m)
         waitpid(m->prober.pid, NULL, 0);
     if (m->park.pid > 0)
         waitpid(m->park.pid, NULL, 0);
+    for (int i = 0; i < m->keys.n; i++)
+        if (m->keys.pid[i] > 0)
+            waitpid(m->keys.pid[i], NULL, 0);
     return true;
 }
 
@@ -626,6 +750,8 @@ static void tick(struct master *m)
         start_prober(m, now);
     if (now >= m->park.respawn_at)
         start_park(m, now);
+    if (now >= m->keys.respawn_at)
+        start_keys(m, now);
     if (now >= m->next_rotation)
         rotate_ticket_key(m);
     for (int i = 0; i < m->pool.nslots; i++)
@@ -683,6 +809,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     struct master m = { .rt = rt, .pidpath = pidpath, .sigfd = -1,
                         .pool.nslots = CONFIG_MAX_WORKERS,  /* the scoreboard's size */
                         .prober.respawn_at = INT64_MAX, .park.respawn_at = INT64_MAX,
+                        .keys.respawn_at = INT64_MAX,
                         .upgrade.pipe = -1,
                         .upgrade.deadline = INT64_MAX, .next_rotation = INT64_MAX };
     log_set_role("master");
@@ -695,6 +822,13 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     for (int i = 0; i < m.pool.nslots; i++)
         m.pool.slots[i].respawn_at = INT64_MAX;
     schedule_rotation(&m);
+    m.keys.n = keys_processes(rt->cfg);
+    if (start_keys(&m, clock_now_ms()) < 0) {
+        signal_children(&m, SIGTERM);
+        free(m.pool.slots);
+        close(m.sigfd);
+        return EXIT_FAIL;
+    }
     int started = start_generation(&m);
     start_prober(&m, clock_now_ms());
     start_park(&m, clock_now_ms());

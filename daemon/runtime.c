@@ -29,9 +29,26 @@
 
 #define SPARE_FDS 64    /* open files beyond listeners and the pool: logs, pipes, ... */
 
+/* The datagram socket pair on which workers hand channels to the key
+ * processes (keyclient.c, keys.c). */
+static int open_key_rendezvous(struct runtime *rt, char *err, size_t errlen)
+{
+    rt->key_fd[0] = rt->key_fd[1] = -1;
+    if (!rt->cfg->keys.isolate || rt->cfg->keys.n == 0)
+        return 0;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, rt->key_fd) < 0) {
+        snprintf(err, errlen, "socketpair (key processes): %s", strerror(errno));
+        rt->key_fd[0] = rt->key_fd[1] = -1;
+        return -1;
+    }
+    return 0;
+}
+
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
 {
     const struct config *cfg = rt->cfg;
+    if (open_key_rendezvous(rt, err, errlen) < 0)
+        return -1;
     const struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
                                       .cache_timeout = cfg->tls.session_cache.timeout,
                                       .ticket_lifetime = cfg->tls.tickets.lifetime };
@@ -397,6 +414,9 @@ void runtime_release(struct runtime *rt, const struct runtime *other)
         close(rt->park_fd[0]);
         close(rt->park_fd[1]);
     }
+    for (int i = 0; i < 2; i++)
+        if (rt->key_fd[i] >= 0)
+            close(rt->key_fd[i]);
     if (rt->ushm.base)
         shm_detach(&rt->ushm);
     if (rt->shm.base && !(other && other->shm.base == rt->shm.base))
@@ -425,6 +445,7 @@ static struct runtime *build_next(struct runtime *old, char *err, size_t errlen)
     struct runtime *rt = xcalloc(1, sizeof *rt);
     rt->shm.fd = rt->ushm.fd = -1;
     rt->park_fd[0] = rt->park_fd[1] = -1;
+    rt->key_fd[0] = rt->key_fd[1] = -1;
     if (!(rt->cfg = config_load(old->cfg->path, err, errlen)))
         goto fail;
     if (runtime_shared(rt, old, err, errlen) < 0 || runtime_load_tls(rt, err, errlen) < 0 ||

@@ -44,13 +44,17 @@ struct runtime {
     int pool_max;                   /* workers.count, workers.max, or what "auto" found */
     int park_fd[2];                 /* workers' end, the park process's end; -1: no parking */
     struct clients_ticket *park_table;  /* what the park holds (kept by reloads) */
+    int key_fd[2];                  /* the key processes' rendezvous: the sending end
+                                     * (workers, prober), the receiving end (key
+                                     * processes); -1: keys are not isolated */
 };
 
 /* The shared segment (before the contexts: they use it): new, inherited
  * from an old master (USR2), or with old, a reload's: the segment,
  * sessions, keys and counters carry over. 0, or -1 with the reason. */
 int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t errlen);
-/* The TLS contexts (certificates loaded and checked). */
+/* The TLS contexts (certificates loaded and checked; keys that live in
+ * the key processes are not loaded) and the key processes' rendezvous. */
 int runtime_load_tls(struct runtime *rt, char *err, size_t errlen);
 /* Checks that the configured ticket key files can be read (tlsoffd -t). */
 int runtime_check_key_files(const struct config *cfg, char *err, size_t errlen);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "worker.h"
+#include "keyclient.h"
 
 #include "alloc.h"
 #include "child.h"
@@ -756,6 +757,7 @@ static void worker_begin(struct runtime *rt, int id, pid_t master)
     sigprocmask(SIG_SETMASK, NULL, &relay_mask);
     sigdelset(&relay_mask, SIGUSR2);
     child_confine(rt->cfg);
+    keyclient_start(rt);
     alloc_set_oom_handler(out_of_memory);
     fail_test = getenv(ALLOC_FAIL_ENV);
     /* TCP_NODELAY and SO_KEEPALIVE pass from a listener to the sockets it

@@ -346,7 +346,8 @@ def _comm(pid):
 def children_of(pid, prober=False, role=None):
     """The child processes of pid: the workers; with prober=True the health
     prober (its comm is 'tlsoffd-health'); with role="park" the park
-    process ('tlsoffd-park')."""
+    process ('tlsoffd-park'), with role="keys" the key processes
+    ('tlsoffd-keys')."""
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             kids = sorted(int(x) for x in f.read().split())
@@ -354,7 +355,8 @@ def children_of(pid, prober=False, role=None):
         return []
     want = "tlsoffd-health" if prober else f"tlsoffd-{role}" if role else None
     return [k for k in kids
-            if (_comm(k) == want if want else _comm(k) not in ("tlsoffd-health", "tlsoffd-park"))]
+            if (_comm(k) == want if want else
+                _comm(k) not in ("tlsoffd-health", "tlsoffd-park", "tlsoffd-keys"))]
 
 
 def listen_backlog(port):
