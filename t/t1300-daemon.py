@@ -62,6 +62,52 @@ def unprivileged_workers():
        "an unknown user is a configuration error", r.stderr)
 
 
+def as_nobody(script):
+    """Runs a shell script as nobody (uid and gid 65534, no other groups)."""
+    return run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                script])
+
+
+@case
+def log_symlink_attack():
+    """The log directory belongs to the workers' user, who puts a symbolic
+    link to a root-only file where the access log was: the master's reopen
+    (USR1) refuses it, and the file keeps its owner, mode and content."""
+    if os.geteuid() != 0:
+        skip("log symlink attack", "the tests do not run as root")
+        return
+    port = free_port()
+    d = Daemon(conf(port, 'user = "nobody";'), workers=2, name="symlink", start=False)
+    os.chmod(tmpdir(), 0o755)
+    os.chown(d.dir, 65534, 65534)       # the log directory is nobody's
+    target = os.path.join(tmpdir(), "root-only")
+    with open(target, "w") as f:
+        f.write("root's secret\n")
+    os.chmod(target, 0o600)
+    d.start()
+    with d:
+        r = as_nobody(f'mv "{d.access_path}" "{d.access_path}.1" && '
+                      f'ln -s "{target}" "{d.access_path}"')
+        ok(r.returncode == 0, "nobody replaces the access log by a link to a root-only file",
+           r.stderr)
+        d.send_signal(signal.SIGUSR1)
+        ok(d.wait_log(r"master error: SIGUSR1: log file '" + re.escape(d.access_path) +
+                      r"' is a symbolic link: refusing to follow it"),
+           "USR1: the master refuses the link, naming the path")
+        r = curl(port, "/")
+        ok(r.returncode == 0 and r.stdout == b"hello from svc\n", "and serves on", r.stderr)
+        st = os.stat(target)
+        ok((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600),
+           "the linked file still belongs to root, mode 0600",
+           (st.st_uid, st.st_gid, oct(st.st_mode)))
+        ok(open(target).read() == "root's secret\n", "... and its content is untouched",
+           open(target).read()[:200])
+        r = as_nobody(f'echo pwned >> "{target}"')
+        ok(r.returncode != 0, "nobody still cannot write it", r.returncode)
+        os.unlink(d.access_path)        # the access lines are in the old file
+        os.rename(d.access_path + ".1", d.access_path)
+
+
 @case
 def unprivileged_workers_die_with_master():
     """setuid clears PR_SET_PDEATHSIG: it is armed again after the drop."""
