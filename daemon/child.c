@@ -14,6 +14,7 @@
 #include "exit.h"
 #include "log.h"
 #include "tls.h"
+#include "upgrade.h"
 
 static pid_t parent;        /* the master that forked this process */
 
@@ -35,6 +36,7 @@ void child_begin(pid_t master, const char *role, const char *name,
                  const struct child_signals *sigs)
 {
     sigset_t none;     /* blocked: none, or only the shed signal */
+    pidfile_close_in_child();
     parent = master;
     log_set_role(role);
     if (name)

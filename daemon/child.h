@@ -25,8 +25,8 @@ struct child_signals {
 };
 
 /*
- * Right after fork: the log role, the process name (if name), the
- * signals, an unblocked mask, the RNG reseeded, and the parent-death
+ * Right after fork: the master's pidfile fd closed, the log role, the
+ * process name (if name), the signals, an unblocked mask, the RNG reseeded, and the parent-death
  * signal. Exits quietly if master (the pid that forked us) is already
  * gone.
  */

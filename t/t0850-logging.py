@@ -163,6 +163,21 @@ def pidfile():
 
 
 @case
+def pidfile_link_refused():
+    target = os.path.join(tmpdir(), "not-a-pidfile")
+    with open(target, "w") as f:
+        f.write("keep me\n")
+    d = Daemon(upstream=be.address, workers=1, pidfile="link.pid", name="pid-link", start=False)
+    os.symlink(target, d.pidfile)
+    r = run([TLSOFFD, "-f", "-c", d.conf_path], timeout=10, cwd=d.dir)
+    err = r.stderr.decode(errors="replace")
+    ok(r.returncode == 1 and
+       f"pidfile '{d.pidfile}': a symbolic link: refusing to follow it" in err,
+       "a pidfile that is a symbolic link stops the start, naming it", f"{r.returncode} {err!r}")
+    ok(open(target).read() == "keep me\n", "... and the file it points to is untouched")
+
+
+@case
 def stale_pidfile():
     d = Daemon(upstream=be.address, workers=1, pidfile="stale.pid", name="pid2", start=False)
     with open(d.pidfile, "w") as f:

@@ -68,6 +68,12 @@ def as_nobody(script):
                 script])
 
 
+def children_all(d):
+    """The workers, the prober and the park process (if any) of d."""
+    return (d.worker_pids() + children_of(d.pid, prober=True) +
+            children_of(d.pid, role="park"))
+
+
 @case
 def log_symlink_attack():
     """The log directory belongs to the workers' user, who puts a symbolic
@@ -106,6 +112,52 @@ def log_symlink_attack():
         ok(r.returncode != 0, "nobody still cannot write it", r.returncode)
         os.unlink(d.access_path)        # the access lines are in the old file
         os.rename(d.access_path + ".1", d.access_path)
+
+
+@case
+def pidfile_is_the_masters():
+    """No child holds the pidfile's fd (they inherited it, locked and
+    writable, before); the file is root's, mode 0644."""
+    if os.geteuid() != 0:
+        skip("pidfile and unprivileged children", "the tests do not run as root")
+        return
+    d = Daemon(conf(free_port(), 'user = "nobody";'), workers=2, name="pidfd", start=False,
+               pidfile="tlsoffd.pid")
+    os.chmod(tmpdir(), 0o755)
+    os.chmod(d.dir, 0o755)
+    old_umask = os.umask(0o077)         # the pidfile's mode does not depend on it
+    try:
+        d.start()
+    finally:
+        os.umask(old_umask)
+    with d:
+        pid = os.stat(d.pidfile)
+
+        def holds_pidfile(p):
+            fds = []
+            for fd in os.listdir(f"/proc/{p}/fd"):
+                try:
+                    st = os.stat(f"/proc/{p}/fd/{fd}")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == (pid.st_dev, pid.st_ino):
+                    fds.append(fd)
+            return fds
+
+        poll_until(lambda: children_of(d.pid, prober=True), 5 * SLOW)
+        kids = children_all(d)
+        ok(holds_pidfile(d.pid), "the master holds the pidfile open (and locked)")
+        ok(len(kids) >= 3 and all(uid_of(k) == 65534 for k in kids),
+           "the workers and the prober run as nobody", [(k, uid_of(k)) for k in kids])
+        held = {k: holds_pidfile(k) for k in kids}
+        ok(not any(held.values()), "no worker, prober or park process has an fd to the pidfile",
+           held)
+        ok((pid.st_uid, stat.S_IMODE(pid.st_mode)) == (0, 0o644),
+           "the pidfile belongs to root, mode 0644 (under umask 077 too)",
+           (pid.st_uid, oct(pid.st_mode)))
+        r = as_nobody(f'echo 1 > "{d.pidfile}"')
+        ok(r.returncode != 0 and open(d.pidfile).read() == f"{d.pid}\n",
+           "the workers' user cannot write a pid into it", open(d.pidfile).read())
 
 
 @case
