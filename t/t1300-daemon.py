@@ -15,6 +15,7 @@ from tlsoffd_test import *  # noqa: E402,F401,F403
 
 be = Backend("http", "svc")
 INIT = os.path.join(ROOT, "contrib/init.d/tlsoffd")
+PARKING = b"parking idle connections: yes" in run([TLSOFFD, "-v"]).stdout
 
 
 def conf(port, extra="", pidfile="tlsoffd.pid", daemon=False):
@@ -162,20 +163,37 @@ def pidfile_is_the_masters():
 
 @case
 def unprivileged_workers_die_with_master():
-    """setuid clears PR_SET_PDEATHSIG: it is armed again after the drop."""
+    """setuid clears PR_SET_PDEATHSIG: every child arms it again after the
+    drop (and exits if the master went meanwhile)."""
     if os.geteuid() != 0:
         skip("user = nobody, master killed", "the tests do not run as root")
         return
-    d = Daemon(conf(free_port(), 'user = "nobody";'), workers=2, name="orphans", start=False)
+    port = free_port()
+    text = conf(port, 'user = "nobody";', pidfile=os.path.join(tmpdir(), "orphans.pid"))
+    d = Daemon(text, workers=2, name="orphans", start=False)
     os.chmod(d.dir, 0o755)
     d.start()
-    ws = d.worker_pids()
-    ok(ws and all(uid_of(w) == 65534 for w in ws), "the workers run as nobody", ws)
+    poll_until(lambda: len(children_all(d)) >= 3 + PARKING and
+               all(uid_of(k) == 65534 for k in children_all(d)), 5 * SLOW)
+    kids = children_all(d)
+    ok(len(kids) >= 3 + PARKING and all(uid_of(k) == 65534 for k in kids),
+       "the workers" + (", the prober and the park process" if PARKING else " and the prober")
+       + " run as nobody", [(k, uid_of(k)) for k in kids])
     os.kill(d.pid, signal.SIGKILL)
-    ok(poll_until(lambda: not any(pid_alive(w) for w in ws), 5 * SLOW),
-       "kill -9 of the master: its unprivileged workers exit too (parent-death signal)",
-       [w for w in ws if pid_alive(w)])
+    ok(poll_until(lambda: not any(pid_alive(k) for k in kids), 2),
+       "kill -9 of the master: within 2 s no worker, prober or park process is left",
+       [(k, proc_state(k)) for k in kids if pid_alive(k)])
     d.stop(check=False)
+    try:
+        d2 = Daemon(text, workers=2, name="orphans-again")
+    except Exception as e:
+        d2 = None
+        ok(False, "a new start with the same pidfile and port succeeds", e)
+    if d2:
+        ok("already running" not in d2.stderr_text() + d2.log_text(),
+           "a new start with the same pidfile and port succeeds (no 'already running')",
+           d2.stderr_text())
+        d2.stop()
 
 
 @case
