@@ -204,16 +204,16 @@ def chrooted_workers():
     root = os.path.join(tmpdir(), "jail-root")
     port = free_port()
     os.makedirs(root)
-    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(port, f'chroot = "{root}";').encode())
+    jail = f'chroot = "{root}"; user = "nobody";'
+    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(port, jail).encode())
     ok(r.returncode == 0, "-t does not check the chroot (it does not start anything)", r.stderr)
-    d = Daemon(conf(port, f'chroot = "{root}";'), workers=2, name="nojail", start=False)
+    d = Daemon(conf(port, jail), workers=2, name="nojail", start=False)
     rc = run([TLSOFFD, "-f", "-c", d.conf_path], cwd=d.dir, timeout=10)
     ok(rc.returncode == 1 and b"has no readable dev/urandom" in rc.stderr,
        "a chroot without dev/urandom is refused at start, with the reason", rc.stderr)
     os.makedirs(os.path.join(root, "dev"))
     os.mknod(os.path.join(root, "dev/urandom"), 0o444 | stat.S_IFCHR, os.makedev(1, 9))
-    with Daemon(conf(port, f'chroot = "{root}"; user = "nobody";'), workers=2,
-                name="jail") as dj:
+    with Daemon(conf(port, jail), workers=2, name="jail") as dj:
         poll_until(lambda: all(os.readlink(f"/proc/{w}/root") == root
                                for w in dj.worker_pids()), 5 * SLOW)
         ws = dj.worker_pids()
