@@ -101,6 +101,9 @@ void child_out_of_memory(size_t size, const char *file, int line)
 int child_check_identity(const struct config *cfg, char *err, size_t errlen)
 {
     char path[4096];
+    if (!cfg->user && geteuid() == 0)
+        log_warning("workers run as root: set user in %s (the master keeps root for what "
+                    "needs it)", cfg->path);
     if ((cfg->user || cfg->group || cfg->chroot) && geteuid() != 0) {
         snprintf(err, errlen, "%s: user, group and chroot need tlsoffd to start as root",
                  cfg->path);

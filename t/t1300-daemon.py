@@ -43,6 +43,8 @@ def unprivileged_workers():
     d.start()
     with d:
         ok(uid_of(d.pid) == 0, "the master stays root (to reopen logs, bind on reload)")
+        ok("workers run as root" not in d.log_text(), "with user set, no warning about root",
+           d.log_text()[-600:])
         # A worker drops its privileges right after fork: give it the time.
         poll_until(lambda: all(uid_of(w) == 65534 for w in d.worker_pids()), 5 * SLOW)
         ws = d.worker_pids()
@@ -73,6 +75,18 @@ def children_all(d):
     """The workers, the prober and the park process (if any) of d."""
     return (d.worker_pids() + children_of(d.pid, prober=True) +
             children_of(d.pid, role="park"))
+
+
+@case
+def root_workers_warned():
+    if os.geteuid() != 0:
+        skip("the warning about workers running as root", "the tests do not run as root")
+        return
+    with Daemon(conf(free_port()), workers=2, name="rootwarn") as d:
+        ok(d.wait_log(r"^\S+ tlsoffd\[\d+\] warning: workers run as root: set user in " +
+                      re.escape(d.conf_path)),
+           "no user, started as root: a warning at start says the workers run as root",
+           d.log_text()[-600:])
 
 
 @case
