@@ -134,10 +134,30 @@ void pidfile_close_in_child(void)
  * can tell a live one (lock held) from a stale file (lock free). Never
  * through a symbolic link: root writes there.
  */
+/* Opens (or creates) the pidfile; a missing directory just above it, as
+ * /run/tlsoffd after a boot without systemd's RuntimeDirectory, is made. */
+static int open_pidfile(const char *path)
+{
+    const int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    int fd = open(path, flags, 0644);
+    if (fd < 0 && errno == ENOENT) {
+        char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+                fd = open(path, flags, 0644);
+        }
+        int e = errno;
+        free(dir);
+        errno = e;
+    }
+    return fd;
+}
+
 int pidfile_open(const char *path, char *err, size_t errlen)
 {
     struct stat st;
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int fd = open_pidfile(path);
     if (fd < 0) {
         snprintf(err, errlen, "pidfile '%s': %s", path,
                  errno == ELOOP ? "a symbolic link: refusing to follow it" : strerror(errno));

@@ -178,6 +178,22 @@ def pidfile_link_refused():
 
 
 @case
+def pidfile_directory_made():
+    """The default pidfile is /run/tlsoffd/tlsoffd.pid: a missing directory
+    just above the pidfile is made (mode 0755), one level only."""
+    d = Daemon(upstream=be.address, workers=1, pidfile="rundir/tlsoffd.pid", name="pid-dir")
+    st = os.stat(os.path.dirname(d.pidfile))
+    ok(open(d.pidfile).read() == f"{d.pid}\n" and stat.S_IMODE(st.st_mode) == 0o755,
+       "a missing pidfile directory is made, mode 0755", oct(st.st_mode))
+    d.stop()
+    d = Daemon(upstream=be.address, workers=1, pidfile="a/b/tlsoffd.pid", name="pid-dirs",
+               start=False)
+    r = run([TLSOFFD, "-f", "-c", d.conf_path], timeout=10, cwd=d.dir)
+    ok(r.returncode == 1 and f"pidfile '{d.pidfile}': No such file or directory".encode()
+       in r.stderr, "two missing levels: an error naming the pidfile", r.stderr)
+
+
+@case
 def stale_pidfile():
     d = Daemon(upstream=be.address, workers=1, pidfile="stale.pid", name="pid2", start=False)
     with open(d.pidfile, "w") as f:
