@@ -14,6 +14,7 @@
 #include "exit.h"
 #include "log.h"
 #include "tls.h"
+#include "upgrade.h"
 
 static pid_t parent;        /* the master that forked this process */
 
@@ -35,6 +36,7 @@ void child_begin(pid_t master, const char *role, const char *name,
                  const struct child_signals *sigs)
 {
     sigset_t none;     /* blocked: none, or only the shed signal */
+    pidfile_close_in_child();
     parent = master;
     log_set_role(role);
     if (name)
@@ -99,6 +101,9 @@ void child_out_of_memory(size_t size, const char *file, int line)
 int child_check_identity(const struct config *cfg, char *err, size_t errlen)
 {
     char path[4096];
+    if (!cfg->user && geteuid() == 0)
+        log_warning("workers run as root: set user in %s (the master keeps root for what "
+                    "needs it)", cfg->path);
     if ((cfg->user || cfg->group || cfg->chroot) && geteuid() != 0) {
         snprintf(err, errlen, "%s: user, group and chroot need tlsoffd to start as root",
                  cfg->path);

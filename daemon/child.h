@@ -25,8 +25,8 @@ struct child_signals {
 };
 
 /*
- * Right after fork: the log role, the process name (if name), the
- * signals, an unblocked mask, the RNG reseeded, and the parent-death
+ * Right after fork: the master's pidfile fd closed, the log role, the
+ * process name (if name), the signals, an unblocked mask, the RNG reseeded, and the parent-death
  * signal. Exits quietly if master (the pid that forked us) is already
  * gone.
  */
@@ -42,7 +42,8 @@ void child_confine(const struct config *cfg);
 void child_out_of_memory(size_t size, const char *file, int line);
 
 /* Checks, before anything starts, what child_confine() will need: 0, or
- * -1 with the reason in err. */
+ * -1 with the reason in err. Logs a warning if the children would run as
+ * root (no user, and we are root). */
 int child_check_identity(const struct config *cfg, char *err, size_t errlen);
 
 #endif

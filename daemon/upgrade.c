@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -118,15 +119,53 @@ int upgrade_exec(int segment_fd, const int *listen_fds, size_t nlisten, int read
     return -1;
 }
 
+/* The locked pidfile: the master's alone, closed in every child. */
+static int pidfile_fd = -1;
+
+void pidfile_close_in_child(void)
+{
+    if (pidfile_fd >= 0)
+        close(pidfile_fd);
+    pidfile_fd = -1;
+}
+
 /*
  * The pidfile is locked for the master's whole life, so a second instance
- * can tell a live one (lock held) from a stale file (lock free).
+ * can tell a live one (lock held) from a stale file (lock free). Never
+ * through a symbolic link: root writes there.
  */
+/* Opens (or creates) the pidfile; a missing directory just above it, as
+ * /run/tlsoffd after a boot without systemd's RuntimeDirectory, is made. */
+static int open_pidfile(const char *path)
+{
+    const int flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    int fd = open(path, flags, 0644);
+    if (fd < 0 && errno == ENOENT) {
+        char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+                fd = open(path, flags, 0644);
+        }
+        int e = errno;
+        free(dir);
+        errno = e;
+    }
+    return fd;
+}
+
 int pidfile_open(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
+    int fd = open_pidfile(path);
     if (fd < 0) {
-        snprintf(err, errlen, "pidfile '%s': %s", path, strerror(errno));
+        snprintf(err, errlen, "pidfile '%s': %s", path,
+                 errno == ELOOP ? "a symbolic link: refusing to follow it" : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "pidfile '%s': not a regular file", path);
+        close(fd);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -137,6 +176,27 @@ int pidfile_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "pidfile '%s' is locked: tlsoffd is already running as pid %s",
                  path, buf[0] ? buf : "?");
         close(fd);
+        return -1;
+    }
+    return pidfile_fd = fd;
+}
+
+/* The new pidfile beside the old: made by this call (a file or link left
+ * there is removed first, never written through), mode 0644 whatever the
+ * umask, locked. */
+static int create_new(const char *tmp)
+{
+    const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(tmp, flags, 0644);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)   /* left by a master that died */
+        fd = open(tmp, flags, 0644);
+    if (fd < 0)
+        return -1;
+    if (fchmod(fd, 0644) < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        unlink(tmp);
+        close(fd);
+        errno = e;
         return -1;
     }
     return fd;
@@ -153,9 +213,8 @@ int pidfile_write(int fd, const char *path)
     char buf[32], tmp[PATH_MAX + 32];
     int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
     snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-    int nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (nfd < 0 || flock(nfd, LOCK_EX | LOCK_NB) < 0 || write(nfd, buf, (size_t)n) != n ||
-        rename(tmp, path) < 0) {
+    int nfd = create_new(tmp);
+    if (nfd < 0 || write(nfd, buf, (size_t)n) != n || rename(tmp, path) < 0) {
         log_warning("cannot write the pidfile %s: %s; writing it in place", path,
                     strerror(errno));
         if (nfd >= 0) {
@@ -164,10 +223,10 @@ int pidfile_write(int fd, const char *path)
         }
         if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
             log_warning("cannot write the pidfile: %s", strerror(errno));
-        return fd;
+        return pidfile_fd = fd;
     }
     close(fd);
-    return nfd;
+    return pidfile_fd = nfd;
 }
 
 void pidfile_rename(char **path, bool to_oldbin)

@@ -38,8 +38,13 @@ int upgrade_exec(int segment_fd, const int *listen_fds, size_t nlisten, int read
 /* Opens and locks the pidfile (held for the master's life): the fd, or
  * -1 with the reason in err (a live instance holds the lock). */
 int pidfile_open(const char *path, char *err, size_t errlen);
-/* Writes our pid atomically; returns the fd that now holds the lock. */
+/* Writes our pid atomically (a new file of mode 0644, renamed over the
+ * old); returns the fd that now holds the lock. */
 int pidfile_write(int fd, const char *path);
+/* In a child of the master, right after fork: closes its copy of the
+ * pidfile's fd (the master keeps the lock), so that no worker can write
+ * a pid there for root to signal. */
+void pidfile_close_in_child(void);
 /* Renames *path to PATH.oldbin (to_oldbin) or back, and updates *path. */
 void pidfile_rename(char **path, bool to_oldbin);
 

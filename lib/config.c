@@ -256,6 +256,12 @@ static int load_identity(const struct conf_ctx *c, const config_setting_t *root,
                         cfg->group);
         cfg->gid = gr->gr_gid;
     }
+    if (cfg->group && !cfg->user)
+        return conf_fail(c, config_setting_get_member(root, "group"),
+                         "needs user: without it the workers keep user ID 0 (root)");
+    if (cfg->chroot && (!cfg->user || cfg->uid == 0))
+        return conf_fail(c, config_setting_get_member(root, "chroot"),
+                         "needs user, other than root: root can leave a chroot");
     return 0;
 }
 

@@ -219,7 +219,7 @@ struct config {
 #define CONFIG_DEFAULT_CONNECT          3.0
 #define CONFIG_DEFAULT_IDLE             300.0
 #define CONFIG_DEFAULT_SHUTDOWN         30.0
-#define CONFIG_DEFAULT_PIDFILE          "/run/tlsoffd.pid"
+#define CONFIG_DEFAULT_PIDFILE          "/run/tlsoffd/tlsoffd.pid"
 /* The default suites and groups: TLS_POLICY_* in tls_policy.h. */
 #define CONFIG_DEFAULT_CACHE_SIZE       (32u << 20)
 #define CONFIG_DEFAULT_CACHE_TIMEOUT    300.0

@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,9 +22,10 @@ static struct {
     int access_fd;        /* -1: off or to main log */
     bool access_to_main;
     char *access_path;
+    bool created, access_created;   /* this process made the file at the last (re)open */
     char ident[32];
     char role[32];
-} L = { LOG_DEST_STDERR, LOG_LVL_INFO, LOG_DAEMON, 2, NULL, -1, true, NULL,
+} L = { LOG_DEST_STDERR, LOG_LVL_INFO, LOG_DAEMON, 2, NULL, -1, true, NULL, false, false,
         "tlsoffd", "" };
 
 static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
@@ -67,11 +70,75 @@ void log_set_role(const char *role)
     snprintf(L.role, sizeof L.role, "%s", role);
 }
 
-static int open_append(const char *path, char *err, size_t errlen)
+#define LOG_OPEN_FLAGS (O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+
+/* Opens base in the directory dfd: a new file if there is none (*created),
+ * else the one there, never through a symbolic link. O_NONBLOCK: a FIFO
+ * without a reader fails instead of blocking. */
+static int open_in_dir(int dfd, const char *base, bool *created)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0)
+    for (int tries = 0; tries < 3; tries++) {
+        int fd = openat(dfd, base, LOG_OPEN_FLAGS | O_CREAT | O_EXCL, 0640);
+        *created = fd >= 0;
+        if (fd < 0 && errno == EEXIST)
+            fd = openat(dfd, base, LOG_OPEN_FLAGS);
+        if (fd >= 0 || errno != ENOENT)
+            return fd;
+        /* removed between the two opens: try again */
+    }
+    return -1;
+}
+
+/* Only a regular file with no other name is a log file: another name could
+ * be any file of the system, linked there by whoever may write the
+ * directory. Clears O_NONBLOCK. 0, or -1 with the reason in err. */
+static int check_log_file(int fd, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "log file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "log file '%s' is not a regular file: refusing it", path);
+        return -1;
+    }
+    if (st.st_nlink != 1) {
+        snprintf(err, errlen, "log file '%s' has %ju hard links: refusing it (another name of "
+                 "it could be any file)", path, (uintmax_t)st.st_nlink);
+        return -1;
+    }
+    return fcntl(fd, F_SETFL, O_APPEND);
+}
+
+/*
+ * A log file, opened as safely as root can in a directory that others may
+ * write to: relative to the directory's fd, never following a symbolic
+ * link, only a regular file; *created says whether this open made it
+ * (only such a file may be given to another user).
+ */
+static int open_append(const char *path, bool *created, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : NULL;
+    int dfd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = dfd >= 0 && *base ? open_in_dir(dfd, base, created) : -1;
+    if (fd < 0 && dfd >= 0 && !*base)
+        errno = EISDIR;
+    if (fd < 0 && errno == ELOOP)
+        snprintf(err, errlen, "log file '%s' is a symbolic link: refusing to follow it", path);
+    else if (fd < 0 && errno == ENXIO)
+        snprintf(err, errlen, "log file '%s' is not a regular file: refusing it", path);
+    else if (fd < 0)
         snprintf(err, errlen, "cannot open log file '%s': %s", path, strerror(errno));
+    else if (check_log_file(fd, path, err, errlen) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (dfd >= 0)
+        close(dfd);
+    free(dir);
     return fd;
 }
 
@@ -85,6 +152,7 @@ int log_open(const char *dest, int facility, int level, const char *access,
              char *err, size_t errlen)
 {
     int fd = 2, afd = -1;
+    bool created = false, access_created = false;
     enum log_dest d;
 
     if (strcmp(dest, "stderr") == 0)
@@ -93,10 +161,10 @@ int log_open(const char *dest, int facility, int level, const char *access,
         d = LOG_DEST_SYSLOG;
     else {
         d = LOG_DEST_FILE;
-        if ((fd = open_append(dest, err, errlen)) < 0)
+        if ((fd = open_append(dest, &created, err, errlen)) < 0)
             return -1;
     }
-    if (access && *access && (afd = open_append(access, err, errlen)) < 0) {
+    if (access && *access && (afd = open_append(access, &access_created, err, errlen)) < 0) {
         if (d == LOG_DEST_FILE)
             close(fd);
         return -1;
@@ -108,6 +176,8 @@ int log_open(const char *dest, int facility, int level, const char *access,
     L.facility = facility;
     replace_str(&L.path, d == LOG_DEST_FILE ? dest : NULL);
     L.access_fd = afd;
+    L.created = created;
+    L.access_created = access_created;
     L.access_to_main = access == NULL;
     replace_str(&L.access_path, afd >= 0 ? access : NULL);
     if (d == LOG_DEST_SYSLOG)
@@ -115,9 +185,9 @@ int log_open(const char *dest, int facility, int level, const char *access,
     return 0;
 }
 
-static int reopen_one(int *fd, const char *path, char *err, size_t errlen)
+static int reopen_one(int *fd, bool *created, const char *path, char *err, size_t errlen)
 {
-    int nfd = open_append(path, err, errlen);
+    int nfd = open_append(path, created, err, errlen);
     if (nfd < 0)
         return -1;
     /* dup2 keeps the fd number, so every process sharing it is not affected
@@ -130,9 +200,10 @@ static int reopen_one(int *fd, const char *path, char *err, size_t errlen)
 int log_reopen(char *err, size_t errlen)
 {
     int rc = 0;
-    if (L.dest == LOG_DEST_FILE && reopen_one(&L.fd, L.path, err, errlen) < 0)
+    if (L.dest == LOG_DEST_FILE && reopen_one(&L.fd, &L.created, L.path, err, errlen) < 0)
         rc = -1;
-    if (L.access_fd >= 0 && reopen_one(&L.access_fd, L.access_path, err, errlen) < 0)
+    if (L.access_fd >= 0 &&
+        reopen_one(&L.access_fd, &L.access_created, L.access_path, err, errlen) < 0)
         rc = -1;
     return rc;
 }
@@ -150,12 +221,28 @@ void log_close(void)
     L.access_fd = -1;
 }
 
+/* Gives fd (path) to uid if this process just made it; else says when the
+ * file is not uid's, since a worker running as uid cannot reopen it. */
+static void give_file(int fd, bool *created, const char *what, const char *path, uid_t uid,
+                      gid_t gid)
+{
+    struct stat st;
+    if (*created && fchown(fd, uid, gid) < 0)
+        log_warning("cannot give the %s %s to uid %d: %s", what, path, (int)uid,
+                    strerror(errno));
+    else if (!*created && fstat(fd, &st) == 0 && st.st_uid != uid)
+        log_warning("the %s %s already existed and belongs to uid %d, not %d: left as it is; "
+                    "workers may not be able to reopen it", what, path, (int)st.st_uid,
+                    (int)uid);
+    *created = false;
+}
+
 void log_chown(uid_t uid, gid_t gid)
 {
-    if (L.dest == LOG_DEST_FILE && fchown(L.fd, uid, gid) < 0)
-        log_warning("cannot give the log file to uid %d: %s", (int)uid, strerror(errno));
-    if (L.access_fd >= 0 && fchown(L.access_fd, uid, gid) < 0)
-        log_warning("cannot give the access log to uid %d: %s", (int)uid, strerror(errno));
+    if (L.dest == LOG_DEST_FILE)
+        give_file(L.fd, &L.created, "log file", L.path, uid, gid);
+    if (L.access_fd >= 0)
+        give_file(L.access_fd, &L.access_created, "access log", L.access_path, uid, gid);
 }
 
 bool log_to_stderr(void)

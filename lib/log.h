@@ -32,14 +32,22 @@ void log_init_stderr(const char *ident);
  * file path; access is NULL (access lines go to the main log at info),
  * "" (off) or a file path. On failure returns -1 and writes a message
  * into err; the previous destination stays in force.
+ *
+ * A log file is opened relative to its directory, never through a
+ * symbolic link, and only if it is a regular file with a single name: a
+ * root process may be opening it in a directory another user can write.
  */
 int log_open(const char *dest, int facility, int level, const char *access,
              char *err, size_t errlen);
 /* Re-opens the file destinations (after log rotation). */
 int log_reopen(char *err, size_t errlen);
 void log_close(void);
-/* Gives the log files to the user the workers run as, so that they can
- * reopen them after rotation. */
+/* Gives the log files that the last log_open or log_reopen created to the
+ * user the workers run as, so that they can reopen them after rotation.
+ * A file that already existed keeps its owner (a warning says so if it is
+ * not uid's): it is the administrator's or logrotate's, and handing over
+ * a file this process did not make is how a root-owned file would become
+ * the workers'. */
 void log_chown(uid_t uid, gid_t gid);
 
 /* The process tag shown in every line: "master", "worker 3", ... */

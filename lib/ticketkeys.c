@@ -11,6 +11,8 @@
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 
+#include "secretfile.h"
+
 #define TK_MAGIC 0x544b5231u     /* "TKR1" */
 
 struct ticketkeys {
@@ -202,9 +204,10 @@ enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t *scope,
 int ticketkeys_read_file(const char *path, struct ticket_key *k, char *err, size_t errlen)
 {
     uint8_t buf[TICKET_KEY_FILE_LEN + 1];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[512];
+    int fd = secretfile_open(path, why, sizeof why);    /* owner-only, as ssh's keys */
     if (fd < 0) {
-        snprintf(err, errlen, "ticket key file '%s': %s", path, strerror(errno));
+        snprintf(err, errlen, "ticket key file %s", why);
         return -1;
     }
     ssize_t n = read(fd, buf, sizeof buf);

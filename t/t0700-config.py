@@ -78,6 +78,14 @@ def both(*changes):
     return f
 
 
+def after(needle, *new):
+    """Inserts the lines new after the first line containing needle."""
+    def f(lines):
+        i = line_of(lines, needle)
+        return lines[:i] + list(new) + lines[i:]
+    return f
+
+
 def write(name, lines):
     path = os.path.join(tmpdir(), name + ".conf")
     with open(path, "w") as f:
@@ -250,6 +258,12 @@ CASES = [
      "address =", r"cannot resolve 'no-such-host\.invalid'"),
     ("unknown preset", sub('protocols = [ "TLSv1.2", "TLSv1.3" ];', 'preset = "old";'),
      "preset =", r"tls\.preset: unknown preset"),
+    ("chroot without user", after('pidfile = "";', 'chroot = "/tmp";'),
+     "chroot =", r"chroot: needs user, other than root: root can leave a chroot"),
+    ("chroot with user = root", after('pidfile = "";', 'user = "root";', 'chroot = "/tmp";'),
+     "chroot =", r"chroot: needs user, other than root"),
+    ("group without user", after('pidfile = "";', 'group = "nogroup";'),
+     'group = "nogroup"', r"group: needs user: without it the workers keep user ID 0"),
 ]
 
 

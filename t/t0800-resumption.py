@@ -180,6 +180,18 @@ def rotation():
         ok(dr.wait_log(r"master info: ticket key rotated"), "the log says the key rotated")
 
 
+def key_config(key, port=1):
+    """A configuration file whose tickets come from the key file key."""
+    text = config_text([{"name": "fe", "listen": [f"127.0.0.1:{port}"], "upstream": "up"}],
+                       {"up": be.address}).replace(
+        "frontends = (", f'tls = {{ tickets = {{ key_files = [ "{key}" ]; }}; }};\n'
+                         "frontends = (")
+    path = key + ".conf"
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 @case
 def shared_key_file():
     key = os.path.join(d.dir, "cluster.key")
@@ -211,16 +223,42 @@ def shared_key_file():
     bad = os.path.join(d.dir, "bad.key")
     with open(bad, "w") as f:
         f.write("short")
-    text = config_text([{"name": "fe", "listen": ["127.0.0.1:1"], "upstream": "up"}],
-                       {"up": be.address}).replace(
-        "frontends = (", f'tls = {{ tickets = {{ key_files = [ "{bad}" ]; }}; }};\n'
-                         "frontends = (")
-    path = os.path.join(d.dir, "bad.conf")
-    with open(path, "w") as f:
-        f.write(text)
-    r = run([TLSOFFD, "-t", "-c", path])
+    os.chmod(bad, 0o600)
+    r = run([TLSOFFD, "-t", "-c", key_config(bad)])
     ok(r.returncode == 1 and b"must hold exactly 48 bytes" in r.stderr,
        "-t: a damaged key file is an error naming it", r.stderr)
+
+
+@case
+def key_file_modes():
+    """A ticket key file that group or others may read or write, or that
+    someone other than root owns, is refused (as ssh refuses such a
+    private key), by -t and at start, naming the file."""
+    key = os.path.join(d.dir, "modes.key")
+    ok(run([TLSOFFD, "--gen-ticket-key", key]).returncode == 0, "a fresh key file (0600)")
+    r = run([TLSOFFD, "-t", "-c", key_config(key)])
+    ok(r.returncode == 0, "-t: a 0600 key file of root's is accepted", r.stderr)
+    for mode, who in ((0o640, "its group"), (0o620, "its group"), (0o604, "anyone"),
+                      (0o644, "anyone")):
+        os.chmod(key, mode)
+        r = run([TLSOFFD, "-t", "-c", key_config(key)])
+        want = f"ticket key file '{key}' may be read or written by {who} (mode {mode:04o}): " \
+               "chmod go-rw it"
+        ok(r.returncode == 1 and want in r.stderr.decode(),
+           f"-t: mode {mode:04o} is refused: 'ticket key file FILE may be read or written by "
+           f"{who} (mode {mode:04o}): chmod go-rw it'", r.stderr)
+    r = run([TLSOFFD, "-f", "-c", key_config(key, free_port())], timeout=10)
+    ok(r.returncode == 1 and b"may be read or written by anyone" in r.stderr,
+       "the start refuses it too", r.stderr)
+    os.chmod(key, 0o600)
+    if os.geteuid() == 0:
+        os.chown(key, 65534, 65534)
+        r = run([TLSOFFD, "-t", "-c", key_config(key)])
+        ok(r.returncode == 1 and f"ticket key file '{key}' belongs to user ID 65534, not to "
+           "root: chown root it".encode() in r.stderr,
+           "-t: a key file owned by another user is refused", r.stderr)
+    else:
+        skip("a key file owned by another user", "the tests do not run as root")
 
 
 @case

@@ -100,6 +100,36 @@ def file_modes_and_relative_names():
 
 
 @case
+def links_and_fifos_refused():
+    """A log file that is a symbolic link or a FIFO stops the start, with the
+    path; the file the link points to is left as it was."""
+    target = os.path.join(tmpdir(), "not-a-log")
+    with open(target, "w") as f:
+        f.write("keep me\n")
+    os.chmod(target, 0o600)
+    before = os.stat(target)
+    for key, make in (("destination", lambda p: os.symlink(target, p)),
+                      ("access_log", lambda p: os.symlink(target, p)),
+                      ("destination", os.mkfifo)):
+        d = Daemon(upstream=be.address, workers=1, start=False,
+                   name=f"refused-{key}-{len(os.listdir(tmpdir()))}")
+        path = d.log_path if key == "destination" else d.access_path
+        make(path)
+        kind = "a FIFO" if os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode) \
+            else "a symbolic link"
+        r = run([TLSOFFD, "-f", "-c", d.conf_path], timeout=10, cwd=d.dir)
+        err = r.stderr.decode(errors="replace")
+        want = "is a symbolic link: refusing to follow it" if kind == "a symbolic link" \
+            else "is not a regular file: refusing it"
+        ok(r.returncode == 1 and f"log file '{path}' {want}" in err,
+           f"{key} is {kind}: the start fails at once, naming the path", f"{r.returncode} {err!r}")
+    after = os.stat(target)
+    ok((after.st_uid, after.st_mode, after.st_size) ==
+       (before.st_uid, before.st_mode, before.st_size) and open(target).read() == "keep me\n",
+       "the file the links point to keeps its owner, mode and content")
+
+
+@case
 def pidfile():
     d = Daemon(upstream=be.address, workers=1, pidfile="tlsoffd.pid", name="pid1")
     content = open(d.pidfile).read() if os.path.exists(d.pidfile) else None
@@ -130,6 +160,37 @@ def pidfile():
     rc = d.stop()
     ok(rc == 0 and not os.path.exists(d.pidfile), "SIGTERM: exit 0 and the pidfile is removed",
        f"rc={rc} exists={os.path.exists(d.pidfile)}")
+
+
+@case
+def pidfile_link_refused():
+    target = os.path.join(tmpdir(), "not-a-pidfile")
+    with open(target, "w") as f:
+        f.write("keep me\n")
+    d = Daemon(upstream=be.address, workers=1, pidfile="link.pid", name="pid-link", start=False)
+    os.symlink(target, d.pidfile)
+    r = run([TLSOFFD, "-f", "-c", d.conf_path], timeout=10, cwd=d.dir)
+    err = r.stderr.decode(errors="replace")
+    ok(r.returncode == 1 and
+       f"pidfile '{d.pidfile}': a symbolic link: refusing to follow it" in err,
+       "a pidfile that is a symbolic link stops the start, naming it", f"{r.returncode} {err!r}")
+    ok(open(target).read() == "keep me\n", "... and the file it points to is untouched")
+
+
+@case
+def pidfile_directory_made():
+    """The default pidfile is /run/tlsoffd/tlsoffd.pid: a missing directory
+    just above the pidfile is made (mode 0755), one level only."""
+    d = Daemon(upstream=be.address, workers=1, pidfile="rundir/tlsoffd.pid", name="pid-dir")
+    st = os.stat(os.path.dirname(d.pidfile))
+    ok(open(d.pidfile).read() == f"{d.pid}\n" and stat.S_IMODE(st.st_mode) == 0o755,
+       "a missing pidfile directory is made, mode 0755", oct(st.st_mode))
+    d.stop()
+    d = Daemon(upstream=be.address, workers=1, pidfile="a/b/tlsoffd.pid", name="pid-dirs",
+               start=False)
+    r = run([TLSOFFD, "-f", "-c", d.conf_path], timeout=10, cwd=d.dir)
+    ok(r.returncode == 1 and f"pidfile '{d.pidfile}': No such file or directory".encode()
+       in r.stderr, "two missing levels: an error naming the pidfile", r.stderr)
 
 
 @case

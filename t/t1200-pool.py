@@ -134,8 +134,9 @@ def crash_loop():
     os.mknod(os.path.join(root, "dev/urandom"), 0o444 | __import__("stat").S_IFCHR,
              os.makedev(1, 9))
     port = free_port()
-    cfg = pool_config(port, count=1).replace('pidfile = "tlsoffd.pid";',
-                                             f'pidfile = "tlsoffd.pid";\nchroot = "{root}";')
+    cfg = pool_config(port, count=1).replace(
+        'pidfile = "tlsoffd.pid";',
+        f'pidfile = "tlsoffd.pid";\nchroot = "{root}";\nuser = "nobody";')
     with Daemon(cfg, workers=1, name="crash", level="info") as d:
         import shutil
         shutil.rmtree(root)

@@ -15,6 +15,7 @@ from tlsoffd_test import *  # noqa: E402,F401,F403
 
 be = Backend("http", "svc")
 INIT = os.path.join(ROOT, "contrib/init.d/tlsoffd")
+PARKING = b"parking idle connections: yes" in run([TLSOFFD, "-v"]).stdout
 
 
 def conf(port, extra="", pidfile="tlsoffd.pid", daemon=False):
@@ -42,6 +43,8 @@ def unprivileged_workers():
     d.start()
     with d:
         ok(uid_of(d.pid) == 0, "the master stays root (to reopen logs, bind on reload)")
+        ok("workers run as root" not in d.log_text(), "with user set, no warning about root",
+           d.log_text()[-600:])
         # A worker drops its privileges right after fork: give it the time.
         poll_until(lambda: all(uid_of(w) == 65534 for w in d.worker_pids()), 5 * SLOW)
         ws = d.worker_pids()
@@ -62,22 +65,149 @@ def unprivileged_workers():
        "an unknown user is a configuration error", r.stderr)
 
 
+def as_nobody(script):
+    """Runs a shell script as nobody (uid and gid 65534, no other groups)."""
+    return run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+                script])
+
+
+def children_all(d):
+    """The workers, the prober and the park process (if any) of d."""
+    return (d.worker_pids() + children_of(d.pid, prober=True) +
+            children_of(d.pid, role="park"))
+
+
+@case
+def root_workers_warned():
+    if os.geteuid() != 0:
+        skip("the warning about workers running as root", "the tests do not run as root")
+        return
+    with Daemon(conf(free_port()), workers=2, name="rootwarn") as d:
+        ok(d.wait_log(r"^\S+ tlsoffd\[\d+\] warning: workers run as root: set user in " +
+                      re.escape(d.conf_path)),
+           "no user, started as root: a warning at start says the workers run as root",
+           d.log_text()[-600:])
+
+
+@case
+def log_symlink_attack():
+    """The log directory belongs to the workers' user, who puts a symbolic
+    link to a root-only file where the access log was: the master's reopen
+    (USR1) refuses it, and the file keeps its owner, mode and content."""
+    if os.geteuid() != 0:
+        skip("log symlink attack", "the tests do not run as root")
+        return
+    port = free_port()
+    d = Daemon(conf(port, 'user = "nobody";'), workers=2, name="symlink", start=False)
+    os.chmod(tmpdir(), 0o755)
+    os.chown(d.dir, 65534, 65534)       # the log directory is nobody's
+    target = os.path.join(tmpdir(), "root-only")
+    with open(target, "w") as f:
+        f.write("root's secret\n")
+    os.chmod(target, 0o600)
+    d.start()
+    with d:
+        r = as_nobody(f'mv "{d.access_path}" "{d.access_path}.1" && '
+                      f'ln -s "{target}" "{d.access_path}"')
+        ok(r.returncode == 0, "nobody replaces the access log by a link to a root-only file",
+           r.stderr)
+        d.send_signal(signal.SIGUSR1)
+        ok(d.wait_log(r"master error: SIGUSR1: log file '" + re.escape(d.access_path) +
+                      r"' is a symbolic link: refusing to follow it"),
+           "USR1: the master refuses the link, naming the path")
+        r = curl(port, "/")
+        ok(r.returncode == 0 and r.stdout == b"hello from svc\n", "and serves on", r.stderr)
+        st = os.stat(target)
+        ok((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o600),
+           "the linked file still belongs to root, mode 0600",
+           (st.st_uid, st.st_gid, oct(st.st_mode)))
+        ok(open(target).read() == "root's secret\n", "... and its content is untouched",
+           open(target).read()[:200])
+        r = as_nobody(f'echo pwned >> "{target}"')
+        ok(r.returncode != 0, "nobody still cannot write it", r.returncode)
+        os.unlink(d.access_path)        # the access lines are in the old file
+        os.rename(d.access_path + ".1", d.access_path)
+
+
+@case
+def pidfile_is_the_masters():
+    """No child holds the pidfile's fd (they inherited it, locked and
+    writable, before); the file is root's, mode 0644."""
+    if os.geteuid() != 0:
+        skip("pidfile and unprivileged children", "the tests do not run as root")
+        return
+    d = Daemon(conf(free_port(), 'user = "nobody";'), workers=2, name="pidfd", start=False,
+               pidfile="tlsoffd.pid")
+    os.chmod(tmpdir(), 0o755)
+    os.chmod(d.dir, 0o755)
+    old_umask = os.umask(0o077)         # the pidfile's mode does not depend on it
+    try:
+        d.start()
+    finally:
+        os.umask(old_umask)
+    with d:
+        pid = os.stat(d.pidfile)
+
+        def holds_pidfile(p):
+            fds = []
+            for fd in os.listdir(f"/proc/{p}/fd"):
+                try:
+                    st = os.stat(f"/proc/{p}/fd/{fd}")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == (pid.st_dev, pid.st_ino):
+                    fds.append(fd)
+            return fds
+
+        poll_until(lambda: children_of(d.pid, prober=True), 5 * SLOW)
+        kids = children_all(d)
+        ok(holds_pidfile(d.pid), "the master holds the pidfile open (and locked)")
+        ok(len(kids) >= 3 and all(uid_of(k) == 65534 for k in kids),
+           "the workers and the prober run as nobody", [(k, uid_of(k)) for k in kids])
+        held = {k: holds_pidfile(k) for k in kids}
+        ok(not any(held.values()), "no worker, prober or park process has an fd to the pidfile",
+           held)
+        ok((pid.st_uid, stat.S_IMODE(pid.st_mode)) == (0, 0o644),
+           "the pidfile belongs to root, mode 0644 (under umask 077 too)",
+           (pid.st_uid, oct(pid.st_mode)))
+        r = as_nobody(f'echo 1 > "{d.pidfile}"')
+        ok(r.returncode != 0 and open(d.pidfile).read() == f"{d.pid}\n",
+           "the workers' user cannot write a pid into it", open(d.pidfile).read())
+
+
 @case
 def unprivileged_workers_die_with_master():
-    """setuid clears PR_SET_PDEATHSIG: it is armed again after the drop."""
+    """setuid clears PR_SET_PDEATHSIG: every child arms it again after the
+    drop (and exits if the master went meanwhile)."""
     if os.geteuid() != 0:
         skip("user = nobody, master killed", "the tests do not run as root")
         return
-    d = Daemon(conf(free_port(), 'user = "nobody";'), workers=2, name="orphans", start=False)
+    port = free_port()
+    text = conf(port, 'user = "nobody";', pidfile=os.path.join(tmpdir(), "orphans.pid"))
+    d = Daemon(text, workers=2, name="orphans", start=False)
     os.chmod(d.dir, 0o755)
     d.start()
-    ws = d.worker_pids()
-    ok(ws and all(uid_of(w) == 65534 for w in ws), "the workers run as nobody", ws)
+    poll_until(lambda: len(children_all(d)) >= 3 + PARKING and
+               all(uid_of(k) == 65534 for k in children_all(d)), 5 * SLOW)
+    kids = children_all(d)
+    ok(len(kids) >= 3 + PARKING and all(uid_of(k) == 65534 for k in kids),
+       "the workers" + (", the prober and the park process" if PARKING else " and the prober")
+       + " run as nobody", [(k, uid_of(k)) for k in kids])
     os.kill(d.pid, signal.SIGKILL)
-    ok(poll_until(lambda: not any(pid_alive(w) for w in ws), 5 * SLOW),
-       "kill -9 of the master: its unprivileged workers exit too (parent-death signal)",
-       [w for w in ws if pid_alive(w)])
+    ok(poll_until(lambda: not any(pid_alive(k) for k in kids), 2),
+       "kill -9 of the master: within 2 s no worker, prober or park process is left",
+       [(k, proc_state(k)) for k in kids if pid_alive(k)])
     d.stop(check=False)
+    try:
+        d2 = Daemon(text, workers=2, name="orphans-again")
+    except Exception as e:
+        d2 = None
+        ok(False, "a new start with the same pidfile and port succeeds", e)
+    if d2:
+        ok("already running" not in d2.stderr_text() + d2.log_text(),
+           "a new start with the same pidfile and port succeeds (no 'already running')",
+           d2.stderr_text())
+        d2.stop()
 
 
 @case
@@ -88,16 +218,16 @@ def chrooted_workers():
     root = os.path.join(tmpdir(), "jail-root")
     port = free_port()
     os.makedirs(root)
-    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(port, f'chroot = "{root}";').encode())
+    jail = f'chroot = "{root}"; user = "nobody";'
+    r = run([TLSOFFD, "-t", "-c", "/dev/stdin"], input=conf(port, jail).encode())
     ok(r.returncode == 0, "-t does not check the chroot (it does not start anything)", r.stderr)
-    d = Daemon(conf(port, f'chroot = "{root}";'), workers=2, name="nojail", start=False)
+    d = Daemon(conf(port, jail), workers=2, name="nojail", start=False)
     rc = run([TLSOFFD, "-f", "-c", d.conf_path], cwd=d.dir, timeout=10)
     ok(rc.returncode == 1 and b"has no readable dev/urandom" in rc.stderr,
        "a chroot without dev/urandom is refused at start, with the reason", rc.stderr)
     os.makedirs(os.path.join(root, "dev"))
     os.mknod(os.path.join(root, "dev/urandom"), 0o444 | stat.S_IFCHR, os.makedev(1, 9))
-    with Daemon(conf(port, f'chroot = "{root}"; user = "nobody";'), workers=2,
-                name="jail") as dj:
+    with Daemon(conf(port, jail), workers=2, name="jail") as dj:
         poll_until(lambda: all(os.readlink(f"/proc/{w}/root") == root
                                for w in dj.worker_pids()), 5 * SLOW)
         ws = dj.worker_pids()

@@ -361,6 +361,13 @@ START_TEST(types_and_ranges)
                  "unknown syslog facility");
     expect_error("log = { destination = \"\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "must not be empty");
     expect_error("workers = 4;\n" MINIMAL_FE MINIMAL_UP, 1, "expected a group");
+    /* Confinement that would leave the workers root. */
+    expect_error("daemon = false;\nchroot = \"/tmp\";\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "chroot: needs user, other than root");
+    expect_error("user = \"root\";\nchroot = \"/tmp\";\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "chroot: needs user, other than root");
+    expect_error("group = \"nogroup\";\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "group: needs user: without it the workers keep user ID 0");
 }
 END_TEST
 

@@ -1,6 +1,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <syslog.h>
 
 #include "log.h"
@@ -107,6 +108,122 @@ START_TEST(open_errors)
 }
 END_TEST
 
+/* A fresh directory with a log file name in it: path = dir/name. */
+static void temp_dir(char *dir, size_t dlen, char *path, size_t plen, const char *name)
+{
+    snprintf(dir, dlen, "/tmp/tlsoffd-unit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, plen, "%s/%s", dir, name);
+}
+
+START_TEST(refuses_a_symbolic_link)
+{
+    char dir[64], path[128], *target = unit_tempfile("secret\n");
+    struct stat before, after;
+    temp_dir(dir, sizeof dir, path, sizeof path, "x.log");
+    ck_assert_int_eq(chmod(target, 0600), 0);
+    ck_assert_int_eq(stat(target, &before), 0);
+    ck_assert_int_eq(symlink(target, path), 0);
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "is a symbolic link: refusing to follow it"));
+    ck_assert_ptr_nonnull(strstr(err, path));
+    /* As the access log too, and through a reopen after a rotation. */
+    ck_assert_int_eq(log_open("stderr", LOG_DAEMON, LOG_LVL_INFO, path, err, sizeof err), -1);
+    char rotated[160];
+    snprintf(rotated, sizeof rotated, "%s.1", path);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(rename(path, rotated), 0);
+    ck_assert_int_eq(symlink(target, path), 0);
+    ck_assert_int_eq(log_reopen(err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "is a symbolic link"));
+    log_notice("still to the old file");
+    log_chown(65534, 65534);
+    ck_assert_int_eq(stat(target, &after), 0);
+    ck_assert_int_eq(after.st_uid, before.st_uid);
+    ck_assert_int_eq(after.st_mode, before.st_mode);
+    ck_assert_int_eq(after.st_size, before.st_size);
+    ck_assert_str_eq(slurp(target), "secret\n");
+    ck_assert_ptr_nonnull(strstr(slurp(rotated), "still to the old file"));
+    log_close();
+    unlink(rotated);
+    unlink(path);
+    unlink(target);
+    rmdir(dir);
+    free(target);
+}
+END_TEST
+
+START_TEST(refuses_what_is_not_a_plain_file)
+{
+    char dir[64], path[128], other[160];
+    temp_dir(dir, sizeof dir, path, sizeof path, "fifo.log");
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    /* Without a reader: an error at once, not a start that hangs. */
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "is not a regular file: refusing it"));
+    int rd = open(path, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rd, 0);
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "is not a regular file: refusing it"));
+    close(rd);
+    unlink(path);
+    ck_assert_int_eq(log_open(dir, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), -1);
+    /* A second name of another file. */
+    snprintf(other, sizeof other, "%s/other", dir);
+    close(open(other, O_WRONLY | O_CREAT, 0600));
+    ck_assert_int_eq(link(other, path), 0);
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, NULL, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "has 2 hard links: refusing it"));
+    ck_assert_str_eq(slurp(other), "");
+    unlink(path);
+    unlink(other);
+    rmdir(dir);
+}
+END_TEST
+
+static uid_t owner(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_uid;
+}
+
+/* Only a file this process just created is given away. */
+START_TEST(chown_only_what_it_created)
+{
+    if (geteuid() != 0)
+        return;     /* fchown to another user needs root */
+    char dir[64], path[128], acc[128], rotated[160];
+    temp_dir(dir, sizeof dir, path, sizeof path, "main.log");
+    snprintf(acc, sizeof acc, "%s/access.log", dir);
+    close(open(acc, O_WRONLY | O_CREAT, 0600));         /* exists, root's */
+    ck_assert_int_eq(log_open(path, LOG_DAEMON, LOG_LVL_INFO, acc, err, sizeof err), 0);
+    log_chown(65534, 65534);
+    ck_assert_int_eq(owner(path), 65534);
+    ck_assert_int_eq(owner(acc), 0);
+    /* Rotation: the new main log is made, so given; the access log stays. */
+    snprintf(rotated, sizeof rotated, "%s.1", path);
+    ck_assert_int_eq(rename(path, rotated), 0);
+    ck_assert_int_eq(chown(rotated, 0, 0), 0);
+    ck_assert_int_eq(log_reopen(err, sizeof err), 0);
+    log_chown(65534, 65534);
+    ck_assert_int_eq(owner(path), 65534);
+    ck_assert_int_eq(owner(rotated), 0);
+    ck_assert_int_eq(owner(acc), 0);
+    /* A reopen that made nothing gives nothing. */
+    ck_assert_int_eq(chown(path, 0, 0), 0);
+    ck_assert_int_eq(log_reopen(err, sizeof err), 0);
+    log_chown(65534, 65534);
+    ck_assert_int_eq(owner(path), 0);
+    log_close();
+    unlink(path);
+    unlink(rotated);
+    unlink(acc);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("log");
@@ -116,6 +233,9 @@ static Suite *suite(void)
     tcase_add_test(tc, access_destinations);
     tcase_add_test(tc, reopen_after_rotation);
     tcase_add_test(tc, open_errors);
+    tcase_add_test(tc, refuses_a_symbolic_link);
+    tcase_add_test(tc, refuses_what_is_not_a_plain_file);
+    tcase_add_test(tc, chown_only_what_it_created);
     suite_add_tcase(s, tc);
     return s;
 }

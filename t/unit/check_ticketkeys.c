@@ -157,6 +157,11 @@ START_TEST(key_files)
     struct sealed s;
     seal(a, &s);
     ck_assert_int_eq(open_sealed(b, s, 1LL << 50), TICKET_DEC_CURRENT);   /* no expiry */
+    /* A key others may read is refused, naming the file (lib/secretfile.c). */
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    ck_assert_int_eq(ticketkeys_read_file(path, &k, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "ticket key file '") && strstr(err, path) &&
+                  strstr(err, "may be read or written by its group (mode 0640)"), "%s", err);
     unlink(path);
 
     char *bad = unit_tempfile("short");
