@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,12 +93,13 @@ static void print_servers(const struct config *cfg, int pid)
     for (size_t i = 0; ups && i < cfg->nupstreams; i++)
         for (size_t j = 0; j < cfg->upstreams[i].nservers; j++) {
             const struct server_state *ss = upstream_state(ups, i, j);
+            char error[sizeof ss->error + 1];
             printf("server upstream=%s address=%s state=%s active=%llu total=%llu "
                    "failures=%llu fails=%u passes=%u last_error=\"%s\"\n",
                    cfg->upstreams[i].name, cfg->upstreams[i].servers[j].address,
                    ss->up ? "up" : "down", (unsigned long long)ss->active,
                    (unsigned long long)ss->total, (unsigned long long)ss->failures, ss->fails,
-                   ss->passes, ss->error);
+                   ss->passes, stats_text(ss->error, sizeof ss->error, error, sizeof error));
         }
     if (!ups && cfg->nupstreams)
         printf("servers: the running instance has another configuration\n");
@@ -144,8 +146,10 @@ static int print_stats(const struct config *cfg, int pid)
         stats_print(st, stdout);
     print_top_clients(&shm);
     print_servers(cfg, pid);
+    bool good = st;
+    stats_free(st);
     shm_detach(&shm);
-    return st ? EXIT_OK : EXIT_FAIL;
+    return good ? EXIT_OK : EXIT_FAIL;
 }
 
 int ctl_send(const struct config *cfg, const char *what)
