@@ -74,6 +74,7 @@ static void print_resumption(struct shm *shm)
                (unsigned long long)sesscache_repairs(cache));
     else
         printf("session_cache off\n");
+    sesscache_free(cache);
     if (keys && ticketkeys_generation(keys) > 0)
         printf("ticket_keys generation=%llu decrypting=%zu\n",
                (unsigned long long)ticketkeys_generation(keys),
