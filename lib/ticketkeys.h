@@ -7,6 +7,13 @@
  * reading can never block the master), key rotation, key files for
  * clusters, and ChaCha20-Poly1305 encryption of tickets (wolfCrypt), with
  * the key name, IV and length authenticated as associated data.
+ *
+ * Only the master writes the ring; the workers read it without trusting
+ * it: the number of keys is clamped to TICKETKEYS_MAX, and a reader
+ * retries a torn read at most TICKETKEYS_READ_TRIES times; then (said
+ * once) it encrypts under the last current key this process read
+ * consistently (or the master wrote before forking it) and accepts only
+ * tickets under that key; with none, the ticket fails.
  */
 #ifndef TLSOFFD_TICKETKEYS_H
 #define TLSOFFD_TICKETKEYS_H
@@ -16,6 +23,7 @@
 #include <stdint.h>
 
 #define TICKETKEYS_MAX       32
+#define TICKETKEYS_READ_TRIES 1000  /* reads of a ring being written, then give up */
 #define TICKET_NAME_LEN      16
 #define TICKET_SECRET_LEN    32
 #define TICKET_KEY_FILE_LEN  (TICKET_NAME_LEN + TICKET_SECRET_LEN)   /* 48 bytes */
