@@ -62,13 +62,16 @@ static int signal_of(const char *what)
     return 0;
 }
 
-static void print_resumption(struct shm *shm)
+static void print_resumption(struct shm *shm, int pid)
 {
-    size_t csize, ksize;
+    char err[512];
+    size_t csize;
     void *creg = shm_region(shm, SHM_SESSCACHE, &csize);
-    void *kreg = shm_region(shm, SHM_TICKETKEYS, &ksize);
     struct sesscache *cache = csize ? sesscache_open(creg, csize) : NULL;
-    struct ticketkeys *keys = ticketkeys_open(kreg, ksize);
+    struct shm kshm = { .fd = -1 };
+    struct ticketkeys *keys = NULL;
+    if (shm_blob_attach_pid(&kshm, pid, TICKETKEYS_SHM_NAME, err, sizeof err) == 0)
+        keys = ticketkeys_open(kshm.base, kshm.size);
     if (cache)
         printf("session_cache capacity=%zu repairs=%llu\n", sesscache_capacity(cache),
                (unsigned long long)sesscache_repairs(cache));
@@ -81,6 +84,8 @@ static void print_resumption(struct shm *shm)
                ticketkeys_count(keys, clock_real_ms()));
     else
         printf("ticket_keys off\n");
+    if (kshm.base)
+        shm_detach(&kshm);
 }
 
 /* The servers' states, if the running master has this configuration. */
@@ -142,7 +147,7 @@ static int print_stats(const struct config *cfg, int pid)
     void *region = shm_region(&shm, SHM_STATS, &ssize);
     struct stats *st = stats_open(region, ssize);
     printf("master=%d\n", pid);
-    print_resumption(&shm);
+    print_resumption(&shm, pid);
     if (st)
         stats_print(st, stdout);
     print_top_clients(&shm);

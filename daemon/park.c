@@ -211,6 +211,7 @@ static void park_run(struct runtime *rt, pid_t master)
 {
     static const struct child_signals sigs = { .quit = on_drain, .term = on_stop };
     child_begin(master, "park", "tlsoffd-park", &sigs);
+    runtime_child_shared(rt);
     child_confine(rt->cfg);
     alloc_set_oom_handler(child_out_of_memory);
     struct park p = { .sock = rt->park_fd[1], .table = rt->park_table,

@@ -755,6 +755,7 @@ static void worker_begin(struct runtime *rt, int id, pid_t master)
     child_begin(master, role, NULL, &sigs);
     sigprocmask(SIG_SETMASK, NULL, &relay_mask);
     sigdelset(&relay_mask, SIGUSR2);
+    runtime_child_shared(rt);
     child_confine(rt->cfg);
     alloc_set_oom_handler(out_of_memory);
     fail_test = getenv(ALLOC_FAIL_ENV);

@@ -20,11 +20,10 @@
 #include <stdint.h>
 
 #define SHM_MAGIC           0x544c534f46464431ull   /* "TLSOFFD1" */
-#define SHM_LAYOUT_VERSION  6
+#define SHM_LAYOUT_VERSION  7       /* 7: the ticket keys left for a memfd of their own */
 
 enum shm_region {
     SHM_SESSCACHE,
-    SHM_TICKETKEYS,
     SHM_STATS,
     SHM_CLIENTS,
     SHM_PARKED,

@@ -17,7 +17,7 @@ START_TEST(create_and_regions)
     size_t sz;
     char *a = shm_region(&s, SHM_SESSCACHE, &sz);
     ck_assert_uint_eq(sz, 100000);
-    char *b = shm_region(&s, SHM_TICKETKEYS, &sz);
+    char *b = shm_region(&s, SHM_STATS, &sz);
     ck_assert_uint_eq(sz, 3000);
     ck_assert(b >= a + 100000);                 /* regions do not overlap */
     ck_assert(((uintptr_t)a & 4095) == 0);      /* page aligned */
@@ -115,7 +115,7 @@ END_TEST
 START_TEST(geometry_is_private)
 {
     struct shm s, t;
-    size_t sizes[SHM_NREGIONS] = { 4096, 8192, 4096 };
+    size_t sizes[SHM_NREGIONS] = { 8192, 4096, 4096 };
     ck_assert(shm_create(&s, sizes, err, sizeof err) == 0);
     ck_assert_msg(shm_attach(&t, dup(s.fd), err, sizeof err) == 0, "%s", err);
     char *a = shm_region(&s, SHM_STATS, NULL), *b = shm_region(&t, SHM_STATS, NULL);

@@ -1,8 +1,12 @@
 #include "unit.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
+#include "shm.h"
 #include "ticketkeys.h"
 
 static char err[512];
@@ -262,6 +266,49 @@ START_TEST(odd_sequence)
 }
 END_TEST
 
+/* A child's view: the ring mapped read-only from a read-only descriptor.
+ * Reading, sealing and opening tickets write nothing into it, and it
+ * cannot be made writable again. */
+START_TEST(read_only_ring)
+{
+    struct shm m;
+    ck_assert_msg(shm_blob_create(&m, TICKETKEYS_SHM_NAME, ticketkeys_region_size(), err,
+                                  sizeof err) == 0, "%s", err);
+    struct ticketkeys *r = ticketkeys_init(m.base);
+    struct ticket_key k;
+    ck_assert_int_eq(ticketkeys_generate(&k), 0);
+    ticketkeys_rotate(r, &k, 1000, 5000);
+    struct sealed s;
+    seal(r, &s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (shm_make_readonly(&m, err, sizeof err) < 0)
+            _exit(10);
+        struct sealed t;
+        seal(r, &t);
+        if (open_sealed(r, s, 1000) != TICKET_DEC_CURRENT ||
+            open_sealed(r, t, 1000) != TICKET_DEC_CURRENT ||
+            ticketkeys_count(r, 1000) != 1)
+            _exit(11);
+        if (mprotect(m.base, m.size, PROT_READ | PROT_WRITE) == 0 || errno != EACCES)
+            _exit(12);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+    /* And a child that writes it dies. */
+    if ((pid = fork()) == 0) {
+        shm_make_readonly(&m, err, sizeof err);
+        ticketkeys_rotate(r, &k, 2000, 5000);
+        _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    shm_detach(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ticketkeys");
@@ -275,6 +322,7 @@ static Suite *suite(void)
     tcase_add_test(tc, empty_ring);
     tcase_add_test(tc, garbage_nkeys);
     tcase_add_test(tc, odd_sequence);
+    tcase_add_test(tc, read_only_ring);
     suite_add_tcase(s, tc);
     return s;
 }
