@@ -12,7 +12,8 @@
 /* The region, as every process sees it. */
 struct region {
     uint32_t magic;
-    uint32_t nworkers;      /* as made: read once, by stats_open */
+    uint32_t nworkers;      /* as made (for a reader's eyes only: stats_open counts
+                             * the slots that fit in the region's size) */
     uint32_t pool_max;      /* the master's, for the report */
     uint32_t parked;        /* the park process's: connections it holds */
     uint32_t park_draining; /* ... and whether it hands everything back */
@@ -103,12 +104,11 @@ struct stats *stats_init(void *region, unsigned nworkers)
 struct stats *stats_open(void *region, size_t size)
 {
     struct region *r = region;
-    if (size < sizeof *r || __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != ST_MAGIC)
+    if (size < sizeof *r + sizeof r->w[0] ||
+        __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE) != ST_MAGIC)
         return NULL;
-    uint32_t n = __atomic_load_n(&r->nworkers, __ATOMIC_RELAXED);     /* once */
-    if (n == 0 || n > (size - sizeof *r) / sizeof r->w[0])
-        return NULL;
-    return handle(region, n);
+    size_t n = (size - sizeof *r) / sizeof r->w[0];
+    return handle(region, n < UINT32_MAX ? (unsigned)n : UINT32_MAX);
 }
 
 void stats_free(struct stats *s)

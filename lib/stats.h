@@ -6,9 +6,9 @@
  * with its slot's numbers. Totals are summed when read.
  *
  * Any process may have written anything in the region: the number of
- * slots is the handle's own (set by stats_init, or read once and checked
- * by stats_open), a state out of range reads as WS_NONE, and text is
- * printed only through stats_text.
+ * slots is the handle's own (set by stats_init, or by stats_open from
+ * the region's size, as the segment's header gives it), a state out of
+ * range reads as WS_NONE, and text is printed only through stats_text.
  */
 #ifndef TLSOFFD_STATS_H
 #define TLSOFFD_STATS_H
@@ -74,8 +74,8 @@ struct stats;
 size_t stats_region_size(unsigned nworkers);
 /* A handle on the region (this process's memory; a fork inherits it). */
 struct stats *stats_init(void *region, unsigned nworkers);
-/* A handle on a region made before; NULL if it holds no slot or more
- * than fit in size. */
+/* A handle on a region made before, with the slots that fit in size;
+ * NULL if not one does. */
 struct stats *stats_open(void *region, size_t size);
 /* The handle only; the region stays. */
 void stats_free(struct stats *s);
