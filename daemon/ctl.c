@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,24 +62,30 @@ static int signal_of(const char *what)
     return 0;
 }
 
-static void print_resumption(struct shm *shm)
+static void print_resumption(struct shm *shm, int pid)
 {
-    size_t csize, ksize;
+    char err[512];
+    size_t csize;
     void *creg = shm_region(shm, SHM_SESSCACHE, &csize);
-    void *kreg = shm_region(shm, SHM_TICKETKEYS, &ksize);
     struct sesscache *cache = csize ? sesscache_open(creg, csize) : NULL;
-    struct ticketkeys *keys = ticketkeys_open(kreg, ksize);
+    struct shm kshm = { .fd = -1 };
+    struct ticketkeys *keys = NULL;
+    if (shm_blob_attach_pid(&kshm, pid, TICKETKEYS_SHM_NAME, err, sizeof err) == 0)
+        keys = ticketkeys_open(kshm.base, kshm.size);
     if (cache)
         printf("session_cache capacity=%zu repairs=%llu\n", sesscache_capacity(cache),
                (unsigned long long)sesscache_repairs(cache));
     else
         printf("session_cache off\n");
+    sesscache_free(cache);
     if (keys && ticketkeys_generation(keys) > 0)
         printf("ticket_keys generation=%llu decrypting=%zu\n",
                (unsigned long long)ticketkeys_generation(keys),
                ticketkeys_count(keys, clock_real_ms()));
     else
         printf("ticket_keys off\n");
+    if (kshm.base)
+        shm_detach(&kshm);
 }
 
 /* The servers' states, if the running master has this configuration. */
@@ -92,12 +99,13 @@ static void print_servers(const struct config *cfg, int pid)
     for (size_t i = 0; ups && i < cfg->nupstreams; i++)
         for (size_t j = 0; j < cfg->upstreams[i].nservers; j++) {
             const struct server_state *ss = upstream_state(ups, i, j);
+            char error[sizeof ss->error + 1];
             printf("server upstream=%s address=%s state=%s active=%llu total=%llu "
                    "failures=%llu fails=%u passes=%u last_error=\"%s\"\n",
                    cfg->upstreams[i].name, cfg->upstreams[i].servers[j].address,
                    ss->up ? "up" : "down", (unsigned long long)ss->active,
                    (unsigned long long)ss->total, (unsigned long long)ss->failures, ss->fails,
-                   ss->passes, ss->error);
+                   ss->passes, stats_text(ss->error, sizeof ss->error, error, sizeof error));
         }
     if (!ups && cfg->nupstreams)
         printf("servers: the running instance has another configuration\n");
@@ -139,13 +147,15 @@ static int print_stats(const struct config *cfg, int pid)
     void *region = shm_region(&shm, SHM_STATS, &ssize);
     struct stats *st = stats_open(region, ssize);
     printf("master=%d\n", pid);
-    print_resumption(&shm);
+    print_resumption(&shm, pid);
     if (st)
         stats_print(st, stdout);
     print_top_clients(&shm);
     print_servers(cfg, pid);
+    bool good = st;
+    stats_free(st);
     shm_detach(&shm);
-    return st ? EXIT_OK : EXIT_FAIL;
+    return good ? EXIT_OK : EXIT_FAIL;
 }
 
 int ctl_send(const struct config *cfg, const char *what)

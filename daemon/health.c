@@ -203,6 +203,7 @@ pid_t health_start(struct runtime *rt)
     for (size_t i = 0; i < rt->nlisteners; i++)
         close(rt->listeners[i].fd);
     child_begin(master, "health", "tlsoffd-health", &sigs);
+    runtime_child_shared(rt);
     alloc_set_oom_handler(child_out_of_memory);
     run(rt);
     _exit(0);

@@ -821,6 +821,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     m.pool.slots = xcalloc((size_t)m.pool.nslots, sizeof *m.pool.slots);
     for (int i = 0; i < m.pool.nslots; i++)
         m.pool.slots[i].respawn_at = INT64_MAX;
+    pool_note_foreign(&m.pool);
     schedule_rotation(&m);
     m.keys.n = keys_processes(rt->cfg);
     if (start_keys(&m, clock_now_ms()) < 0) {

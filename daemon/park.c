@@ -114,6 +114,19 @@ static bool watch(struct park *p, uint32_t i)
     return true;
 }
 
+/* A worker wrote the message: its strings end in the fields they are in
+ * (they are logged here, and used by the worker that takes it back). */
+static void terminate_strings(struct park_msg *m)
+{
+    char *fields[] = { m->frontend, m->upstream, m->log.client, m->log.backend, m->log.sni,
+                       m->log.alpn, m->log.client_cert };
+    size_t sizes[] = { sizeof m->frontend, sizeof m->upstream, sizeof m->log.client,
+                       sizeof m->log.backend, sizeof m->log.sni, sizeof m->log.alpn,
+                       sizeof m->log.client_cert };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        fields[i][sizes[i] - 1] = '\0';
+}
+
 /* One connection from a worker: held, or (no room, damaged) closed. */
 static void take(struct park *p, struct park_msg *m, ssize_t n, const int *fds, int nfds)
 {
@@ -132,6 +145,7 @@ static void take(struct park *p, struct park_msg *m, ssize_t n, const int *fds, 
     struct held *h = &p->slots[i];
     h->m = xmalloc(sizeof *m);
     memcpy(h->m, m, (size_t)n);
+    terminate_strings(h->m);
     explicit_bzero(m, sizeof *m);
     h->m->slot = i;
     h->fd[0] = fds[0];
@@ -211,6 +225,7 @@ static void park_run(struct runtime *rt, pid_t master)
 {
     static const struct child_signals sigs = { .quit = on_drain, .term = on_stop };
     child_begin(master, "park", "tlsoffd-park", &sigs);
+    runtime_child_shared(rt);
     child_confine(rt->cfg);
     alloc_set_oom_handler(child_out_of_memory);
     struct park p = { .sock = rt->park_fd[1], .table = rt->park_table,

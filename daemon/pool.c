@@ -24,14 +24,33 @@ struct shed_candidate {
     int slot;
 };
 
-/* A slot no live worker uses: not ours, and (after an upgrade) not one of
- * the old master's, which still write to the same scoreboard. */
-bool pool_slot_free(const struct pool *p, int i)
+/* The live process the scoreboard names in slot i, or 0. */
+static pid_t scoreboard_pid(const struct pool *p, int i)
 {
-    if (p->slots[i].pid != 0 || p->slots[i].old)
-        return false;
     struct stats_worker *w = stats_worker(p->rt->stats, (unsigned)i);
-    return !w || w->pid == 0 || kill(w->pid, 0) < 0;
+    int32_t pid = w ? __atomic_load_n(&w->pid, __ATOMIC_RELAXED) : 0;
+    return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
+}
+
+void pool_note_foreign(struct pool *p)
+{
+    for (int i = 0; i < p->nslots; i++)
+        p->slots[i].foreign = scoreboard_pid(p, i) != 0;
+}
+
+/* A slot no live worker uses: not ours, and (after an upgrade) not one of
+ * the old master's, which still write to the same scoreboard. What the
+ * scoreboard says is believed only for the slots it named at start: a
+ * worker cannot take a slot from the pool by writing a pid into it. */
+bool pool_slot_free(struct pool *p, int i)
+{
+    struct slot *s = &p->slots[i];
+    if (s->pid != 0 || s->old)
+        return false;
+    if (s->foreign && scoreboard_pid(p, i))
+        return false;
+    s->foreign = false;         /* gone: ours from now on */
+    return true;
 }
 
 /* Clients waiting in the listeners' accept queues. */
@@ -152,6 +171,8 @@ static int shed_candidates(struct pool *p, int64_t after_ms, int64_t now)
             now - sl->shed_at < SHED_AGAIN_MS)
             continue;
         int64_t at = __atomic_load_n(&w->delivered_at, __ATOMIC_RELAXED);
+        if (at < 0 || at > now)
+            at = now;           /* no time a worker could have written: not idle */
         if (now - at >= after_ms)
             p->shed[n++] = (struct shed_candidate){ .delivered_at = at, .slot = i };
     }

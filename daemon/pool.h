@@ -27,6 +27,8 @@ struct slot {
     int backoff;            /* ms */
     bool old;               /* of a configuration replaced by a reload: draining */
     int64_t shed_at;        /* when it was last asked to shed its connection */
+    bool foreign;           /* at start the scoreboard named a live process here (an
+                             * old master's worker): not ours until it is gone */
 };
 
 struct shed_candidate;
@@ -44,9 +46,13 @@ struct pool {
     void *ctx;
 };
 
-/* A slot no live worker uses: not ours, and (after an upgrade) not one of
- * the old master's, which still write to the same scoreboard. */
-bool pool_slot_free(const struct pool *p, int i);
+/* Once, before the first worker starts: the slots the scoreboard says a
+ * live process uses (after an upgrade, the old master's workers). */
+void pool_note_foreign(struct pool *p);
+
+/* A slot no live worker uses: not ours, and not one of those noted at
+ * start while the process there lives. */
+bool pool_slot_free(struct pool *p, int i);
 
 /*
  * Every POOL_TICK_MS, from one census of the scoreboard: a dynamic pool

@@ -118,8 +118,9 @@ static int attach_inherited(struct runtime *rt, int fd, char *err, size_t errlen
         return -1;
     region = shm_region(&rt->shm, SHM_SESSCACHE, &size);
     rt->cache = size ? sesscache_open(region, size) : NULL;
-    region = shm_region(&rt->shm, SHM_TICKETKEYS, &size);
-    rt->ring = ticketkeys_open(region, size);
+    if (shm_blob_take(&rt->kshm, TICKETKEYS_SHM_NAME, err, errlen) < 0)
+        return -1;
+    rt->ring = ticketkeys_open(rt->kshm.base, rt->kshm.size);
     region = shm_region(&rt->shm, SHM_STATS, &size);
     rt->stats = stats_open(region, size);
     region = shm_region(&rt->shm, SHM_CLIENTS, &size);
@@ -172,12 +173,13 @@ static int create_segment(struct runtime *rt, char *err, size_t errlen)
     const struct tls_conf *tls = &rt->cfg->tls;
     size_t sizes[SHM_NREGIONS] = {
         [SHM_SESSCACHE] = tls->session_cache.size,
-        [SHM_TICKETKEYS] = ticketkeys_region_size(),
         [SHM_STATS] = stats_region_size(CONFIG_MAX_WORKERS),   /* room for any reload */
         [SHM_CLIENTS] = clients_region_size((size_t)rt->cfg->limits.table_size),
         [SHM_PARKED] = park_table_size(),
     };
-    if (shm_create(&rt->shm, sizes, err, errlen) < 0)
+    if (shm_create(&rt->shm, sizes, err, errlen) < 0 ||
+        shm_blob_create(&rt->kshm, TICKETKEYS_SHM_NAME, ticketkeys_region_size(), err,
+                        errlen) < 0)
         return -1;
     size_t size;
     struct clients_policy policy;
@@ -198,7 +200,7 @@ static int create_segment(struct runtime *rt, char *err, size_t errlen)
             return -1;
         }
     }
-    rt->ring = ticketkeys_init(shm_region(&rt->shm, SHM_TICKETKEYS, NULL));
+    rt->ring = ticketkeys_init(rt->kshm.base);
     rt->park_table = shm_region(&rt->shm, SHM_PARKED, NULL);
     rt->stats = stats_init(shm_region(&rt->shm, SHM_STATS, NULL), CONFIG_MAX_WORKERS);
     return 0;
@@ -232,6 +234,7 @@ int runtime_shared(struct runtime *rt, struct runtime *old, char *err, size_t er
         if (rt->cfg->limits.table_size != old->cfg->limits.table_size)
             log_warning("reload: limits.table_size changes only at restart");
         rt->shm = old->shm;
+        rt->kshm = old->kshm;
         rt->cache = old->cache;
         rt->ring = old->ring;
         rt->stats = old->stats;
@@ -278,6 +281,17 @@ void runtime_rotate_ticket_key(struct runtime *rt)
     ticketkeys_rotate(rt->keys, &k, clock_real_ms(),
                       (int64_t)(rt->cfg->tls.tickets.lifetime * 1000));
     memset(&k, 0, sizeof k);
+}
+
+void runtime_child_shared(struct runtime *rt)
+{
+    char err[256];
+    if (rt->kshm.base && shm_make_readonly(&rt->kshm, err, sizeof err) < 0) {
+        log_error("the ticket keys: %s; exiting", err);
+        _exit(1);
+    }
+    shm_close_fd(&rt->shm);
+    shm_close_fd(&rt->ushm);
 }
 
 /*
@@ -421,6 +435,8 @@ void runtime_release(struct runtime *rt, const struct runtime *other)
         shm_detach(&rt->ushm);
     if (rt->shm.base && !(other && other->shm.base == rt->shm.base))
         shm_detach(&rt->shm);
+    if (rt->kshm.base && !(other && other->kshm.base == rt->kshm.base))
+        shm_detach(&rt->kshm);
     config_free(rt->cfg);
 }
 

@@ -34,6 +34,7 @@ struct runtime {
     pthread_mutex_t *accept_lock;   /* shared by this generation's workers */
     struct shm shm;                 /* sessions, ticket keys, counters (kept by reloads) */
     struct shm ushm;                /* the upstream table (one per configuration) */
+    struct shm kshm;                /* the ticket key ring: read-only in the children */
     struct sesscache *cache;        /* NULL: off */
     struct ticketkeys *ring;        /* the ticket key region */
     struct ticketkeys *keys;        /* NULL: tickets off */
@@ -73,6 +74,11 @@ void runtime_size_pool(struct runtime *rt, FILE *f);
 struct runtime *runtime_reload(struct runtime *old, char *err, size_t errlen);
 /* A fresh ticket key, when rotating (not with key files). */
 void runtime_rotate_ticket_key(struct runtime *rt);
+
+/* In a child of the master, right after fork (before a chroot): the ticket
+ * key ring becomes read-only for good, and no descriptor of the shared
+ * memory is left (the master keeps them for USR2). Exits if it cannot. */
+void runtime_child_shared(struct runtime *rt);
 
 /* Frees rt. other, if set, shares parts of it (the next runtime after a
  * reload, or the running one when a reload failed): the listening sockets

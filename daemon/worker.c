@@ -756,6 +756,7 @@ static void worker_begin(struct runtime *rt, int id, pid_t master)
     child_begin(master, role, NULL, &sigs);
     sigprocmask(SIG_SETMASK, NULL, &relay_mask);
     sigdelset(&relay_mask, SIGUSR2);
+    runtime_child_shared(rt);
     child_confine(rt->cfg);
     keyclient_start(rt);
     alloc_set_oom_handler(out_of_memory);

@@ -504,9 +504,11 @@ void clients_charge_handshake(struct clients *t, const struct clients_ticket *tk
     struct entry *e;
     if (!t->p.handshake_rate || !(e = ticket_entry(t, tk, &s)))
         return;
-    refill(t, e, now_ms);
-    int64_t left = e->tokens - MTOKENS;
+    /* From what tokens_at() made of the entry, not from the entry again:
+     * a process ignoring the lock may have written anything there since. */
+    int64_t left = tokens_at(t, e, now_ms) - MTOKENS;
     STORE(e->tokens, left < -full_bucket(t) ? -full_bucket(t) : left);
+    STORE(e->refilled, now_ms);
     unlock(s);
 }
 

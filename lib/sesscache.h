@@ -8,6 +8,13 @@
  * the oldest entry goes first; expired entries are never served, and every
  * slot carries a length and checksum so a damaged one is never served.
  * The cache stores opaque bytes (serialized sessions); it knows no TLS.
+ *
+ * Every process that uses the cache can write the whole region: the
+ * geometry (shards, slots, seed, timeout) is each handle's own copy, read
+ * once and checked by sesscache_open; the FIFO cursor is clamped; a
+ * slot's fields are read once and its checksum is of the copy served; a
+ * lock is waited for at most SESSCACHE_LOCK_WAIT_MS, after which the call
+ * does nothing (a store is not stored, a lookup misses).
  */
 #ifndef TLSOFFD_SESSCACHE_H
 #define TLSOFFD_SESSCACHE_H
@@ -19,6 +26,7 @@
 #define SESSCACHE_SLOT_SIZE   2048    /* bytes per slot, header included */
 #define SESSCACHE_ID_MAX      32
 #define SESSCACHE_MAX_SHARDS  64
+#define SESSCACHE_LOCK_WAIT_MS 100    /* then the call gives up */
 
 struct sesscache;
 
@@ -27,7 +35,8 @@ enum sesscache_store {
     SESSCACHE_STORED,
     SESSCACHE_STORED_EVICTING,  /* an unexpired entry made room */
     SESSCACHE_OVERSIZE,         /* too large for a slot: not stored */
-    SESSCACHE_BADID,            /* empty or longer than SESSCACHE_ID_MAX */
+    SESSCACHE_BADID,            /* not stored, not counted: the id is empty or longer
+                                 * than SESSCACHE_ID_MAX, or the lock was held too long */
 };
 
 /* Largest session a slot holds. */
@@ -40,8 +49,12 @@ size_t sesscache_max_data(void);
  */
 struct sesscache *sesscache_init(void *region, size_t size, int64_t timeout, uint64_t seed);
 
-/* A cache laid out before (in this or another process); NULL if none. */
+/* A cache laid out before (in this or another process); NULL if none, or
+ * if its header does not describe a cache that fits in size. */
 struct sesscache *sesscache_open(void *region, size_t size);
+
+/* The handle only (this process's memory); the region stays. */
+void sesscache_free(struct sesscache *c);
 
 /* How many sessions it holds at most. */
 size_t sesscache_capacity(const struct sesscache *c);

@@ -4,6 +4,11 @@
  * Each worker slot is written only by the worker that owns it (relaxed
  * atomic adds), so counting takes no lock; a replacement worker carries on
  * with its slot's numbers. Totals are summed when read.
+ *
+ * Any process may have written anything in the region: the number of
+ * slots is the handle's own (set by stats_init, or by stats_open from
+ * the region's size, as the segment's header gives it), a state out of
+ * range reads as WS_NONE, and text is printed only through stats_text.
  */
 #ifndef TLSOFFD_STATS_H
 #define TLSOFFD_STATS_H
@@ -55,6 +60,7 @@ struct stats_worker {
 
 /* Sets what the worker is doing (and for whom); delivered_at starts now. */
 void stats_set_state(struct stats_worker *w, enum worker_state st, const char *client);
+/* What it is doing; WS_NONE for no slot (NULL) or a value out of range. */
 enum worker_state stats_state(const struct stats_worker *w);
 const char *stats_state_name(enum worker_state st);
 static inline void stats_add(struct stats_worker *w, enum stat_id st, uint64_t n)
@@ -66,8 +72,13 @@ static inline void stats_add(struct stats_worker *w, enum stat_id st, uint64_t n
 struct stats;
 
 size_t stats_region_size(unsigned nworkers);
+/* A handle on the region (this process's memory; a fork inherits it). */
 struct stats *stats_init(void *region, unsigned nworkers);
+/* A handle on a region made before, with the slots that fit in size;
+ * NULL if not one does. */
 struct stats *stats_open(void *region, size_t size);
+/* The handle only; the region stays. */
+void stats_free(struct stats *s);
 unsigned stats_nworkers(const struct stats *s);
 /* Slot id (0 .. nworkers-1); NULL if out of range. */
 struct stats_worker *stats_worker(struct stats *s, unsigned id);
@@ -94,6 +105,10 @@ void stats_set_parked(struct stats *s, unsigned n);
  * then a stopping worker does not park. */
 void stats_set_park_draining(struct stats *s, bool draining);
 bool stats_park_draining(const struct stats *s);
+
+/* A text field of the region (size bytes, NUL-terminated or not) as it may
+ * be printed: cut at size, control bytes and '"' as '?'. Returns out. */
+char *stats_text(const char *field, size_t size, char *out, size_t outlen);
 
 /* The report of `tlsoffd -s stats`: totals, then one line per worker. */
 void stats_print(const struct stats *s, FILE *f);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -12,6 +13,7 @@
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 
 #include "secretfile.h"
+#include "log.h"
 
 #define TK_MAGIC 0x544b5231u     /* "TKR1" */
 
@@ -56,10 +58,20 @@ int ticketkeys_generate(struct ticket_key *k)
     return 0;
 }
 
-/* Writer side of the sequence lock (only the master writes). */
+/* The number of keys the ring says it holds, read once and clamped. */
+static uint32_t nkeys_of(const struct ticketkeys *r)
+{
+    uint32_t n = __atomic_load_n(&r->nkeys, __ATOMIC_RELAXED);
+    return n < TICKETKEYS_MAX ? n : TICKETKEYS_MAX;
+}
+
+/* Writer side of the sequence lock (only the master writes). The counter
+ * is made odd whatever it was, so a count left odd by anyone else is
+ * mended by the next write. */
 static void write_begin(struct ticketkeys *r)
 {
-    __atomic_add_fetch(&r->seq, 1, __ATOMIC_ACQ_REL);
+    uint32_t seq = __atomic_load_n(&r->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->seq, (seq + 1) | 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
@@ -69,6 +81,33 @@ static void write_end(struct ticketkeys *r)
     __atomic_add_fetch(&r->seq, 1, __ATOMIC_ACQ_REL);
 }
 
+/*
+ * This process's last consistent view of a ring's current key: it
+ * encrypts (and opens its own tickets) while the ring cannot be read. The
+ * master's writes set it, so every child it forks starts with one; each
+ * consistent read keeps it up to date.
+ */
+static struct {
+    const struct ticketkeys *ring;
+    struct ticket_key key;
+} last;
+
+static void remember(const struct ticketkeys *r, const struct ticket_key *current)
+{
+    last.ring = r;
+    last.key = *current;
+    last.key.expires = 0;
+}
+
+/* The remembered key for r (named name, if name): 0, or -1 if none. */
+static int remembered(const struct ticketkeys *r, const uint8_t *name, struct ticket_key *out)
+{
+    if (last.ring != r || (name && memcmp(last.key.name, name, TICKET_NAME_LEN) != 0))
+        return -1;
+    *out = last.key;
+    return 0;
+}
+
 void ticketkeys_rotate(struct ticketkeys *r, const struct ticket_key *fresh, int64_t now,
                        int64_t lifetime)
 {
@@ -76,7 +115,7 @@ void ticketkeys_rotate(struct ticketkeys *r, const struct ticket_key *fresh, int
     size_t n = 0;
     keep[n] = *fresh;
     keep[n++].expires = 0;
-    for (uint32_t i = 0; i < r->nkeys && n < TICKETKEYS_MAX; i++) {
+    for (uint32_t i = 0, have = nkeys_of(r); i < have && n < TICKETKEYS_MAX; i++) {
         struct ticket_key k = r->keys[i];
         if (i == 0)
             k.expires = now + lifetime;         /* the retiring current key */
@@ -88,6 +127,8 @@ void ticketkeys_rotate(struct ticketkeys *r, const struct ticket_key *fresh, int
     r->nkeys = (uint32_t)n;
     r->generation++;
     write_end(r);
+    remember(r, &keep[0]);
+    explicit_bzero(keep, sizeof keep);
 }
 
 void ticketkeys_set(struct ticketkeys *r, const struct ticket_key *keys, size_t n)
@@ -101,6 +142,8 @@ void ticketkeys_set(struct ticketkeys *r, const struct ticket_key *keys, size_t 
     r->nkeys = (uint32_t)n;
     r->generation++;
     write_end(r);
+    if (n)
+        remember(r, &keys[0]);
 }
 
 uint64_t ticketkeys_generation(const struct ticketkeys *r)
@@ -108,37 +151,72 @@ uint64_t ticketkeys_generation(const struct ticketkeys *r)
     return __atomic_load_n(&r->generation, __ATOMIC_ACQUIRE);
 }
 
+/* Copies the first key that still decrypts at now (named name, if name)
+ * out of the ring; its index, or -1. The copy may be torn if the master
+ * wrote meanwhile: the caller checks the sequence counter. */
+static int find_key(const struct ticketkeys *r, const uint8_t *name, int64_t now,
+                    struct ticket_key *out)
+{
+    for (uint32_t i = 0, n = nkeys_of(r); i < n; i++) {
+        if (name && memcmp(r->keys[i].name, name, TICKET_NAME_LEN) != 0)
+            continue;
+        if (r->keys[i].expires && r->keys[i].expires <= now)
+            continue;
+        *out = r->keys[i];
+        return (int)i;
+    }
+    return -1;
+}
+
+/* Said once per process: the ring could not be read. */
+static void complain(uint32_t seq)
+{
+    static bool said;
+    if (said)
+        return;
+    said = true;
+    log_warning("ticket keys: the shared key ring did not hold still for %d reads (sequence "
+                "counter %u%s); until it does, tickets are issued under the last key this "
+                "process read and only those are accepted (said once)", TICKETKEYS_READ_TRIES,
+                seq, seq & 1 ? ", odd: left mid-write" : "");
+}
+
 /*
- * Reader side: copies key i (or the key named name, if name) out of the
- * ring, retrying while the master writes. Returns its index, or -1.
+ * Reader side: copies the current key (or the key named name, if name)
+ * out of the ring, retrying while the master writes,
+ * TICKETKEYS_READ_TRIES times at most (a write takes microseconds: a
+ * counter that stays odd was left so by someone else); then from what
+ * this process remembers. Returns its index in the ring (0: the current
+ * key, or the remembered one), or -1.
  */
 static int read_key(struct ticketkeys *r, const uint8_t *name, int64_t now, struct ticket_key *out)
 {
-    for (;;) {
-        uint32_t s1 = __atomic_load_n(&r->seq, __ATOMIC_ACQUIRE);
+    uint32_t s1 = 0;
+    for (int tries = 0; tries < TICKETKEYS_READ_TRIES; tries++) {
+        if (tries >= 16)
+            sched_yield();      /* the master may be off the CPU mid-write */
+        s1 = __atomic_load_n(&r->seq, __ATOMIC_ACQUIRE);
         if (s1 & 1)
             continue;
-        int found = -1;
-        uint32_t n = r->nkeys < TICKETKEYS_MAX ? r->nkeys : TICKETKEYS_MAX;
-        for (uint32_t i = 0; i < n && found < 0; i++) {
-            if (name && memcmp(r->keys[i].name, name, TICKET_NAME_LEN) != 0)
-                continue;
-            if (r->keys[i].expires && r->keys[i].expires <= now)
-                continue;
-            *out = r->keys[i];
-            found = (int)i;
-        }
+        int found = find_key(r, name, now, out);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&r->seq, __ATOMIC_ACQUIRE) == s1)
-            return found;
+        if (__atomic_load_n(&r->seq, __ATOMIC_ACQUIRE) != s1)
+            continue;
+        if (found == 0 && !name)
+            remember(r, out);
+        return found;
     }
+    complain(s1);
+    return remembered(r, name, out);
 }
 
 size_t ticketkeys_count(const struct ticketkeys *r, int64_t now)
 {
     size_t n = 0;
-    for (uint32_t i = 0; i < r->nkeys && i < TICKETKEYS_MAX; i++)
-        n += !r->keys[i].expires || r->keys[i].expires > now;
+    for (uint32_t i = 0, have = nkeys_of(r); i < have; i++) {
+        int64_t expires = __atomic_load_n(&r->keys[i].expires, __ATOMIC_RELAXED);
+        n += !expires || expires > now;
+    }
     return n;
 }
 

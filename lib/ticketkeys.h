@@ -2,11 +2,21 @@
  * ticketkeys — the session-ticket key ring every worker shares, and the
  * ticket encryption itself.
  *
- * Owns: the ring in the shared segment (the master writes it, workers read
+ * Owns: the ring in shared memory (the master writes it, workers read
  * it without locks through a sequence counter, so a worker killed while
  * reading can never block the master), key rotation, key files for
  * clusters, and ChaCha20-Poly1305 encryption of tickets (wolfCrypt), with
  * the key name, IV and length authenticated as associated data.
+ *
+ * The ring is a memfd of its own (TICKETKEYS_SHM_NAME), not a region of
+ * the segment: the master's children map it read-only from a descriptor
+ * opened read-only (a page of a file they map read-write elsewhere could
+ * be remapped writable with remap_file_pages or mremap). Only the master
+ * writes it; the workers read it without trusting it: the number of keys is clamped to TICKETKEYS_MAX, and a reader
+ * retries a torn read at most TICKETKEYS_READ_TRIES times; then (said
+ * once) it encrypts under the last current key this process read
+ * consistently (or the master wrote before forking it) and accepts only
+ * tickets under that key; with none, the ticket fails.
  */
 #ifndef TLSOFFD_TICKETKEYS_H
 #define TLSOFFD_TICKETKEYS_H
@@ -15,7 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define TICKETKEYS_SHM_NAME  "tlsoffd-ticketkeys"   /* the memfd's name */
 #define TICKETKEYS_MAX       32
+#define TICKETKEYS_READ_TRIES 1000  /* reads of a ring being written, then give up */
 #define TICKET_NAME_LEN      16
 #define TICKET_SECRET_LEN    32
 #define TICKET_KEY_FILE_LEN  (TICKET_NAME_LEN + TICKET_SECRET_LEN)   /* 48 bytes */

@@ -287,6 +287,59 @@ START_TEST(garbage_tickets)
 }
 END_TEST
 
+/* An entry as clients.c lays it out: tag, net[2], meta, gen, then count
+ * at 32, tokens at 40, refilled at 48. */
+#define COUNT_AT     32
+#define TOKENS_AT    40
+#define REFILLED_AT  48
+
+/* Whatever another process wrote into an entry's numbers, the calls stay
+ * within their bounds: the bucket between minus and plus a burst, the
+ * count neither wrapping nor going below 0. */
+START_TEST(garbage_entry)
+{
+    void *region;
+    struct clients *t = table(4096, policy(0, 5, 5), &region);
+    struct clients_ticket tk;
+    ck_assert_int_eq(admit(t, "192.0.2.9", 0, &tk), CLIENTS_OK);
+    char *e = memmem(region, clients_region_size(4096), &tk.tag, sizeof tk.tag);
+    ck_assert_ptr_nonnull(e);
+    int64_t bad[][2] = {
+        { INT64_MIN, INT64_MAX }, { INT64_MAX, INT64_MIN }, { INT64_MIN, INT64_MIN },
+        { INT64_MAX, INT64_MAX }, { -1, 0 }, { 0, 1000000 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(e + TOKENS_AT, &bad[i][0], sizeof bad[i][0]);
+        memcpy(e + REFILLED_AT, &bad[i][1], sizeof bad[i][1]);
+        clients_charge_handshake(t, &tk, 1000);
+        struct clients_usage c;
+        ck_assert_uint_eq(clients_top(t, &c, 1), 1);
+        ck_assert_msg(c.tokens >= -5 && c.tokens <= 5, "case %zu: %d tokens", i, c.tokens);
+        struct clients_ticket more;
+        enum clients_verdict v = admit(t, "192.0.2.9", 2000, &more);
+        ck_assert(v == CLIENTS_OK || v == CLIENTS_RATE);
+        clients_release(t, &more);
+    }
+    uint32_t count = UINT32_MAX;
+    memcpy(e + COUNT_AT, &count, sizeof count);
+    struct clients_ticket more;
+    ck_assert_int_eq(admit(t, "192.0.2.9", 3000000, &more), CLIENTS_OK);
+    ck_assert_uint_eq(open_for(t, "192.0.2.9"), UINT32_MAX);   /* no wrap to 0 */
+    clients_release(t, &more);
+    clients_release(t, &tk);
+    ck_assert_uint_eq(open_for(t, "192.0.2.9"), UINT32_MAX - 2);
+    ck_assert_int_eq(admit(t, "192.0.2.9", 3000000, &more), CLIENTS_OK);
+    count = 0;
+    memcpy(e + COUNT_AT, &count, sizeof count);
+    clients_release(t, &more);                      /* never below 0 */
+    ck_assert_uint_eq(open_for(t, "192.0.2.9"), 0);
+    count = 1;
+    memcpy(e + COUNT_AT, &count, sizeof count);
+    ck_assert_uint_eq(open_for(t, "192.0.2.9"), 1);
+    clients_free(t);
+}
+END_TEST
+
 /* The first shard's lock: right after the 64-byte header. */
 static pthread_mutex_t *first_lock(void *region)
 {
@@ -549,6 +602,7 @@ static Suite *suite(void)
     tcase_add_test(tc, handshake_debt);
     tcase_add_test(tc, reuse_and_full);
     tcase_add_test(tc, garbage_tickets);
+    tcase_add_test(tc, garbage_entry);
     tcase_add_test(tc, top);
     tcase_add_test(tc, should_log);
     tcase_add_test(tc, open_and_release_elsewhere);

@@ -1,7 +1,12 @@
 #include "unit.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
+#include "shm.h"
 #include "ticketkeys.h"
 
 static char err[512];
@@ -184,6 +189,132 @@ START_TEST(empty_ring)
 }
 END_TEST
 
+/* The ring's header, as ticketkeys.c lays it out: magic, then the
+ * sequence counter at 4 and the number of keys at 8. */
+#define SEQ_AT    4
+#define NKEYS_AT  8
+
+static void put32(void *ring, size_t off, uint32_t v)
+{
+    memcpy((char *)ring + off, &v, sizeof v);
+}
+
+static uint32_t get32(const void *ring, size_t off)
+{
+    uint32_t v;
+    memcpy(&v, (const char *)ring + off, sizeof v);
+    return v;
+}
+
+/* A number of keys past the ring's end is read as TICKETKEYS_MAX: not by
+ * readers, not by the master's rotation. */
+START_TEST(garbage_nkeys)
+{
+    uint32_t bad[] = { TICKETKEYS_MAX + 1, 1u << 20, UINT32_MAX };
+    for (size_t g = 0; g < sizeof bad / sizeof bad[0]; g++) {
+        struct ticketkeys *r = ring_with_one_key();
+        struct sealed s;
+        seal(r, &s);
+        put32(region, NKEYS_AT, bad[g]);
+        ck_assert_uint_le(ticketkeys_count(r, 1000), TICKETKEYS_MAX);
+        ck_assert_int_eq(open_sealed(r, s, 1000), TICKET_DEC_CURRENT);
+        uint8_t name[16] = { 0xee }, iv[16] = { 0 }, mac[32] = { 0 }, t[108] = { 0 };
+        ck_assert_int_eq(ticketkeys_decrypt(r, NULL, name, iv, mac, t, sizeof t, 1000),
+                         TICKET_DEC_UNKNOWN);
+        struct ticket_key k;
+        ck_assert_int_eq(ticketkeys_generate(&k), 0);
+        ticketkeys_rotate(r, &k, 2000, 5000);      /* the master reads the ring too */
+        ck_assert_uint_le(get32(region, NKEYS_AT), TICKETKEYS_MAX);
+        ck_assert_int_eq(open_sealed(r, s, 2000), TICKET_DEC_OLDER);
+    }
+}
+END_TEST
+
+/* A sequence counter left odd (a writer that never finished): readers
+ * give up after a bounded number of tries and go on with the last current
+ * key this process knew; with none, the ticket fails. The master's next
+ * write mends the counter. */
+START_TEST(odd_sequence)
+{
+    struct ticketkeys *r = ring_with_one_key();
+    struct sealed s, t;
+    seal(r, &s);
+    put32(region, SEQ_AT, get32(region, SEQ_AT) | 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    seal(r, &t);                                            /* the key it remembers */
+    ck_assert(memcmp(t.name, s.name, 16) == 0);
+    ck_assert_int_eq(open_sealed(r, t, 1000), TICKET_DEC_CURRENT);
+    ck_assert_int_eq(open_sealed(r, s, 1000), TICKET_DEC_CURRENT);
+    /* A ring this process never wrote nor read: nothing to go on with. */
+    static uint8_t other[sizeof region];
+    memcpy(other, region, sizeof other);
+    struct ticketkeys *o = ticketkeys_open(other, sizeof other);
+    uint8_t name[16], iv[16], mac[32], b[108] = { 0 };
+    ck_assert_int_eq(ticketkeys_encrypt(o, NULL, name, iv, mac, b, sizeof b), -1);
+    ck_assert_int_eq(open_sealed(o, s, 1000), TICKET_DEC_UNKNOWN);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_lt(t1.tv_sec - t0.tv_sec, 5);
+    /* The master's next write mends it. */
+    struct ticket_key k;
+    ck_assert_int_eq(ticketkeys_generate(&k), 0);
+    ticketkeys_rotate(r, &k, 2000, 5000);
+    ck_assert_uint_eq(get32(region, SEQ_AT) & 1, 0);
+    ck_assert_int_eq(open_sealed(r, s, 2000), TICKET_DEC_OLDER);
+    seal(r, &s);
+    ck_assert_int_eq(open_sealed(r, s, 2000), TICKET_DEC_CURRENT);
+    /* Key files are a write too. */
+    put32(region, SEQ_AT, 7);
+    ticketkeys_set(r, &k, 1);
+    ck_assert_uint_eq(get32(region, SEQ_AT) & 1, 0);
+    ck_assert_int_eq(open_sealed(r, s, 2000), TICKET_DEC_CURRENT);
+}
+END_TEST
+
+/* A child's view: the ring mapped read-only from a read-only descriptor.
+ * Reading, sealing and opening tickets write nothing into it, and it
+ * cannot be made writable again. */
+START_TEST(read_only_ring)
+{
+    struct shm m;
+    ck_assert_msg(shm_blob_create(&m, TICKETKEYS_SHM_NAME, ticketkeys_region_size(), err,
+                                  sizeof err) == 0, "%s", err);
+    struct ticketkeys *r = ticketkeys_init(m.base);
+    struct ticket_key k;
+    ck_assert_int_eq(ticketkeys_generate(&k), 0);
+    ticketkeys_rotate(r, &k, 1000, 5000);
+    struct sealed s;
+    seal(r, &s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (shm_make_readonly(&m, err, sizeof err) < 0)
+            _exit(10);
+        struct sealed t;
+        seal(r, &t);
+        if (open_sealed(r, s, 1000) != TICKET_DEC_CURRENT ||
+            open_sealed(r, t, 1000) != TICKET_DEC_CURRENT ||
+            ticketkeys_count(r, 1000) != 1)
+            _exit(11);
+        if (mprotect(m.base, m.size, PROT_READ | PROT_WRITE) == 0 || errno != EACCES)
+            _exit(12);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+    /* And a child that writes it dies. */
+    if ((pid = fork()) == 0) {
+        signal(SIGSEGV, SIG_DFL);       /* not a sanitizer's report */
+        shm_make_readonly(&m, err, sizeof err);
+        ticketkeys_rotate(r, &k, 2000, 5000);
+        _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
+    shm_detach(&m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ticketkeys");
@@ -195,6 +326,9 @@ static Suite *suite(void)
     tcase_add_test(tc, ring_is_bounded);
     tcase_add_test(tc, key_files);
     tcase_add_test(tc, empty_ring);
+    tcase_add_test(tc, garbage_nkeys);
+    tcase_add_test(tc, odd_sequence);
+    tcase_add_test(tc, read_only_ring);
     suite_add_tcase(s, tc);
     return s;
 }

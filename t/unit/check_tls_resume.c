@@ -127,6 +127,7 @@ START_TEST(ticket_from_the_frontend)
     ck_assert_uint_eq(stats_total(st, ST_RESUMED_TICKET12), 1);
     wolfSSL_SESSION_free(sess);
     tls_frontend_free(f);
+    stats_free(st);
 }
 END_TEST
 
