@@ -188,6 +188,7 @@ static void let_go(struct runtime *rt)
     close(rt->key_fd[0]);
     shm_detach(&rt->shm);
     shm_detach(&rt->ushm);
+    shm_detach(&rt->kshm);          /* the ticket keys are not ours either */
 }
 
 /* A root that is an empty directory, removed once we are in it: nothing
