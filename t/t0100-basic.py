@@ -208,7 +208,7 @@ def jemalloc_mapped():
 def log_format():
     text = d.log_text()
     rx = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z tlsoffd\[(\d+)\]"
-                    r"( master| worker \d+| health| park)? (error|warning|notice|info|debug): ")
+                    r"( master| worker \d+| health| park| keys)? (error|warning|notice|info|debug): ")
     bad = [l for l in text.splitlines() if not rx.match(l)]
     ok(text and not bad, "every main log line is 'TIMESTAMP tlsoffd[PID] ROLE LEVEL: msg'",
        "\n".join(bad[:5]))
