@@ -106,6 +106,7 @@ static int load_cert_dir(const struct conf_ctx *c, const config_setting_t *s,
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             struct cert_conf *cc = &fe->certs[fe->ncerts++];
+            *cc = (struct cert_conf){ 0 };  /* the array grew: its new entries are not zeroed */
             size_t base = strlen(names[i]) - 4;
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", fe->cert_dir, names[i]);
