@@ -216,7 +216,8 @@ static int decode_der(struct key *k, const uint8_t *der, word32 len)
     k->ecc = xcalloc(1, sizeof *k->ecc);
     if (wc_ecc_init(k->ecc) == 0 && wc_EccPrivateKeyDecode(der, &idx, k->ecc, len) == 0) {
         k->kind = KEY_KIND_EC;
-        snprintf(k->name, sizeof k->name, "EC%d", wc_ecc_size(k->ecc) * 8);
+        int bytes = wc_ecc_size(k->ecc);
+        snprintf(k->name, sizeof k->name, "EC%d", bytes == 66 ? 521 : bytes * 8);
         return 0;
     }
     wc_ecc_free(k->ecc);
@@ -241,15 +242,17 @@ static int load_pem(struct key *k, const struct key_conf *kc, char *why, size_t 
         uint8_t *der = xmalloc(len);
         int d = wc_KeyPemToDer(pem, (int)len, der, (int)len, *pw ? pw : NULL);
         bool encrypted = strstr((char *)pem, "ENCRYPTED") != NULL;
-        if (d <= 0 && encrypted && !*pw)
+        /* A traditional encrypted PEM decrypts with a wrong password too,
+         * to garbage: only the decoding tells. */
+        if (d > 0 && decode_der(k, der, (word32)d) == 0)
+            rc = 0;
+        else if (encrypted && !*pw)
             snprintf(why, n, "the key is encrypted: set key_password_file");
-        else if (d <= 0 && encrypted)
+        else if (encrypted)
             snprintf(why, n, "cannot decrypt it with the password in '%s' (wrong password?)",
                      kc->password_file);
-        else if (d <= 0 || decode_der(k, der, (word32)d) < 0)
-            snprintf(why, n, "no RSA or EC private key in it (PEM)");
         else
-            rc = 0;
+            snprintf(why, n, "no RSA or EC private key in it (PEM)");
         explicit_bzero(der, len);
         explicit_bzero(pem, len);
         free(der);

@@ -170,6 +170,11 @@ char *tls_read_public_pem(const char *path, size_t *len, char *why, size_t n)
         snprintf(why, n, "cannot read it: %s", strerror(errno));
         tls_free_pem(buf, (size_t)st.st_size + 1);
         buf = NULL;
+    } else if (buf && memchr(buf, 0, (size_t)st.st_size)) {
+        /* PEM is text: a NUL would end the blanking before a key after it */
+        snprintf(why, n, "a NUL byte in it: not a PEM file");
+        tls_free_pem(buf, (size_t)st.st_size + 1);
+        buf = NULL;
     } else if (buf) {
         buf[st.st_size] = 0;
         blank_private_keys(buf);

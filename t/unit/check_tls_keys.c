@@ -542,6 +542,22 @@ static void public_text(const char *file, const char *key, const char *const *ce
 }
 
 /* Chains with keys in every form and place: the text keeps the chain, none of a key. */
+/* A NUL byte would hide what follows it from the blanking: refused. */
+START_TEST(public_pem_with_a_nul_byte)
+{
+    char *both = unit_tempfile("");
+    char cmd[1024], why[128];
+    size_t len = 0;
+    snprintf(cmd, sizeof cmd, "{ cat %s; printf '\\0'; cat %s; } > %s",
+             unit_cert("example.test.pem"), unit_cert("example.test.key"), both);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_ptr_null(tls_read_public_pem(both, &len, why, sizeof why));
+    ck_assert_ptr_nonnull(strstr(why, "NUL"));
+    unlink(both);
+    free(both);
+}
+END_TEST
+
 START_TEST(public_pem_without_the_key)
 {
     char *tmpd = strdup("/tmp/tlsoffd-pem-XXXXXX");
@@ -625,6 +641,7 @@ static Suite *suite(void)
     tcase_add_test(tc, chain_file_with_the_key);
     tcase_add_test(tc, client_certificate);
     tcase_add_test(tc, public_pem_without_the_key);
+    tcase_add_test(tc, public_pem_with_a_nul_byte);
     suite_add_tcase(s, tc);
     return s;
 }
