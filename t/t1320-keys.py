@@ -55,30 +55,45 @@ def pem_lines(key):
     return [l.encode() for l in lines[1:-1] if len(l) >= 48]
 
 
+SCAN_CHUNK = 16 << 20
+SCAN_SKIP = 4 << 30     # ASan's shadow: terabytes of metadata, never a heap
+
+
+def _mappings(pid):
+    """The readable mappings of pid worth scanning, as (lo, hi)."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f.read().splitlines():
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "r" not in parts[1] or hi - lo > SCAN_SKIP:
+                continue
+            if len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]"):
+                continue
+            yield lo, hi
+
+
 def memory_has(pid, needles):
     """Which of needles (bytes) the readable memory of pid holds, in big- or
-    little-endian order (wolfSSL keeps numbers as little-endian digits)."""
+    little-endian order (wolfSSL keeps numbers as little-endian digits).
+    Read in chunks that overlap by the longest needle, so that a number
+    split across two chunks is still found."""
     pats = {}
     for n in needles:
         pats[n] = n
         pats[n[::-1]] = n
+    overlap = max(len(p) for p in pats) if pats else 0
     hits = set()
-    with open(f"/proc/{pid}/maps") as f:
-        maps = f.read().splitlines()
     with open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if "r" not in parts[1] or (len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]")):
-                continue
-            try:
-                mem.seek(lo)
-                data = mem.read(hi - lo)
-            except (OSError, ValueError, OverflowError):
-                continue
-            for p, n in pats.items():
-                if p in data:
-                    hits.add(n)
+        for lo, hi in _mappings(pid):
+            at = lo
+            while at < hi:
+                try:
+                    mem.seek(at)
+                    data = mem.read(min(SCAN_CHUNK + overlap, hi - at))
+                except (OSError, ValueError, OverflowError):
+                    break
+                hits.update(n for p, n in pats.items() if p in data)
+                at += SCAN_CHUNK
     return hits
 
 

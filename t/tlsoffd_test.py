@@ -373,13 +373,20 @@ def listen_backlog(port):
 
 # ---------------------------------------------------------------- ports
 
+_ports_given = set()
+
+
 def free_port(ipv6=False, tries=50):
-    """A port free on 127.0.0.1 (and on [::1] too, if ipv6)."""
+    """A port free on 127.0.0.1 (and on [::1] too, if ipv6), never one this
+    test has been given before: the kernel hands a just-closed ephemeral
+    port out again, so two calls in a row could otherwise both get it."""
     for _ in range(tries):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        if port in _ports_given:
+            continue
         if ipv6:
             s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             try:
@@ -388,6 +395,7 @@ def free_port(ipv6=False, tries=50):
                 continue
             finally:
                 s6.close()
+        _ports_given.add(port)
         return port
     raise RuntimeError("no free port found")
 
