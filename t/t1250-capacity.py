@@ -156,17 +156,29 @@ def allow_and_deny():
 
 @case
 def default_handshake_rate():
-    # 50 full handshakes a second, a burst of 50: 80 in a row from one
-    # address are not all served.
+    # 50 full handshakes a second, a burst of 50. Clients that come faster
+    # than that are refused once the burst is spent; how many get through
+    # depends on how long the handshakes took (ASan, a busy machine), so
+    # the bound is computed from the time taken, not fixed.
     port = free_port()
     with Daemon(conf(port), workers=4, name="defrate", level="info") as d:
-        served = sum(1 for _ in range(80)
-                     if (lambda c: c and (c.close() or True))(held_echo(port, "127.0.0.9",
-                                                                         quiet=True)))
-        ok(50 <= served < 80, "by default, of 80 quick full handshakes from one address "
-           "some are refused (limits.handshake_rate = 50)", served)
+        served = tried = 0
+        t0 = time.monotonic()
+        while tried < 300 and time.monotonic() - t0 < 10 and tried - served < 5:
+            c = held_echo(port, "127.0.0.9", quiet=True)
+            tried += 1
+            if c:
+                served += 1
+                c.close()
+        took = time.monotonic() - t0
+        ok(50 <= served <= 50 + 50 * took + 2,
+           "by default one address gets the burst of 50 full handshakes and then "
+           "50 a second (limits.handshake_rate = 50)",
+           f"{served} of {tried} served in {took:.2f} s")
+        ok(tried > served or tried / took < 55,
+           "coming faster than that, some are refused", f"{served} of {tried} in {took:.2f} s")
         vals, _ = stats(d)
-        ok(vals.get("refused_handshake_rate", 0) == 80 - served,
+        ok(vals.get("refused_handshake_rate", 0) == tried - served,
            "stats: refused_handshake_rate counts them", vals)
 
 
