@@ -187,6 +187,20 @@ static int report_outcome(const struct report_outcome *o, int sig)
     return EXIT_FAIL;
 }
 
+/* A master that makes no report page (one of a tlsoffd from before it,
+ * still running while the package is upgraded) is signalled all the same:
+ * a reload must not stop working until the next restart. */
+static int signal_blind(int pid, int sig, const char *why)
+{
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+        return EXIT_FAIL;
+    }
+    fprintf(stderr, "tlsoffd: sent %s to pid %d, which cannot report the outcome (%s): "
+            "see its log\n", sig == SIGHUP ? "HUP" : "USR2", pid, why);
+    return EXIT_OK;
+}
+
 /*
  * HUP or USR2, and the wait for the master to finish what it started: the
  * outcome is on its report page (report.h), which it alone can write.
@@ -197,10 +211,8 @@ static int signal_and_wait(int pid, int sig)
     char err[512];
     struct report_page now;
     const struct report_page *page = report_attach(pid, err, sizeof err);
-    if (!page) {
-        fprintf(stderr, "tlsoffd: cannot learn the outcome from pid %d (%s)\n", pid, err);
-        return EXIT_FAIL;
-    }
+    if (!page)
+        return signal_blind(pid, sig, err);
     report_read(page, &now);
     uint64_t begun = outcome_of(&now, sig)->begun;
     if (kill(pid, sig) < 0) {

@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -255,6 +256,30 @@ def upgrade_fails():
     ok(serves(d) and pid_in(d) == d.pid, "which serves on, named by the pidfile")
     d.stop()
     sd.close()
+
+
+@case
+def master_without_report():
+    # A master of a tlsoffd from before the report page, as during a
+    # package upgrade: a process that names itself in the pidfile.
+    d = Daemon(conf(free_port()), workers=2, name="old", pidfile="fake.pid", start=False)
+    got = os.path.join(d.dir, "got-hup")
+    fake = subprocess.Popen([sys.executable, "-c",
+                             "import signal, time\n"
+                             f"signal.signal(signal.SIGHUP, lambda *a: open({got!r}, 'w'))\n"
+                             "time.sleep(30)\n"])
+    try:
+        with open(d.pidfile, "w") as f:
+            f.write(f"{fake.pid}\n")
+        time.sleep(0.3)                 # the handler is set
+        r = ctl(d, "reload")
+        ok(r.returncode == 0 and b"cannot report the outcome" in r.stderr and
+           poll_until(lambda: os.path.exists(got), 5),
+           "-s reload to a master without a report page: HUP sent all the same, said so",
+           r.stderr)
+    finally:
+        fake.kill()
+        fake.wait()
 
 
 for p in extra_pids:
