@@ -225,7 +225,10 @@ static int signal_and_wait(int pid, int sig)
             return report_outcome(outcome_of(&now, sig), sig);
         if (now.state != REPORT_SERVING || kill(pid, 0) < 0) {
             fprintf(stderr, "tlsoffd: the master (pid %d) %s\n", pid,
-                    now.state == REPORT_SERVING ? "exited" : "is stopping");
+                    now.state == REPORT_SERVING ? "exited"
+                    : now.state == REPORT_HANDED_OVER ? "has handed over to a new master "
+                                                        "(USR2): try again"
+                                                      : "is stopping");
             return EXIT_FAIL;
         }
     }
