@@ -67,7 +67,7 @@ LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resum
                proxyproto probe probe_http threadstack pkcs11 keyproto keystore tls_keys secretfile
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
                daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c daemon/pool.c \
-               daemon/keys.c daemon/keyclient.c
+               daemon/keys.c daemon/keyclient.c daemon/notify.c daemon/report.c
 # A module's other files (its own header is the module's: config_int.h),
 # tested through the module's suite.
 LIB_PARTS   := config_read config_tls config_frontend config_upstream config_limits config_keys \

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "report.h"
 #include "exit.h"
 #include "sesscache.h"
 #include "shm.h"
@@ -158,6 +160,83 @@ static int print_stats(const struct config *cfg, int pid)
     return good ? EXIT_OK : EXIT_FAIL;
 }
 
+#define WAIT_MS     60000       /* -s reload and -s upgrade give up then */
+#define POLL_MS     20
+
+/* Which outcome a command waits for on the report page. */
+static const struct report_outcome *outcome_of(const struct report_page *p, int sig)
+{
+    return sig == SIGHUP ? &p->reload : &p->upgrade;
+}
+
+/* How the reload or upgrade that sig started ended; the exit status. */
+static int report_outcome(const struct report_outcome *o, int sig)
+{
+    if (sig == SIGHUP) {
+        if (o->ok)
+            return EXIT_OK;
+        fprintf(stderr, "tlsoffd: reload failed, still serving with the previous "
+                "configuration: %s\n", o->error);
+        return EXIT_FAIL;
+    }
+    if (o->ok) {
+        printf("%d\n", (int)o->pid);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "tlsoffd: upgrade failed, the running master serves on: %s\n", o->error);
+    return EXIT_FAIL;
+}
+
+/* A master that makes no report page (one of a tlsoffd from before it,
+ * still running while the package is upgraded) is signalled all the same:
+ * a reload must not stop working until the next restart. */
+static int signal_blind(int pid, int sig, const char *why)
+{
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+        return EXIT_FAIL;
+    }
+    fprintf(stderr, "tlsoffd: sent %s to pid %d, which cannot report the outcome (%s): "
+            "see its log\n", sig == SIGHUP ? "HUP" : "USR2", pid, why);
+    return EXIT_OK;
+}
+
+/*
+ * HUP or USR2, and the wait for the master to finish what it started: the
+ * outcome is on its report page (report.h), which it alone can write.
+ * begun is read before the signal, so only work that began after it counts.
+ */
+static int signal_and_wait(int pid, int sig)
+{
+    char err[512];
+    struct report_page now;
+    const struct report_page *page = report_attach(pid, err, sizeof err);
+    if (!page)
+        return signal_blind(pid, sig, err);
+    report_read(page, &now);
+    uint64_t begun = outcome_of(&now, sig)->begun;
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+        return EXIT_FAIL;
+    }
+    for (int64_t end = clock_now_ms() + WAIT_MS; clock_now_ms() < end; usleep(POLL_MS * 1000)) {
+        report_read(page, &now);
+        if (outcome_of(&now, sig)->done > begun)
+            return report_outcome(outcome_of(&now, sig), sig);
+        if (now.state != REPORT_SERVING || kill(pid, 0) < 0) {
+            fprintf(stderr, "tlsoffd: the master (pid %d) %s\n", pid,
+                    now.state == REPORT_SERVING ? "exited"
+                    : now.state == REPORT_HANDED_OVER ? "has handed over to a new master "
+                                                        "(USR2): try again"
+                                                      : "is stopping");
+            return EXIT_FAIL;
+        }
+    }
+    fprintf(stderr, "tlsoffd: timed out: the master (pid %d) did not finish the %s within "
+            "%d s\n", pid, sig == SIGHUP ? "reload" : "upgrade", WAIT_MS / 1000);
+    return EXIT_FAIL;
+}
+
 int ctl_send(const struct config *cfg, const char *what)
 {
     int sig = signal_of(what);
@@ -171,6 +250,8 @@ int ctl_send(const struct config *cfg, const char *what)
         return EXIT_FAIL;
     if (!sig)
         return print_stats(cfg, pid);
+    if (strcmp(what, "reload") == 0 || strcmp(what, "upgrade") == 0)
+        return signal_and_wait(pid, sig);
     if (kill(pid, sig) < 0) {
         fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
         return EXIT_FAIL;

@@ -47,8 +47,9 @@ static void usage(FILE *f)
             "  -f, --foreground    do not daemonize\n"
             "  -t, --test          check the configuration and certificates, then exit\n"
             "  -s, --send CMD      to the running instance: stats (print its counters),\n"
-            "                      stop, quit, reopen, reload, upgrade (send TERM, QUIT,\n"
-            "                      USR1, HUP, USR2), or a signal name\n"
+            "                      stop, quit, reopen (send TERM, QUIT, USR1), reload,\n"
+            "                      upgrade (send HUP, USR2 and wait for the outcome),\n"
+            "                      or a signal name\n"
             "  --gen-ticket-key FILE  write a new session-ticket key file (mode 0600)\n"
             "  -v, --version       print the versions of tlsoffd and its libraries\n"
             "  -h, --help          this text\n");

@@ -15,14 +15,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +36,8 @@
 #include "park.h"
 #include "pool.h"
 #include "log.h"
+#include "notify.h"
+#include "report.h"
 #include "ticketkeys.h"
 #include "upgrade.h"
 #include "worker.h"
@@ -79,6 +81,7 @@ struct master {
         int64_t deadline;
     } upgrade;
     int64_t next_rotation;  /* a new ticket key then */
+    bool handed_over;       /* to a new master (USR2): it speaks to systemd now */
 };
 
 static pid_t spawn(struct master *m, int id)
@@ -392,6 +395,22 @@ static void exec_new_master(struct master *m, int ready_fd)
     _exit(127);
 }
 
+/* An upgrade that failed: said in the log, to systemd (this master
+ * serves on) and to tlsoffd -s upgrade. */
+static void upgrade_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void upgrade_failed(const char *fmt, ...)
+{
+    char why[REPORT_TEXT_MAX], status[REPORT_TEXT_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    log_error("upgrade failed: %s; this master (pid %d) keeps serving", why, (int)getpid());
+    snprintf(status, sizeof status, "serving (pid %d); upgrade failed: %s", (int)getpid(), why);
+    notify_status(status);
+    report_upgrade_done(false, 0, why);
+}
+
 /*
  * USR2: starts the binary again (it may have been replaced on disk) as a
  * new master that inherits the listening sockets and the shared segment.
@@ -400,12 +419,13 @@ static void exec_new_master(struct master *m, int ready_fd)
 static void start_upgrade(struct master *m)
 {
     int p[2];
+    report_upgrade_begin();     /* one under way reports for this USR2 too */
     if (m->upgrade.child) {
         log_warning("SIGUSR2: an upgrade is already under way (pid %d)", (int)m->upgrade.child);
         return;
     }
     if (pipe2(p, O_CLOEXEC) < 0) {
-        log_error("SIGUSR2: pipe: %s", strerror(errno));
+        upgrade_failed("pipe: %s", strerror(errno));
         return;
     }
     pidfile_rename(m->pidpath, true);
@@ -416,9 +436,9 @@ static void start_upgrade(struct master *m)
     }
     close(p[1]);
     if (pid < 0) {
-        log_error("SIGUSR2: cannot fork: %s", strerror(errno));
         close(p[0]);
         pidfile_rename(m->pidpath, false);
+        upgrade_failed("cannot fork: %s", strerror(errno));
         return;
     }
     m->upgrade.child = pid;
@@ -426,6 +446,9 @@ static void start_upgrade(struct master *m)
     m->upgrade.pipe = p[0];
     m->upgrade.status = -1;
     log_notice("SIGUSR2: starting a new master (pid %d); serving on until it runs", (int)pid);
+    char status[64];
+    snprintf(status, sizeof status, "upgrading: starting a new master (pid %d)", (int)pid);
+    notify_status(status);
 }
 
 /* The new master reported (or died). Returns true if it runs. */
@@ -443,6 +466,9 @@ static bool finish_upgrade(struct master *m)
     if (n == 1 && c == '1') {
         log_notice("upgrade: the new master (pid %d) runs; this one stops accepting and "
                    "drains its workers", (int)child);
+        m->handed_over = true;      /* no word to systemd any more: not even STOPPING */
+        report_upgrade_done(true, child, NULL);
+        report_set_state(REPORT_HANDED_OVER);
         return true;
     }
     int status = m->upgrade.status;
@@ -450,9 +476,9 @@ static bool finish_upgrade(struct master *m)
         status = 0;
     char how[128];
     describe_exit(status, how, sizeof how);
-    log_error("upgrade failed: the new master (pid %d) %s (its messages are in the log); "
-              "this master keeps serving", (int)child, how);
     pidfile_rename(m->pidpath, false);
+    upgrade_failed("the new master (pid %d) %s (its messages are in the log)", (int)child,
+                   how);
     return false;
 }
 
@@ -550,24 +576,23 @@ static void reopen_configured_log(const struct config *cfg)
  * new ones are opened and removed ones closed; sessions, ticket keys,
  * counters and the state of servers that remain carry over.
  */
-static void reload(struct master *m)
+static bool reload(struct master *m, char *err, size_t errlen)
 {
-    char err[CONFIG_ERR_MAX];
     alloc_fail_next_if(getenv(ALLOC_FAIL_ENV));
-    struct runtime *next = runtime_reload(m->rt, err, sizeof err);
+    struct runtime *next = runtime_reload(m->rt, err, errlen);
     if (!next) {
         log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",
                   err);
-        return;
+        return false;
     }
     pid_t keys[CONFIG_MAX_KEY_PROCESSES];
     int nkeys = keys_processes(next->cfg);
-    if (start_next_keys(m, next, keys, nkeys, err, sizeof err) < 0) {
+    if (start_next_keys(m, next, keys, nkeys, err, errlen) < 0) {
         log_error("SIGHUP: reload failed, still serving with the previous configuration: %s",
                   err);
         runtime_release(next, m->rt);
         free(next);
-        return;
+        return false;
     }
     retire_keys(m, keys, nkeys);
     int old = retire_generation(m);
@@ -583,6 +608,25 @@ static void reload(struct master *m)
     log_notice("SIGHUP: configuration reloaded from %s: %d new workers, %zu listeners; %d "
                "workers of the previous configuration finish their connections",
                m->rt->cfg->path, started, m->rt->nlisteners, old);
+    return true;
+}
+
+/* A reload as systemd and tlsoffd -s reload see it: RELOADING=1 first,
+ * READY=1 after whatever the outcome (a failed reload leaves the previous
+ * configuration serving), then the outcome on the report page. */
+static void reload_and_tell(struct master *m)
+{
+    char err[CONFIG_ERR_MAX] = "", status[CONFIG_ERR_MAX + 64];
+    report_reload_begin();
+    notify_reloading();
+    bool ok = reload(m, err, sizeof err);
+    if (ok)
+        snprintf(status, sizeof status, "serving: configuration reloaded from %s",
+                 m->rt->cfg->path);
+    else
+        snprintf(status, sizeof status, "reload failed: %s", err);
+    notify_ready(status);
+    report_reload_done(ok, err);
 }
 
 static void reopen_logs(struct master *m)
@@ -600,6 +644,14 @@ static void reopen_logs(struct master *m)
     signal_children(m, SIGUSR1);
 }
 
+/* A stop begins: systemd hears STOPPING=1, unless a new master took over. */
+static void tell_stopping(const struct master *m, const char *status)
+{
+    report_set_state(m->handed_over ? REPORT_HANDED_OVER : REPORT_STOPPING);
+    if (!m->handed_over)
+        notify_stopping(status);
+}
+
 static void on_signal(struct master *m, int sig)
 {
     const struct config *cfg = m->rt->cfg;
@@ -610,6 +662,7 @@ static void on_signal(struct master *m, int sig)
     case SIGINT:
         if (m->stop != STOP_FAST) {
             log_notice("%s: fast stop", strsignal(sig));
+            tell_stopping(m, "stopping (fast)");
             begin_stop(m, STOP_FAST, FAST_STOP_MS, SIGTERM);
         }
         break;
@@ -617,6 +670,7 @@ static void on_signal(struct master *m, int sig)
         if (m->stop == RUNNING) {
             log_notice("SIGQUIT: graceful stop; waiting up to %gs for %d workers to finish "
                        "their connections", cfg->timeouts.shutdown, live_children(m));
+            tell_stopping(m, "stopping: workers finish their connections");
             begin_stop(m, STOP_GRACEFUL, (int64_t)(cfg->timeouts.shutdown * 1000), SIGQUIT);
             stop_listening(m->rt);
         }
@@ -626,7 +680,7 @@ static void on_signal(struct master *m, int sig)
         break;
     case SIGHUP:
         if (m->stop == RUNNING)
-            reload(m);
+            reload_and_tell(m);
         break;
     case SIGUSR2:
         if (m->stop == RUNNING)
@@ -634,30 +688,6 @@ static void on_signal(struct master *m, int sig)
         break;
     }
     reap(m);
-}
-
-/*
- * systemd's readiness protocol: one datagram to $NOTIFY_SOCKET (a path,
- * or an abstract name written with a leading '@'). No library needed.
- */
-static void notify_systemd(const char *state)
-{
-    const char *path = getenv("NOTIFY_SOCKET");
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
-        return;
-    memcpy(sa.sun_path, path, strlen(path));
-    if (sa.sun_path[0] == '@')
-        sa.sun_path[0] = '\0';
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    char msg[128];
-    int n = snprintf(msg, sizeof msg, "%s\nMAINPID=%d", state, (int)getpid());
-    if (sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
-        log_warning("cannot notify systemd at %s: %s", path, strerror(errno));
-    close(fd);
 }
 
 /* How long the main loop may sleep: until the next thing it must do. */
@@ -796,7 +826,10 @@ static void announce(const struct master *m, int started, int ready_fd)
     else if (cfg->workers.park_after > 0)
         log_info("idle connections stay in their workers: this wolfSSL cannot export a "
                  "connection (make fast builds one that can)");
-    notify_systemd("READY=1");
+    char status[128];
+    snprintf(status, sizeof status, "serving: %d workers, %zu listeners", started,
+             rt->nlisteners);
+    notify_serving(status);
     if (ready_fd >= 0) {
         ssize_t w = write(ready_fd, "1", 1);
         (void)w;
@@ -815,6 +848,7 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
     log_set_role("master");
     if (open_signals(&m) < 0)
         return EXIT_FAIL;
+    report_open();
     m.pool.rt = rt;
     m.pool.spawn = spawn_slot;
     m.pool.ctx = &m;
@@ -843,7 +877,6 @@ int master_run(struct runtime *rt, int ready_fd, char **pidpath)
             tick(&m);
         }
     }
-    notify_systemd("STOPPING=1");
     log_notice("stopped");
     free(m.pool.slots);
     close(m.sigfd);

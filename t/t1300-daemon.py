@@ -299,30 +299,33 @@ def init_script():
         r = curl(port, "/")
         ok(r.returncode == 0 and r.stdout == b"hello from svc\n", "the daemon serves", r.stderr)
         r = init("reload")
-        ok(r.returncode == 0 and poll_until(lambda: "SIGHUP" in open(logf).read(), 5),
-           "init reload: checks the configuration, then sends HUP", r.stdout)
+        ok(r.returncode == 0 and "SIGHUP: configuration reloaded" in open(logf).read(),
+           "init reload: 0 once the master has reloaded (tlsoffd -s reload)", r.stdout)
         r = init("upgrade")
-        ok(r.returncode == 0 and poll_until(lambda: "SIGUSR2" in open(logf).read(), 5),
-           "init upgrade: checks, then sends USR2", r.stdout)
-        def pid_now():
-            try:                # renamed to .oldbin for a moment during the upgrade
-                return int(open(pid).read() or 0)
-            except (OSError, ValueError):
-                return 0
-
-        got = poll_until(lambda: pid_now() not in (0, master), 10)
-        ok(got and poll_until(lambda: not pid_alive(master), 10),
-           "the upgrade hands over to a new master and the old one exits")
-        old_master, master = master, pid_now()
+        m = re.search(rb"upgraded: pid (\d+) serves", r.stdout)
+        new = int(m.group(1)) if m else 0
+        ok(r.returncode == 0 and new not in (0, master) and int(open(pid).read()) == new,
+           "init upgrade: 0 once the new master serves; it says the pid the pidfile names",
+           r.stdout + r.stderr)
+        ok(poll_until(lambda: not pid_alive(master), 10), "and the old master exits")
+        old_master, master = master, new
         r = init("status")
         ok(r.returncode == 0 and f"running (pid {master})".encode() in r.stdout,
            "init status: running, with the new pid", (old_master, r.stdout))
         good = open(cfg).read()
         with open(cfg, "w") as f:
-            f.write(good.replace("workers = {", "workers = { bogus = 1;"))
+            f.write(good.replace(CERT, "/nonexistent/cert.pem"))
         r = init("reload")
+        ok(r.returncode == 1 and b"reload failed" in r.stdout and
+           f"{cfg}:".encode() in r.stderr and b"/nonexistent/cert.pem" in r.stderr,
+           "init reload that the master refuses: 1, with its FILE:LINE error",
+           r.stdout + r.stderr)
+        ok(pid_alive(master) and curl(port, "/").returncode == 0, "the daemon serves on")
+        with open(cfg, "w") as f:
+            f.write(good.replace("workers = {", "workers = { bogus = 1;"))
+        r = init("upgrade")
         ok(r.returncode == 6 and b"configuration test failed" in r.stdout,
-           "init reload with a broken configuration: refused (6), nothing sent",
+           "init upgrade with a broken configuration: refused (6), nothing sent",
            r.stdout + r.stderr)
         r = init("restart")
         ok(r.returncode == 6 and int(open(pid).read()) == master and pid_alive(master),
