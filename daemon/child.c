@@ -13,6 +13,7 @@
 
 #include "exit.h"
 #include "log.h"
+#include "report.h"
 #include "tls.h"
 #include "upgrade.h"
 
@@ -37,6 +38,7 @@ void child_begin(pid_t master, const char *role, const char *name,
 {
     sigset_t none;     /* blocked: none, or only the shed signal */
     pidfile_close_in_child();
+    report_close_in_child();
     parent = master;
     log_set_role(role);
     if (name)

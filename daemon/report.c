@@ -18,6 +18,7 @@
 #endif
 
 static struct report_page *page;        /* the master's, read-write */
+static int page_fd = -1;                /* kept open: the client finds the page by it */
 
 static struct report_page *report_create(void)
 {
@@ -34,7 +35,8 @@ static struct report_page *report_create(void)
         munmap(p, size);
         goto fail;
     }
-    return p;           /* fd stays open: the client finds the page by it */
+    page_fd = fd;
+    return p;
 fail:
     log_warning("cannot make the report page (%s): tlsoffd -s reload and -s upgrade will "
                 "not learn the outcome", strerror(errno));
@@ -61,6 +63,14 @@ static void write_begin(void)
 static void write_end(void)
 {
     __atomic_store_n(&page->seq, page->seq + 1, __ATOMIC_RELEASE);
+}
+
+void report_close_in_child(void)
+{
+    if (page_fd >= 0)
+        close(page_fd);
+    page_fd = -1;
+    page = NULL;        /* not mapped here (MADV_DONTFORK) */
 }
 
 void report_set_state(enum report_state state)

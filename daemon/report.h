@@ -5,11 +5,11 @@
  *
  * The page is a memfd called "tlsoffd-report", close-on-exec (a new
  * master makes its own). The master's mapping is not inherited by its
- * children (MADV_DONTFORK), and the memfd is sealed against any new
- * writable mapping (F_SEAL_FUTURE_WRITE): a worker, which keeps the fd
- * across fork and reads untrusted input, can read the page but cannot
- * forge an outcome. The client maps it read-only through
- * /proc/PID/fd, as -s stats does the shared segment.
+ * children (MADV_DONTFORK), each child closes the descriptor first thing,
+ * and the memfd is sealed against any new writable mapping
+ * (F_SEAL_FUTURE_WRITE): even a process that got hold of the fd could
+ * read the page but not forge an outcome. The client maps it read-only
+ * through /proc/PID/fd, as -s stats does the shared segment.
  *
  * Each outcome has two counters: begun (HUPs or USR2s the master took)
  * and done (set to begun when the work ends), so a client that read
@@ -45,6 +45,9 @@ struct report_page {
 /* The master: makes the page (a failure is logged; reports are then not
  * made, and the clients say so). */
 void report_open(void);
+/* A child: closes the page's descriptor (children hold none of the
+ * master's memory: t1310). */
+void report_close_in_child(void);
 void report_set_state(enum report_state state);
 void report_reload_begin(void);
 void report_reload_done(bool ok, const char *error);
