@@ -538,7 +538,9 @@ def parse_proxy_v2(buf):
 class ProxyRecorder(PyBackend):
     """A backend that reads a PROXY v2 header, records it (self.headers: dicts from
     parse_proxy_v2, or {"error": text}), then answers one HTTP request with
-    "hello from NAME\\n" and closes."""
+    "hello from NAME\\n" and closes. A connection closed before its first
+    byte is not recorded: that is a TCP health check, whose timing would
+    otherwise decide which header a test reads."""
 
     def __init__(self, name="pp"):
         self.name = name
@@ -554,6 +556,9 @@ class ProxyRecorder(PyBackend):
                 if got:
                     break
                 chunk = c.recv(4096)
+                if not chunk and not buf:
+                    c.close()
+                    return
                 if not chunk:
                     raise ValueError(f"EOF inside the header after {buf!r}")
                 buf += chunk
