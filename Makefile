@@ -186,3 +186,20 @@ $(BUILD)/.wolfssl-dir: FORCE
 
 clean:
 	rm -rf build build-san build-fast build-san-fast
+
+# make deb: the Debian package (debian/), in build/deb/:
+# build/deb/tlsoffd_$(VERSION)-1_amd64.deb. The same as
+# `dpkg-buildpackage -b -us -uc`, which leaves it in ../. Needs the
+# Build-Depends of debian/control (dpkg-checkbuilddeps names what is
+# missing). DEB_BUILD_OPTIONS=nocheck skips the unit suites;
+# TLSOFFD_WOLFSSL_FAST=DIR uses a wolfSSL already built in DIR (see
+# debian/rules).
+DEB_DIR ?= build/deb
+.PHONY: deb
+deb:
+	@mkdir -p $(DEB_DIR)
+	TLSOFFD_DEB_DIR=$(abspath $(DEB_DIR)) dpkg-buildpackage -b -us -uc \
+	    --buildinfo-option=-u$(abspath $(DEB_DIR)) --changes-option=-u$(abspath $(DEB_DIR)) \
+	    --buildinfo-file=$(DEB_DIR)/tlsoffd_$(VERSION)-1_amd64.buildinfo \
+	    --changes-file=$(DEB_DIR)/tlsoffd_$(VERSION)-1_amd64.changes
+	@echo "  DEB  $(DEB_DIR)/tlsoffd_$(VERSION)-1_amd64.deb"
