@@ -50,10 +50,10 @@ CHECK_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS       ?= $(shell $(PKG_CONFIG) --libs check)
 USE_JEMALLOC     ?= 1
 
-# SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, in its own
-# build directory. ASan brings its own allocator, so jemalloc is left out.
 # The build directory: build/ (fast), build-system/, build-dir/; with
-# SANITIZE=1 build-san/, build-san-system/, build-san-dir/.
+# SANITIZE=1 (AddressSanitizer + UndefinedBehaviorSanitizer) build-san/,
+# build-san-system/, build-san-dir/. ASan brings its own allocator, so
+# jemalloc is left out.
 BUILD_SUFFIX := $(if $(filter fast,$(WOLFSSL)),,-$(WOLFSSL))
 ifeq ($(SANITIZE),1)
 BUILD       ?= build-san$(BUILD_SUFFIX)
