@@ -198,8 +198,8 @@ uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap);
  *
  * Needs a wolfSSL with session export and its internal.h (the TLS 1.3
  * traffic secrets, the handshake messages received, and whether wolfSSL
- * holds part of a record or unsent bytes are only there): `make fast`
- * builds one (configure
+ * holds part of a record or unsent bytes are only there): the default build
+ * (WOLFSSL=fast) links one (configure
  * --enable-sessionexport=nopeer). Debian's has neither: then
  * tls_park_supported() is false and parking and unparking fail, with a
  * reason.
