@@ -14,22 +14,35 @@ CC          ?= cc
 PKG_CONFIG  ?= pkg-config
 PYTHON      ?= python3
 
-# wolfSSL: Debian's libwolfssl-dev (pkg-config) unless config.mk says
-# otherwise, or WOLFSSL_DIR=DIR: the wolfSSL installed under DIR (include/,
-# lib/), e.g. the optimised one `make fast` builds. Its SONAME is Debian's
-# (libwolfssl.so.35), so DIR/lib goes into the binaries' run path; without
-# it the loader would take the system's slow library, which does not match
-# DIR's headers either. -isystem, as for /usr/include: wolfSSL's headers
-# do not pass -Wshadow (fe_operations.h's `fe').
-ifneq ($(WOLFSSL_DIR),)
-override WOLFSSL_DIR := $(abspath $(WOLFSSL_DIR))
-WOLFSSL_CFLAGS   := -isystem $(WOLFSSL_DIR)/include
-WOLFSSL_LIBS     := -L$(WOLFSSL_DIR)/lib -Wl,-rpath,$(WOLFSSL_DIR)/lib -lwolfssl
-# Objects are rebuilt when DIR's options.h changes or another DIR is used.
-WOLFSSL_DEPS      = $(WOLFSSL_DIR)/include/wolfssl/options.h $(BUILD)/.wolfssl-dir
+# wolfSSL, by WOLFSSL (see contrib/wolfssl-fast/README.md):
+#   fast    (the default) libwolfssl.a, linked into the binaries, from the
+#           optimised wolfSSL that contrib/wolfssl-fast/build makes from
+#           Debian's source package under WOLFSSL_FAST/prefix (AES-NI, AVX2,
+#           SP assembly, session export for parking). Where it cannot be
+#           made (not x86-64, Debian's archive unreachable, the build
+#           fails), a WARNING says why and the build falls back to system;
+#           BUILD/wolfssl.mk records the choice (remove it to try again).
+#           WOLFSSL=fast on the command line fails instead of falling back.
+#   system  Debian's shared libwolfssl (libwolfssl-dev, pkg-config), in
+#           build-system/ (build-san-system/ with SANITIZE=1).
+#   dir     WOLFSSL_DIR=DIR (implies WOLFSSL=dir): the wolfSSL installed
+#           under DIR (include/, lib/): DIR/lib/libwolfssl.a if there is one,
+#           else DIR/lib/libwolfssl.so with DIR/lib in the run path (its
+#           SONAME is Debian's: without it the loader would take the
+#           system's library). In build-dir/ unless BUILD says otherwise.
+# ./configure --with-wolfssl=... sets WOLFSSL (and WOLFSSL_DIR) in config.mk.
+# Headers are -isystem, as for /usr/include: wolfSSL's do not pass
+# -Wshadow (fe_operations.h's `fe').
+ifeq ($(strip $(WOLFSSL)),)
+override WOLFSSL := $(if $(WOLFSSL_DIR),dir,fast)
 endif
-WOLFSSL_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags wolfssl)
-WOLFSSL_LIBS     ?= $(shell $(PKG_CONFIG) --libs wolfssl)
+WOLFSSL_FAST ?= build/wolfssl-fast
+ifeq ($(filter fast system dir,$(WOLFSSL)),)
+$(error WOLFSSL=$(WOLFSSL): use fast, system or dir (WOLFSSL_DIR=DIR))
+endif
+ifeq ($(WOLFSSL):$(WOLFSSL_DIR),dir:)
+$(error WOLFSSL=dir needs WOLFSSL_DIR=DIR)
+endif
 LIBCONFIG_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libconfig)
 LIBCONFIG_LIBS   ?= $(shell $(PKG_CONFIG) --libs libconfig)
 JEMALLOC_LIBS    ?= $(shell $(PKG_CONFIG) --libs jemalloc)
@@ -37,16 +50,22 @@ CHECK_CFLAGS     ?= $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS       ?= $(shell $(PKG_CONFIG) --libs check)
 USE_JEMALLOC     ?= 1
 
-# SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, in its own
-# build directory. ASan brings its own allocator, so jemalloc is left out.
+# The build directory: build/ (fast), build-system/, build-dir/; with
+# SANITIZE=1 (AddressSanitizer + UndefinedBehaviorSanitizer) build-san/,
+# build-san-system/, build-san-dir/. ASan brings its own allocator, so
+# jemalloc is left out.
+BUILD_SUFFIX := $(if $(filter fast,$(WOLFSSL)),,-$(WOLFSSL))
 ifeq ($(SANITIZE),1)
-BUILD       ?= build-san
+BUILD       ?= build-san$(BUILD_SUFFIX)
 SAN_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 USE_JEMALLOC := 0
 else
-BUILD       ?= build
+BUILD       ?= build$(BUILD_SUFFIX)
 SAN_FLAGS   :=
 endif
+
+.DEFAULT_GOAL := all
+include contrib/wolfssl-fast/select.mk
 
 ifeq ($(USE_JEMALLOC),1)
 ALLOC_CFLAGS := -DHAVE_JEMALLOC
@@ -56,7 +75,7 @@ endif
 OPT         ?= -O2 -g
 WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CPPFLAGS    += -D_GNU_SOURCE -DTLSOFFD_VERSION='"$(VERSION)"' \
-               -DTLSOFFD_SYSCONFDIR='"$(SYSCONFDIR)"' -Ilib
+               -DTLSOFFD_SYSCONFDIR='"$(SYSCONFDIR)"' $(WOLFSSL_CPPFLAGS) -Ilib
 ALL_CFLAGS  := -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) $(WOLFSSL_CFLAGS) \
                $(LIBCONFIG_CFLAGS) $(ALLOC_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
@@ -91,22 +110,24 @@ $(BUILD)/libtlsoffd.a: $(LIB_OBJS)
 	@echo "  AR   $@"
 	$(Q)ar rcs $@ $^
 
-$(TLSOFFD): $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a
+$(TLSOFFD): $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(WOLFSSL_LINK_DEPS)
 	@echo "  LINK $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(BUILD)/libtlsoffd.a $(LIBS)
+	@$(WOLFSSL_CHECK_LINK)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h daemon/*.h) Makefile $(wildcard config.mk) $(WOLFSSL_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Idaemon -c -o $@ $<
 
-$(BUILD)/t/unit/check_%: t/unit/check_%.c t/unit/unit.h t/unit/tlspair.h $(BUILD)/libtlsoffd.a
+$(BUILD)/t/unit/check_%: t/unit/check_%.c t/unit/unit.h t/unit/tlspair.h $(BUILD)/libtlsoffd.a \
+                         $(WOLFSSL_LINK_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a \
 	    $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS)
 
-$(BUILD)/t/helper/%: t/helper/%.c $(BUILD)/libtlsoffd.a
+$(BUILD)/t/helper/%: t/helper/%.c $(BUILD)/libtlsoffd.a $(WOLFSSL_LINK_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC   $@"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtlsoffd.a $(ALL_LDFLAGS) $(LIBS)
@@ -148,44 +169,30 @@ install: $(TLSOFFD)
 	install -m 0644 man/tlsoffd.conf.5 $(DESTDIR)$(MANDIR)/man5/tlsoffd.conf.5
 	install -m 0644 etc/tlsoffd.conf $(DESTDIR)$(SYSCONFDIR)/tlsoffd/tlsoffd.conf.sample
 
-# make fast: tlsoffd in build-fast/, linked (run path) against an optimised
-# wolfSSL that contrib/wolfssl-fast/build makes from Debian's source package
-# (AES-NI, AVX2, SP assembly) under WOLFSSL_FAST/prefix. Needs no ./configure
-# and leaves build/ alone; `make fast-check` runs the tests against it,
-# `make fast-install` installs it (mind the run path: see the README).
-# See contrib/wolfssl-fast/README.md.
-WOLFSSL_FAST ?= build/wolfssl-fast
-FAST_BUILD   ?= build-fast
-FAST_VARS     = BUILD=$(FAST_BUILD) WOLFSSL_DIR=$(abspath $(WOLFSSL_FAST))/prefix
+# make fast, fast-check, fast-install, from when the default was Debian's
+# library: now make, make check and make install with WOLFSSL=fast given,
+# so without the fallback. build-fast/ is no longer used.
 .PHONY: fast fast-check fast-install wolfssl-fast
+fast fast-check fast-install:
+	@echo "  ($@ is now the default build: make $(patsubst fast,all,$(patsubst fast-%,%,$@)) WOLFSSL=fast)"
+	$(MAKE) WOLFSSL=fast $(patsubst fast,all,$(patsubst fast-%,%,$@))
+
+# Only the optimised wolfSSL (contrib/wolfssl-fast/build -u DEST checks
+# Debian for a newer revision of its source).
 wolfssl-fast:
 	sh contrib/wolfssl-fast/build $(WOLFSSL_FAST)
 
-fast: wolfssl-fast
-	$(MAKE) $(FAST_VARS) all
-	@lib=$$(ldd $(FAST_BUILD)/tlsoffd | awk '/libwolfssl/ { print $$3 }'); \
-	case "$$lib" in \
-	    $(abspath $(WOLFSSL_FAST))/prefix/lib/*) echo "  $(FAST_BUILD)/tlsoffd loads $$lib";; \
-	    *) echo "$(FAST_BUILD)/tlsoffd loads '$$lib', not the wolfSSL in $(WOLFSSL_FAST)/prefix/lib" >&2; exit 1;; \
-	esac
-
-fast-check: fast
-	$(MAKE) $(FAST_VARS) check
-
-fast-install: fast
-	$(MAKE) $(FAST_VARS) install
-
-ifneq ($(WOLFSSL_DIR),)
-$(WOLFSSL_DIR)/include/wolfssl/options.h:
-	@echo "WOLFSSL_DIR=$(WOLFSSL_DIR) has no include/wolfssl/options.h (make fast builds a wolfSSL)" >&2; exit 1
-endif
 .PHONY: FORCE
-$(BUILD)/.wolfssl-dir: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(WOLFSSL_DIR)' | cmp -s - $@ || echo '$(WOLFSSL_DIR)' > $@
 
+# clean keeps the wolfSSL that contrib/wolfssl-fast/build made under build/
+# (a minute to make again, and a download); distclean removes it too.
+.PHONY: distclean
 clean:
-	rm -rf build build-san build-fast build-san-fast
+	rm -rf build-san build-system build-san-system build-dir build-san-dir build-fast build-san-fast
+	[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name 'wolfssl-*' -exec rm -rf {} +
+
+distclean: clean
+	rm -rf build
 
 # make deb: the Debian package (debian/), in build/deb/:
 # build/deb/tlsoffd_$(VERSION)-1_amd64.deb. The same as

@@ -75,10 +75,10 @@ static void version(void)
 {
     printf("tlsoffd %s\n%s (%s)\ncrypto acceleration: %s\nlibconfig %d.%d.%d\n"
            "allocator: %s\nparking idle connections: %s\n", TLSOFFD_VERSION,
-           tls_library_version(), tls_library_path(), tls_acceleration(), LIBCONFIG_VER_MAJOR,
+           tls_library_version(), tls_library_linkage(), tls_acceleration(), LIBCONFIG_VER_MAJOR,
            LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION, allocator(),
            tls_park_supported() ? "yes" : "no (this wolfSSL cannot export a connection; "
-                                          "make fast builds one that can)");
+                                          "the default build, WOLFSSL=fast, links one that can)");
 }
 
 /* Forks into the background. The parent waits until the master reports

@@ -40,8 +40,8 @@ void tls_after_fork(void)
 
 const char *tls_acceleration(void)
 {
-    /* From the headers built against; the build links that library by
-     * rpath (or it is the system's): tls_library_path() shows which file. */
+    /* From the headers built against, which are those of the library
+     * linked (statically, by run path, or the system's). */
     static const char *const on[] = {
 #ifdef WOLFSSL_AESNI
         "AES-NI",
@@ -59,16 +59,51 @@ const char *tls_acceleration(void)
     for (size_t i = 0; on[i]; i++)
         off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", on[i]);
     if (!off)
-        snprintf(buf, sizeof buf, "none (portable C; `make fast` builds an optimised wolfSSL)");
+        snprintf(buf, sizeof buf, "none (portable C; the default build, WOLFSSL=fast, links "
+                                  "an optimised wolfSSL)");
+    return buf;
+}
+
+/* Is wolfSSL in the same object as this code (linked statically)? */
+static int library_static(const char **file)
+{
+    Dl_info wolf, self;
+    if (!dladdr((void *)wolfSSL_Init, &wolf) || !wolf.dli_fname)
+        return *file = "(unknown)", 0;
+    *file = wolf.dli_fname;
+    return dladdr((void *)library_static, &self) && self.dli_fbase == wolf.dli_fbase;
+}
+
+/* Where the wolfSSL the build linked statically came from, if the build
+ * knows: contrib/wolfssl-fast/build's stamp, passed on by the Makefile. */
+static const char *library_source(void)
+{
+#ifdef TLSOFFD_WOLFSSL_SOURCE
+    return ", " TLSOFFD_WOLFSSL_SOURCE;
+#else
+    return "";
+#endif
+}
+
+const char *tls_library_linkage(void)
+{
+    static char buf[320];
+    const char *file;
+    if (library_static(&file))
+        snprintf(buf, sizeof buf, "static%s", library_source());
+    else
+        snprintf(buf, sizeof buf, "shared, %s", file);
     return buf;
 }
 
 const char *tls_library_path(void)
 {
-    Dl_info info;
-    if (dladdr((void *)wolfSSL_Init, &info) && info.dli_fname)
-        return info.dli_fname;
-    return "(unknown)";
+    static char buf[320];
+    const char *file;
+    if (!library_static(&file))
+        return file;
+    snprintf(buf, sizeof buf, "the tlsoffd binary (linked statically%s)", library_source());
+    return buf;
 }
 
 const char *tls_library_version(void)

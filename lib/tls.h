@@ -33,8 +33,14 @@ void tls_after_fork(void);
 const char *tls_library_version(void);
 /* The crypto acceleration the wolfSSL in use was built with, e.g.
  * "AES-NI, Intel AVX (USE_INTEL_SPEEDUP), SP math x86_64 asm", or "none
- * (portable C)"; and the file it was loaded from (dladdr). */
+ * (portable C)". */
 const char *tls_acceleration(void);
+/* How it is linked: "static, Debian source wolfssl 5.5.4-2+deb12u3" or
+ * "shared, /lib/x86_64-linux-gnu/libwolfssl.so.35" (the file it was
+ * loaded from, by dladdr). */
+const char *tls_library_linkage(void);
+/* The file it was loaded from, or "the tlsoffd binary (linked statically,
+ * Debian source ...)". */
 const char *tls_library_path(void);
 
 /* ---- contexts ---- */
@@ -192,8 +198,8 @@ uint8_t *tls_conn_idle_readahead(struct tls_conn *conn, size_t *cap);
  *
  * Needs a wolfSSL with session export and its internal.h (the TLS 1.3
  * traffic secrets, the handshake messages received, and whether wolfSSL
- * holds part of a record or unsent bytes are only there): `make fast`
- * builds one (configure
+ * holds part of a record or unsent bytes are only there): the default build
+ * (WOLFSSL=fast) links one (configure
  * --enable-sessionexport=nopeer). Debian's has neither: then
  * tls_park_supported() is false and parking and unparking fail, with a
  * reason.

@@ -314,7 +314,7 @@ bool tls_park_supported(void)
 #ifdef WOLFSSL_SESSION_EXPORT
 #define NO_PARK "not supported: this wolfSSL's wolfssl/internal.h is not installed"
 #else
-#define NO_PARK "not supported: this wolfSSL has no session export (`make fast` builds one)"
+#define NO_PARK "not supported: this wolfSSL has no session export (WOLFSSL=fast has)"
 #endif
 
 bool tls_park_supported(void)

@@ -160,14 +160,18 @@ def version_output():
         version = f.read().strip()
     ok(r.returncode == 0 and out.startswith(f"tlsoffd {version}\n"),
        f"tlsoffd -v starts with 'tlsoffd {version}'", out)
-    m = re.search(r"^wolfSSL \d+\.\d+\.\d+ \((/\S+libwolfssl\S*)\)$", out, re.M)
-    ok(m is not None, "tlsoffd -v names the wolfSSL version and the file it was loaded from",
-       out)
-    if m:
-        ldd = run(["ldd", TLSOFFD]).stdout.decode(errors="replace")
-        ok(os.path.realpath(m.group(1)) in {os.path.realpath(x) for x in
-                                            re.findall(r"=> (\S*libwolfssl\S*)", ldd)},
-           "... the same file the dynamic linker resolves for the binary (ldd)", ldd)
+    ldd = run(["ldd", TLSOFFD]).stdout.decode(errors="replace")
+    loaded = {os.path.realpath(x) for x in re.findall(r"=> (\S*libwolfssl\S*)", ldd)}
+    m = re.search(r"^wolfSSL \d+\.\d+\.\d+ \((static|shared, (/\S+libwolfssl\S*))(, .*)?\)$",
+                  out, re.M)
+    ok(m is not None, "tlsoffd -v names the wolfSSL version and how it is linked", out)
+    if m and m.group(1) == "static":
+        ok(not loaded, "... static: the binary loads no libwolfssl (ldd)", ldd)
+        ok(m.group(3) and "Debian source wolfssl " in m.group(3),
+           "... and names the Debian source package it was built from", out)
+    elif m:
+        ok(os.path.realpath(m.group(2)) in loaded,
+           "... shared: the file the dynamic linker resolves for the binary (ldd)", ldd)
     ok(re.search(r"^crypto acceleration: (none \(portable C|AES-NI|Intel|SP math)", out, re.M)
        is not None, "tlsoffd -v says which crypto acceleration wolfSSL has", out)
     ok(re.search(r"^libconfig \d+\.\d+\.\d+$", out, re.M) is not None,

@@ -6,7 +6,8 @@ speaks, a worker takes it back and the TLS connection goes on, TLS 1.2 and
 idle timeout still ends a parked connection (with a close_notify); a park
 process that dies gives the client-table counts back and is restarted; a
 reload leaves parked connections working. Needs a wolfSSL that can export
-a connection (make fast); skipped otherwise."""
+a connection (the default build, WOLFSSL=fast); skipped otherwise
+(WOLFSSL=system)."""
 import os
 import re
 import signal
@@ -50,7 +51,7 @@ def parked_count(d):
 
 
 if not SUPPORTED:
-    skip("parking", "this wolfSSL cannot export a connection (make fast-check runs it)")
+    skip("parking", "this wolfSSL cannot export a connection (the default build, WOLFSSL=fast, can)")
     done()
     sys.exit(0)
 

@@ -680,7 +680,7 @@ static Suite *suite(void)
     tcase_set_timeout(tcase, 120);
     if (!tls_park_supported()) {
         printf("check_tls_park: this wolfSSL has no session export: only 'unsupported' runs "
-               "(`make fast-check` runs them all)\n");
+               "(the default build, WOLFSSL=fast, runs them all)\n");
         tcase_add_test(tcase, unsupported);
         suite_add_tcase(s, tcase);
         return s;
