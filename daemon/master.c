@@ -825,7 +825,7 @@ static void announce(const struct master *m, int started, int ready_fd)
                  cfg->workers.park_after);
     else if (cfg->workers.park_after > 0)
         log_info("idle connections stay in their workers: this wolfSSL cannot export a "
-                 "connection (make fast builds one that can)");
+                 "connection (the default build's does: this one is WOLFSSL=system)");
     char status[128];
     snprintf(status, sizeof status, "serving: %d workers, %zu listeners", started,
              rt->nlisteners);

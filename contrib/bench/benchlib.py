@@ -260,9 +260,8 @@ def cmd_out(argv):
 
 
 def default_tlsoffd():
-    """build-fast/tlsoffd if it exists, else build/tlsoffd (absolute)."""
-    fast = os.path.join(ROOT, "build-fast", "tlsoffd")
-    return fast if os.access(fast, os.X_OK) else os.path.join(ROOT, "build", "tlsoffd")
+    """build/tlsoffd (absolute): the default build, the optimised wolfSSL."""
+    return os.path.join(ROOT, "build", "tlsoffd")
 
 
 # Every benchmark client is 127.0.0.1: tlsoffd's per-client limits (its
