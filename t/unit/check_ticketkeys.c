@@ -69,7 +69,12 @@ START_TEST(round_trip)
     struct ticketkeys *r = ring_with_one_key();
     struct sealed s;
     seal(r, &s);
-    ck_assert_int_ne(s.ticket[5], 5);                  /* really encrypted */
+    /* Really encrypted: one byte may come out as it went in (1 in 256:
+     * it did once in CI), all 108 not. */
+    int same = 0;
+    for (int i = 0; i < 108; i++)
+        same += s.ticket[i] == i;
+    ck_assert_int_lt(same, 108);
     int nonzero = 0;
     for (int i = 0; i < 32; i++)
         nonzero |= s.mac[i];
