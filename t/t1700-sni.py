@@ -2,7 +2,9 @@
 """Certificates chosen by SNI: exact names (SAN dNSNames and the subject CN)
 before wildcards, case-insensitively; the first certificate is the default;
 strict_sni refuses a client with no or an unknown name; an ECDSA and an RSA
-certificate for the same name go to the clients that can use them; cert_dir
+certificate for the same name go to the clients that can use them; all of
+this with a ClientHello split into small records too (and an over-size or
+interleaved one refused with an alert); cert_dir
 loads a directory of certificates; and the configuration errors."""
 import os
 import re
@@ -252,10 +254,10 @@ def split_client_hello():
 @case
 def split_client_hello_refused():
     """Over the maximum, or another record inside it: an alert, and a reason."""
-    for what, data in (("a ClientHello over 16384 bytes",
-                        bytes([22, 3, 1, 0, 4, 1, 0, 0x40, 0])),
-                       ("an alert record inside the ClientHello",
-                        bytes([22, 3, 1, 0, 4, 1, 0, 1, 0, 21, 3, 3, 0, 2, 1, 0]))):
+    for what, desc, data in (("a ClientHello over 16384 bytes", 47,
+                              bytes([22, 3, 1, 0, 4, 1, 0, 0x40, 0])),
+                             ("an alert record inside the ClientHello", 10,
+                              bytes([22, 3, 1, 0, 4, 1, 0, 1, 0, 21, 3, 3, 0, 2, 1, 0]))):
         s = socket.create_connection(("127.0.0.1", ports["fe"]), timeout=5 * SLOW)
         client = "127.0.0.1:%d" % s.getsockname()[1]
         s.sendall(data)
@@ -264,8 +266,8 @@ def split_client_hello_refused():
         except OSError as e:
             reply = repr(e).encode()
         s.close()
-        ok(reply[:1] == b"\x15" and len(reply) == 7 and reply[5] == 2,
-           f"{what}: a fatal alert", reply)
+        ok(reply[:1] == b"\x15" and len(reply) == 7 and reply[5] == 2 and reply[6] == desc,
+           f"{what}: a fatal alert ({desc})", reply)
         l = d.wait_access(frontend="fe", client=client)
         ok(l is not None and l["outcome"] == "handshake-failed"
            and "refused the ClientHello" in l.get("reason", ""),
