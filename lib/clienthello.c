@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* A bounds-checked reader. */
 struct rd {
     const uint8_t *p;
@@ -96,42 +99,9 @@ static void take_versions(struct client_hello *ch, struct rd e)
             ch->tls13 = true;
 }
 
-long client_hello_parse(const uint8_t *buf, size_t len, struct client_hello *ch)
+/* The extensions block; a malformed one leaves ch incomplete. */
+static void take_extensions(struct client_hello *ch, struct rd exts)
 {
-    memset(ch, 0, sizeof *ch);
-    if (len < 5)
-        return 5;
-    if (buf[0] != 22 || buf[1] != 3)            /* handshake, TLS 1.x/SSL 3 */
-        return -1;
-    size_t reclen = (size_t)buf[3] << 8 | buf[4];
-    if (reclen == 0 || reclen > 16384)
-        return -1;
-    if (len < 5 + reclen)
-        return (long)(5 + reclen);
-    struct rd rec = { buf + 5, reclen, false };
-    if (get(&rec, 1) != 1)                      /* client_hello */
-        return -1;
-    size_t msglen = get(&rec, 3);
-    if (rec.bad)
-        return 0;       /* a message split over records: parsed as far as nothing */
-    ch->complete = msglen <= rec.left;
-    struct rd m = { rec.p, msglen <= rec.left ? msglen : rec.left, false };
-    get(&m, 2);                                 /* legacy_version */
-    sub(&m, 32);                                /* random */
-    sub(&m, get(&m, 1));                        /* legacy_session_id */
-    struct rd suites = sub(&m, get(&m, 2));
-    while (!suites.bad && suites.left >= 2) {
-        unsigned s = get(&suites, 2);
-        if (s == 0xc02b || s == 0xc02c || s == 0xcca9 || s == 0xc023 || s == 0xc024 ||
-            s == 0xc009 || s == 0xc00a || s == 0xc0ac || s == 0xc0ad)
-            ch->ecdsa_suite12 = true;
-    }
-    sub(&m, get(&m, 1));                        /* legacy_compression_methods */
-    if (m.bad || m.left == 0) {
-        ch->complete = ch->complete && !m.bad;
-        return 0;
-    }
-    struct rd exts = sub(&m, get(&m, 2));
     while (!exts.bad && exts.left >= 4) {
         unsigned type = get(&exts, 2);
         struct rd e = sub(&exts, get(&exts, 2));
@@ -144,7 +114,99 @@ long client_hello_parse(const uint8_t *buf, size_t len, struct client_hello *ch)
         default: break;
         }
     }
-    if (exts.bad || m.bad)
+    if (exts.bad)
+        ch->complete = false;
+}
+
+/* Refuses the hello: the alert to send and why. */
+static long refuse(struct client_hello *ch, uint8_t alert, const char *why)
+{
+    ch->alert = alert;
+    ch->refused = why;
+    return -2;
+}
+
+/* The next record at buf + off: its handshake bytes appended to msg (at
+ * most CLIENT_HELLO_MSG_MAX in all). Returns 0 when done with it, or what
+ * client_hello_parse returns. */
+static long take_record(const uint8_t *buf, size_t len, size_t off, uint8_t *msg, size_t *got,
+                        struct client_hello *ch)
+{
+    if (off + 5 > CLIENT_HELLO_MAX)
+        return refuse(ch, 47, "ClientHello records over " STR(CLIENT_HELLO_MAX) " bytes");
+    if (len - off < 5)
+        return (long)(off + 5);
+    const uint8_t *h = buf + off;
+    size_t reclen = (size_t)h[3] << 8 | h[4];
+    if (off == 0 && (h[0] != 22 || h[1] != 3 || reclen == 0 || reclen > 16384))
+        return -1;                              /* not TLS: wolfSSL says what it is */
+    if (h[0] != 22)
+        return refuse(ch, 10, "a record other than handshake inside the ClientHello");
+    if (h[1] != 3 || reclen == 0)
+        return refuse(ch, 50, "a malformed record inside the ClientHello");
+    if (reclen > 16384)
+        return refuse(ch, 22, "a record over 2^14 bytes inside the ClientHello");
+    if (off + 5 + reclen > CLIENT_HELLO_MAX)
+        return refuse(ch, 47, "ClientHello records over " STR(CLIENT_HELLO_MAX) " bytes");
+    if (len < off + 5 + reclen)
+        return (long)(off + 5 + reclen);
+    size_t n = reclen < CLIENT_HELLO_MSG_MAX - *got ? reclen : CLIENT_HELLO_MSG_MAX - *got;
+    memcpy(msg + *got, h + 5, n);
+    *got += n;
+    return 0;
+}
+
+/* Gathers the ClientHello from the handshake records at the start of buf
+ * into msg. Returns its length (with its 4-byte header), or what
+ * client_hello_parse returns. */
+static long reassemble(const uint8_t *buf, size_t len, uint8_t *msg, struct client_hello *ch)
+{
+    size_t off = 0, got = 0;
+    for (;;) {
+        long r = take_record(buf, len, off, msg, &got, ch);
+        if (r != 0)
+            return r;
+        off += 5 + ((size_t)buf[off + 3] << 8 | buf[off + 4]);
+        if (msg[0] != 1)                        /* not client_hello */
+            return -1;
+        if (got < 4)
+            continue;
+        size_t want = 4 + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]);
+        if (want > CLIENT_HELLO_MSG_MAX)
+            return refuse(ch, 47, "a ClientHello over " STR(CLIENT_HELLO_MSG_MAX) " bytes");
+        if (got >= want)
+            return (long)want;
+    }
+}
+
+long client_hello_parse(const uint8_t *buf, size_t len, struct client_hello *ch)
+{
+    uint8_t msg[CLIENT_HELLO_MSG_MAX];
+    memset(ch, 0, sizeof *ch);
+    if (len < 5)
+        return 5;
+    long mlen = reassemble(buf, len, msg, ch);
+    if (mlen < 0 || (size_t)mlen > len)     /* a message is shorter than its records */
+        return mlen;
+    ch->complete = true;
+    struct rd m = { msg + 4, (size_t)mlen - 4, false };
+    get(&m, 2);                                 /* legacy_version */
+    sub(&m, 32);                                /* random */
+    sub(&m, get(&m, 1));                        /* legacy_session_id */
+    struct rd suites = sub(&m, get(&m, 2));
+    while (!suites.bad && suites.left >= 2) {
+        unsigned s = get(&suites, 2);
+        if (s == 0xc02b || s == 0xc02c || s == 0xcca9 || s == 0xc023 || s == 0xc024 ||
+            s == 0xc009 || s == 0xc00a || s == 0xc0ac || s == 0xc0ad)
+            ch->ecdsa_suite12 = true;
+    }
+    sub(&m, get(&m, 1));                        /* legacy_compression_methods */
+    if (m.bad || m.left == 0) {
+        ch->complete = !m.bad;
+        return 0;
+    }
+    take_extensions(ch, sub(&m, get(&m, 2)));
+    if (m.bad)
         ch->complete = false;
     return 0;
 }

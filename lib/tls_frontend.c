@@ -348,14 +348,30 @@ static enum tls_io no_hello(struct tls_conn *conn, char *reason, size_t len)
     return tls_io_failure(conn);
 }
 
+/* Refuses the client before the handshake: a fatal alert, then close. */
+static void refuse(struct tls_conn *conn, uint8_t description)
+{
+    const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, description };
+    ssize_t w = send(conn->fd, alert, sizeof alert, MSG_NOSIGNAL);
+    (void)w;
+    tls_resume_count(&conn->fe->resume, conn, false);
+}
+
+/* A ClientHello refused as it was read (over the maximum size, a record
+ * of another type inside it): the alert client_hello_parse chose. */
+static enum tls_io refuse_hello(struct tls_conn *conn, const struct client_hello *ch,
+                                char *reason, size_t len)
+{
+    refuse(conn, ch->alert);
+    snprintf(reason, len, "refused the ClientHello: %s", ch->refused);
+    return TLS_IO_ERROR;
+}
+
 /* strict_sni and no certificate for the name: an unrecognized_name alert. */
 static enum tls_io refuse_sni(struct tls_conn *conn, const struct client_hello *ch,
                               char *reason, size_t len)
 {
-    static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 112 };
-    ssize_t w = send(conn->fd, alert, sizeof alert, MSG_NOSIGNAL);
-    (void)w;
-    tls_resume_count(&conn->fe->resume, conn, false);
+    refuse(conn, 112);
     if (*ch->sni)
         snprintf(reason, len, "no certificate for server name '%s' (strict_sni)", ch->sni);
     else
@@ -365,8 +381,8 @@ static enum tls_io refuse_sni(struct tls_conn *conn, const struct client_hello *
 }
 
 /* Of n's certificates, ECDSA if the client can verify it. A ClientHello
- * split over records was not read to its end: RSA, which every client
- * can verify, if there is a choice. */
+ * with a wrong length inside was not read to its end: RSA, which every
+ * client can verify, if there is a choice. */
 static struct tls_cert *choose_cert(struct tls_frontend *f, const struct tls_name *n,
                                     const struct client_hello *ch, bool hello)
 {
@@ -414,6 +430,8 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
     conn->rcap = cap;
     conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     long hl = tls_io_read_hello(conn, &ch);
+    if (hl == -2)
+        return refuse_hello(conn, &ch, reason, len);
     if (hl < 0)
         return no_hello(conn, reason, len);
     if (hl > 0) {

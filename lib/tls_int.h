@@ -87,10 +87,11 @@ struct tls_conn *tls_io_conn(int fd);
 /* conn's WOLFSSL on ctx, its I/O going through conn (the callbacks are
  * set per connection: a context may also serve a prober's own I/O); 0 or -1. */
 int tls_io_attach(struct tls_conn *conn, WOLFSSL_CTX *ctx);
-/* Reads the first record (the ClientHello) into conn's read-ahead buffer,
- * bounded by the deadline. Returns > 0 if it is one, 0 if it is not (what
- * came stays in the buffer for wolfSSL to refuse), or -1 (conn->timed_out,
- * conn->peer_closed or conn->sys_errno). */
+/* Reads the records carrying the ClientHello into conn's read-ahead
+ * buffer, bounded by the deadline. Returns > 0 if it is one, 0 if it is not
+ * (what came stays in the buffer for wolfSSL to refuse), -2 if the client
+ * is to be refused with ch->alert (ch->refused says why), or -1
+ * (conn->timed_out, conn->peer_closed or conn->sys_errno). */
 long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch);
 /* What a failed handshake ends as: a timeout, the peer's close, an error. */
 enum tls_io tls_io_failure(const struct tls_conn *conn);

@@ -133,10 +133,15 @@ long tls_io_read_hello(struct tls_conn *conn, struct client_hello *ch)
     uint8_t *buf = conn->rbuf;
     for (;;) {
         long need = client_hello_parse(buf, have, ch);
+        if (need > (long)conn->rcap) {          /* a buffer under CLIENT_HELLO_MAX */
+            ch->alert = 47;
+            ch->refused = "a ClientHello larger than the read buffer";
+            need = -2;
+        }
         if (need <= 0) {
             conn->rlen = have;
             conn->roff = 0;
-            return need == 0 ? (long)have : 0;
+            return need == 0 ? (long)have : need == -2 ? -2 : 0;
         }
         /* All that came (the rest of the flight too), up to the buffer. */
         ssize_t n = recv(conn->fd, buf + have, conn->rcap - have, 0);

@@ -2,12 +2,16 @@
 """Certificates chosen by SNI: exact names (SAN dNSNames and the subject CN)
 before wildcards, case-insensitively; the first certificate is the default;
 strict_sni refuses a client with no or an unknown name; an ECDSA and an RSA
-certificate for the same name go to the clients that can use them; cert_dir
+certificate for the same name go to the clients that can use them; all of
+this with a ClientHello split into small records too (and an over-size or
+interleaved one refused with an alert); cert_dir
 loads a directory of certificates; and the configuration errors."""
 import os
 import re
+import socket
 import ssl
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlsoffd_test import *  # noqa: E402,F401,F403
@@ -178,6 +182,96 @@ def strict_sni():
        "strict_sni: Python ssl gets TLSV1_UNRECOGNIZED_NAME", repr(err))
     ok(served("fe", None)[0] == "example.test",
        "strict_sni on one frontend leaves the others' default in place")
+
+
+def reframe(data, size):
+    """The handshake bytes of the records in data, re-cut into records of size bytes."""
+    body, i = b"", 0
+    while i < len(data):
+        assert data[i] == 22, data[:i + 5].hex()
+        n = int.from_bytes(data[i + 3:i + 5], "big")
+        body, ver, i = body + data[i + 5:i + 5 + n], data[i + 1:i + 3], i + 5 + n
+    return b"".join(bytes([22]) + ver + len(body[j:j + size]).to_bytes(2, "big")
+                    + body[j:j + size] for j in range(0, len(body), size))
+
+
+def split_hello(fe, sni, ctx, size=40):
+    """A handshake through a memory-BIO SSLObject whose ClientHello is sent in
+    records of size bytes: (the server's certificate as DER or None, error)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    s = socket.create_connection(("127.0.0.1", ports[fe]), timeout=5 * SLOW)
+    s.sendall(reframe(out.read(), size))
+    end = time.monotonic() + 10 * SLOW
+    try:
+        while time.monotonic() < end:
+            data = s.recv(65536)
+            if not data:
+                return None, "closed by the server"
+            inc.write(data)
+            try:
+                obj.do_handshake()
+                s.sendall(out.read())
+                return obj.getpeercert(binary_form=True), None
+            except ssl.SSLWantReadError:
+                s.sendall(out.read())
+        return None, "timed out"
+    except (ssl.SSLError, OSError) as e:
+        return None, repr(e)
+    finally:
+        s.close()
+
+
+def der(name):
+    """The DER of the first certificate (the leaf) in name's PEM chain."""
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(open(pem(name)[0]).read().split(end)[0] + end + "\n")
+
+
+@case
+def split_client_hello():
+    """A ClientHello in 40-byte records: the certificate is still chosen by
+    its SNI and signature algorithms, strict_sni still finds the name."""
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        v = version.name
+        got, err = split_hello("fe", "b.test", tls_context(version))
+        ok(got == der("b.test"), f"{v}, hello in 40-byte records, SNI b.test: its certificate",
+           err)
+        got, err = split_hello("strict", "a.test", tls_context(version))
+        ok(got == der("a.test"), f"{v}, strict_sni, split hello with SNI a.test: served", err)
+    for suite, cert in (("ECDHE-ECDSA-AES128-GCM-SHA256", "dual-ec"),
+                        ("ECDHE-RSA-AES128-GCM-SHA256", "dual-rsa")):
+        ctx = tls_context(ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers(suite)
+        got, err = split_hello("fe", "dual.test", ctx)
+        ok(got == der(cert), f"TLS 1.2 {suite} only, split hello: the {cert} certificate", err)
+
+
+@case
+def split_client_hello_refused():
+    """Over the maximum, or another record inside it: an alert, and a reason."""
+    for what, desc, data in (("a ClientHello over 16384 bytes", 47,
+                              bytes([22, 3, 1, 0, 4, 1, 0, 0x40, 0])),
+                             ("an alert record inside the ClientHello", 10,
+                              bytes([22, 3, 1, 0, 4, 1, 0, 1, 0, 21, 3, 3, 0, 2, 1, 0]))):
+        s = socket.create_connection(("127.0.0.1", ports["fe"]), timeout=5 * SLOW)
+        client = "127.0.0.1:%d" % s.getsockname()[1]
+        s.sendall(data)
+        try:
+            reply = s.recv(100)
+        except OSError as e:
+            reply = repr(e).encode()
+        s.close()
+        ok(reply[:1] == b"\x15" and len(reply) == 7 and reply[5] == 2 and reply[6] == desc,
+           f"{what}: a fatal alert ({desc})", reply)
+        l = d.wait_access(frontend="fe", client=client)
+        ok(l is not None and l["outcome"] == "handshake-failed"
+           and "refused the ClientHello" in l.get("reason", ""),
+           f"{what}: handshake-failed, the access log says why", l and l["raw"])
 
 
 @case

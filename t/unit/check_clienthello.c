@@ -8,7 +8,7 @@
 /* ---- a byte-by-byte ClientHello builder */
 
 struct bb {
-    uint8_t d[CLIENT_HELLO_MAX + 1024];
+    uint8_t d[2 * CLIENT_HELLO_MAX];
     size_t n;
 };
 
@@ -463,42 +463,177 @@ START_TEST(bad_record_length)
 }
 END_TEST
 
+/* The handshake message m (n bytes) cut into records of size bytes. */
+static size_t frame(struct bb *r, const uint8_t *m, size_t n, size_t size)
+{
+    r->n = 0;
+    for (size_t at = 0; at < n; at += size) {
+        size_t k = n - at < size ? n - at : size;
+        put8(r, 22);
+        put16(r, at ? 0x0303 : 0x0301);
+        put16(r, (unsigned)k);
+        putn(r, m + at, k);
+    }
+    return r->n;
+}
+
+/* What the parser must ask for after len bytes of the records in r: the
+ * end of the record header or of the record that len falls in. */
+static long need_after(const struct bb *r, size_t len)
+{
+    size_t at = 0;
+    while (at + 5 <= len) {
+        size_t end = at + 5 + ((size_t)r->d[at + 3] << 8 | r->d[at + 4]);
+        if (len < end)
+            return (long)end;
+        at = end;
+    }
+    return (long)(at + 5);
+}
+
+static void same_hello(const struct client_hello *a, const struct client_hello *b)
+{
+    ck_assert_str_eq(a->sni, b->sni);
+    ck_assert(a->complete && b->complete);
+    ck_assert(memcmp(a, b, sizeof *a) == 0);
+}
+
 START_TEST(split_over_records)
 {
-    static struct bb h, r;
-    struct client_hello ch;
-    /* the whole message, then only part of it in the first record */
+    static struct bb h, r, whole;
+    static const unsigned sig[] = { 0x0804, 0x0403, END };
+    struct client_hello ch, ref;
     h.n = 0;
-    handshake(&h, &(struct spec){ .sni = "split.test", .versions = v13, .padding = 600 });
-    for (size_t part = 1; part < h.n; part += (part < 64 ? 1 : 37)) {
+    const struct spec sp = { .sni = "split.test", .versions = v13, .sigalgs = sig, .padding = 600 };
+    handshake(&h, &sp);
+    size_t wn = build(&whole, &sp);
+    ck_assert_int_eq(parse(whole.d, wn, &ref), 0);
+    /* in 40-byte records: the same; every prefix asks for the next header or record */
+    size_t n = frame(&r, h.d, h.n, 40);
+    ck_assert_int_eq(parse(r.d, n, &ch), 0);
+    same_hello(&ch, &ref);
+    ck_assert_str_eq(ch.sni, "split.test");
+    ck_assert(client_hello_ecdsa(&ch, false, true));
+    for (size_t len = 0; len < n; len++)
+        ck_assert_int_eq(parse(r.d, len, &ch), need_after(&r, len));
+    /* two records, split at every boundary in the first bytes, then coarser */
+    for (size_t part = 1; part < h.n; part += (part < 80 ? 1 : 37)) {
         r.n = 0;
         put8(&r, 22);
         put16(&r, 0x0301);
         put16(&r, (unsigned)part);
         putn(&r, h.d, part);
-        /* followed by the next record, which the parser must not need */
         put8(&r, 22);
         put16(&r, 0x0303);
         put16(&r, (unsigned)(h.n - part));
         putn(&r, h.d + part, h.n - part);
         ck_assert_int_eq(parse(r.d, r.n, &ch), 0);
-        ck_assert_msg(!ch.complete, "part %zu of %zu: complete", part, h.n);
-        ck_assert_int_eq(parse(r.d, 5 + part, &ch), 0);
-        ck_assert(!ch.complete);
+        same_hello(&ch, &ref);
+        ck_assert_int_eq(parse(r.d, 5 + part, &ch), (long)(5 + part + 5));
+        ck_assert_int_eq(parse(r.d, r.n - 1, &ch), (long)r.n);
     }
-    /* the record holds the whole message and more: complete */
+    /* in 1-byte records: 6 bytes a byte, within CLIENT_HELLO_MAX */
+    n = frame(&r, h.d, h.n, 1);
+    ck_assert_uint_le(n, CLIENT_HELLO_MAX);
+    ck_assert_int_eq(parse(r.d, n, &ch), 0);
+    same_hello(&ch, &ref);
+}
+END_TEST
+
+START_TEST(split_other_record_inside)
+{
+    static struct bb h, r;
+    struct client_hello ch;
+    h.n = 0;
+    handshake(&h, &(struct spec){ .sni = "inside.test", .versions = v13 });
+    static const uint8_t others[][6] = {
+        { 21, 3, 3, 0, 1, 0 },      /* alert */
+        { 20, 3, 3, 0, 1, 1 },      /* change_cipher_spec */
+        { 23, 3, 3, 0, 1, 0 },      /* application_data */
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        r.n = 0;
+        put8(&r, 22);
+        put16(&r, 0x0301);
+        put16(&r, 40);
+        putn(&r, h.d, 40);
+        putn(&r, others[i], sizeof others[i]);
+        put8(&r, 22);
+        put16(&r, 0x0303);
+        put16(&r, (unsigned)(h.n - 40));
+        putn(&r, h.d + 40, h.n - 40);
+        ck_assert_int_eq(parse(r.d, r.n, &ch), -2);
+        ck_assert_uint_eq(ch.alert, 10);        /* unexpected_message */
+        ck_assert_ptr_nonnull(ch.refused);
+        ck_assert_int_eq(parse(r.d, 45 + 5, &ch), -2);   /* as soon as its header is there */
+    }
+}
+END_TEST
+
+/* The second record's header, after a first record of 40 bytes. */
+static long second_header(const struct bb *h, uint8_t type, uint8_t major, unsigned len,
+                          struct client_hello *ch)
+{
+    static struct bb r;
     r.n = 0;
     put8(&r, 22);
     put16(&r, 0x0301);
-    size_t rl = open_len(&r, 2);
-    putn(&r, h.d, h.n);
-    put8(&r, 99);                       /* trailing bytes of some next message */
-    put8(&r, 0);
-    close_len(&r, rl, 2);
-    ck_assert_int_eq(parse(r.d, r.n, &ch), 0);
-    ck_assert(ch.complete);
-    ck_assert_str_eq(ch.sni, "split.test");
-    ck_assert(ch.tls13);
+    put16(&r, 40);
+    putn(&r, h->d, 40);
+    put8(&r, type);
+    put8(&r, major);
+    put8(&r, 3);
+    put16(&r, len);
+    return parse(r.d, r.n, ch);
+}
+
+START_TEST(split_lying_record_length)
+{
+    static struct bb h;
+    struct client_hello ch;
+    h.n = 0;
+    handshake(&h, &(struct spec){ .sni = "liar.test", .versions = v13 });
+    ck_assert_int_eq(second_header(&h, 22, 3, 0, &ch), -2);
+    ck_assert_uint_eq(ch.alert, 50);                        /* decode_error */
+    ck_assert_int_eq(second_header(&h, 22, 3, 16385, &ch), -2);
+    ck_assert_uint_eq(ch.alert, 22);                        /* record_overflow */
+    ck_assert_int_eq(second_header(&h, 22, 3, 0xffff, &ch), -2);
+    ck_assert_int_eq(second_header(&h, 22, 2, 10, &ch), -2);
+    ck_assert_uint_eq(ch.alert, 50);
+    /* a length saying more than is sent: wait for it */
+    ck_assert_int_eq(second_header(&h, 22, 3, 16384, &ch), 45 + 5 + 16384);
+}
+END_TEST
+
+START_TEST(split_over_maximum)
+{
+    static struct bb h, r;
+    struct client_hello ch;
+    /* exactly CLIENT_HELLO_MSG_MAX: accepted; one byte more: refused */
+    for (int over = 0; over <= 1; over++) {
+        h.n = 0;
+        handshake(&h, &(struct spec){ .sni = "big.test", .versions = v13, .padding = 100 });
+        size_t pad = CLIENT_HELLO_MSG_MAX + (size_t)over - h.n + 100;
+        h.n = 0;
+        handshake(&h, &(struct spec){ .sni = "big.test", .versions = v13, .padding = pad });
+        ck_assert_uint_eq(h.n, CLIENT_HELLO_MSG_MAX + (size_t)over);
+        size_t n = frame(&r, h.d, h.n, 4000);
+        ck_assert_int_eq(parse(r.d, n, &ch), over ? -2 : 0);
+        if (over) {
+            ck_assert_uint_eq(ch.alert, 47);                /* illegal_parameter */
+            ck_assert_int_eq(parse(r.d, 5 + 4000, &ch), -2);    /* with the first record */
+        } else {
+            ck_assert_str_eq(ch.sni, "big.test");
+            ck_assert(ch.complete);
+        }
+    }
+    /* a 6000-byte hello in 1-byte records: 36000 bytes of records, too many */
+    h.n = 0;
+    handshake(&h, &(struct spec){ .sni = "frag.test", .versions = v13, .padding = 5800 });
+    size_t n = frame(&r, h.d, h.n, 1);
+    ck_assert_uint_gt(n, CLIENT_HELLO_MAX);
+    ck_assert_int_eq(parse(r.d, CLIENT_HELLO_MAX, &ch), -2);
+    ck_assert_uint_eq(ch.alert, 47);
 }
 END_TEST
 
@@ -518,7 +653,9 @@ static uint32_t rnd(void)
 static void sane(const uint8_t *buf, size_t len, long r, const struct client_hello *ch)
 {
     (void)buf;
-    ck_assert(r == -1 || r == 0 || (r > (long)len && r <= CLIENT_HELLO_MAX));
+    ck_assert(r == -2 || r == -1 || r == 0 || (r > (long)len && r <= CLIENT_HELLO_MAX));
+    if (r == -2)
+        ck_assert(ch->alert != 0 && ch->refused != NULL);
     if (r != 0)
         return;
     size_t n = strnlen(ch->sni, sizeof ch->sni);
@@ -550,7 +687,8 @@ START_TEST(every_prefix)
     ck_assert_str_eq(ch.sni, "prefix.example.test");
     ck_assert(client_hello_ecdsa(&ch, false, true));
     /* every truncation of the message inside a record that claims to be whole:
-     * the record length says len, the handshake length still says the full size */
+     * the record length says len, the handshake length still says the full
+     * size, so the rest is awaited in a next record */
     for (size_t len = 6; len < n; len++) {
         uint8_t *c = malloc(len);
         memcpy(c, b.d, len);
@@ -558,8 +696,7 @@ START_TEST(every_prefix)
         c[4] = (uint8_t)((len - 5) & 0xff);
         long r = client_hello_parse(c, len, &ch);
         sane(c, len, r, &ch);
-        ck_assert_int_eq(r, 0);
-        ck_assert(!ch.complete);
+        ck_assert_int_eq(r, (long)len + 5);
         free(c);
     }
 }
@@ -612,7 +749,7 @@ START_TEST(mutations)
         c[5] = 1;
         long r = client_hello_parse(c, len, &ch);
         sane(c, len, r, &ch);
-        ck_assert_int_eq(r, 0);
+        ck_assert_int_ne(r, -1);        /* a hello, parsed, awaited or refused */
         free(c);
     }
 }
@@ -704,6 +841,9 @@ static Suite *suite(void)
     tcase_add_test(framing, not_client_hello);
     tcase_add_test(framing, bad_record_length);
     tcase_add_test(framing, split_over_records);
+    tcase_add_test(framing, split_other_record_inside);
+    tcase_add_test(framing, split_lying_record_length);
+    tcase_add_test(framing, split_over_maximum);
     suite_add_tcase(s, framing);
     TCase *robust = tcase_create("robustness");
     tcase_add_test(robust, every_prefix);
