@@ -3,7 +3,8 @@
 whose page describes the tlsoffd->backend connection): verification
 against a CA and a name, refusal on a wrong CA or name (outcome
 backend-tls-failed), the name checked by default (the server's address,
-an IP address against an iPAddress subjectAltName), its config error, verify = false, resumption of the backend session,
+an IP address, IPv4 or IPv6, against an iPAddress subjectAltName), its
+config error, verify = false, resumption of the backend session,
 a client certificate for a backend that demands one, and health checks of
 type "tls"."""
 import atexit
@@ -20,6 +21,7 @@ from tlsoffd_test import *  # noqa: E402,F401,F403
 OTHER = os.path.join(CERTS, "other.pem")       # a self-signed cert: not our CA
 # By our CA, for a.test only (no IP address); CERT also has IP:127.0.0.1.
 A_CRT, A_KEY = os.path.join(CERTS, "a.test.crt"), os.path.join(CERTS, "a.test.key")
+IP6_CRT, IP6_KEY = os.path.join(CERTS, "ip6.crt"), os.path.join(CERTS, "ip6.key")  # IP:::1
 NONE = {"type": "none"}
 
 
@@ -30,9 +32,9 @@ class SServer:
     killed by its PID."""
     all = []
 
-    def __init__(self, *extra, cert=CERT, key=KEY):
+    def __init__(self, *extra, cert=CERT, key=KEY, v6=False):
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"[::1]:{self.port}" if v6 else f"127.0.0.1:{self.port}"
         self.out_path = os.path.join(tmpdir(), f"s_server.{self.port}.out")
         self.out = open(self.out_path, "wb")
         self.proc = subprocess.Popen(
@@ -41,8 +43,9 @@ class SServer:
             stderr=subprocess.STDOUT)
         SServer.all.append(self)
         # Listening? (a test connect would use up its one-at-a-time slot)
-        if not poll_until(lambda: listen_backlog(self.port) is not None
-                          or self.proc.poll() is not None, 10 * SLOW) \
+        listening = ((lambda: "ACCEPT" in self.output()) if v6 else
+                     (lambda: listen_backlog(self.port) is not None))
+        if not poll_until(lambda: listening() or self.proc.poll() is not None, 10 * SLOW) \
                 or self.proc.poll() is not None:
             raise RuntimeError(f"s_server did not start: {self.output()}")
 
@@ -228,6 +231,22 @@ def default_name():
     code, body, r = page(p["named"])
     ok(code == 200 and session_line(body), "the same server with verify_name = a.test: 200",
        (code, r.stderr, body[-300:]))
+
+
+@case_
+def default_name_ipv6():
+    s6 = SServer(cert=IP6_CRT, key=IP6_KEY, v6=True)
+    ES.callback(s6.stop)
+    s6x = SServer(v6=True)                 # example.test, localhost, IP:127.0.0.1: not ::1
+    ES.callback(s6x.stop)
+    d, p = start("defname6", {"ipsan": (tls_server(s6, sni=None), NONE),
+                              "other": (tls_server(s6x, sni=None), NONE)})
+    code, body, r = page(p["ipsan"])
+    ok(code == 200 and session_line(body), "a server at [::1], a certificate with IP:::1, "
+       "no name set: 200", (code, r.stderr, body[-300:]))
+    a = refused(d, p["other"], s6x, "other", "a server at [::1], a certificate without ::1")
+    ok(a is not None and "name mismatch (-322)" in a.get("reason", ""),
+       "[::1]: the reason is the name mismatch", a and a.get("reason"))
 
 
 @case_
