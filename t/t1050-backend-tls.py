@@ -159,6 +159,19 @@ def refused(d, port, ss, upname, what):
     return a
 
 
+def served(port, what):
+    """Checks that curl through port gets s_server's page."""
+    code, body, r = page(port)
+    ok(code == 200 and session_line(body), f"{what}: 200", (code, r.stderr, body[-300:]))
+
+
+def mismatch(d, port, ss, upname, what):
+    """refused, for the certificate's name."""
+    a = refused(d, port, ss, upname, what)
+    ok(a is not None and "name mismatch (-322)" in a.get("reason", ""),
+       f"{what}: the reason is the name mismatch", a and a.get("reason"))
+
+
 # ---------------------------------------------------------------- cases
 
 ss = SServer()
@@ -222,15 +235,10 @@ def default_name():
         "ipsan": (tls_server(ss, sni=None), NONE),
         "other": (tls_server(sa, sni=None), NONE),
         "named": (tls_server(sa, sni=None, verify_name="a.test"), NONE)})
-    code, body, r = page(p["ipsan"])
-    ok(code == 200 and session_line(body), "no sni nor verify_name, a certificate with "
-       "IP:127.0.0.1: 200 (the address is checked against it)", (code, r.stderr, body[-300:]))
-    a = refused(d, p["other"], sa, "other", "no sni nor verify_name, a certificate for a.test")
-    ok(a is not None and "name mismatch (-322)" in a.get("reason", ""),
-       "the reason is the name mismatch", a and a.get("reason"))
-    code, body, r = page(p["named"])
-    ok(code == 200 and session_line(body), "the same server with verify_name = a.test: 200",
-       (code, r.stderr, body[-300:]))
+    served(p["ipsan"], "no sni nor verify_name, a certificate with IP:127.0.0.1 (the "
+           "address is checked against it)")
+    mismatch(d, p["other"], sa, "other", "no sni nor verify_name, a certificate for a.test")
+    served(p["named"], "the same server with verify_name = a.test")
 
 
 @case_
@@ -241,12 +249,8 @@ def default_name_ipv6():
     ES.callback(s6x.stop)
     d, p = start("defname6", {"ipsan": (tls_server(s6, sni=None), NONE),
                               "other": (tls_server(s6x, sni=None), NONE)})
-    code, body, r = page(p["ipsan"])
-    ok(code == 200 and session_line(body), "a server at [::1], a certificate with IP:::1, "
-       "no name set: 200", (code, r.stderr, body[-300:]))
-    a = refused(d, p["other"], s6x, "other", "a server at [::1], a certificate without ::1")
-    ok(a is not None and "name mismatch (-322)" in a.get("reason", ""),
-       "[::1]: the reason is the name mismatch", a and a.get("reason"))
+    served(p["ipsan"], "a server at [::1], a certificate with IP:::1, no name set")
+    mismatch(d, p["other"], s6x, "other", "a server at [::1], a certificate without ::1")
 
 
 @case_
