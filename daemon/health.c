@@ -121,8 +121,7 @@ static int setup(struct checker *c, char *err, size_t errlen)
         pc->tls_ctx = c->rt->backend_ctx[c->up][c->server];
         pc->sni = sv->tls.sni;
         pc->verify_name = sv->tls.verify && sv->tls.verify_name;
-        if (pc->verify_name)
-            pc->sni = sv->tls.verify_name;
+        pc->check_name = sv->tls.verify_name;
     } else if (h->type == HEALTH_TLS) {
         /* A TLS check of a server we talk to in plain text: the handshake
          * only, not verified. */

@@ -72,7 +72,8 @@ struct backend_tls_conf {
     bool verify;            /* check the chain (and the name, if any) */
     char *ca_file;          /* NULL: the system's CA store */
     char *sni;              /* server name to send; NULL: none */
-    char *verify_name;      /* name the certificate must carry; default: sni */
+    char *verify_name;      /* name the certificate must carry, if verify;
+                             * default: sni, else the address's host */
     char *cert, *key;       /* client certificate for backends that demand one */
     char *key_password_file;
     bool key_remote;        /* as in struct cert_conf */

@@ -3,10 +3,13 @@
  * the balancing and the health checks.
  */
 #include "config_int.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <wolfssl/options.h>
 
 #include "alloc.h"
 
@@ -21,9 +24,61 @@ static int get_proxy(const struct conf_ctx *c, const config_setting_t *g, enum p
     return 0;
 }
 
+/* wolfSSL checks a name against an iPAddress subjectAltName only so built. */
+#if defined(OPENSSL_ALL) || defined(WOLFSSL_IP_ALT_NAME)
+#define CAN_CHECK_IP 1
+#else
+#define CAN_CHECK_IP 0
+#endif
+
+/*
+ * The name a server's certificate must carry when none is set: the host of
+ * its address ("host:port", "[v6]:port"). An IP address is written as
+ * wolfSSL writes an iPAddress subjectAltName to compare it: IPv4 dotted,
+ * IPv6 as eight groups of four upper-case hex digits. NULL if none can be
+ * checked ("*", or an IP address when wolfSSL cannot check IPs).
+ */
+static char *address_name(const char *address)
+{
+    char host[256], out[48];
+    unsigned char ip[16];
+    snprintf(host, sizeof host, "%s", address);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host[n - 1] = '\0';
+        if (!CAN_CHECK_IP || inet_pton(AF_INET6, host + 1, ip) != 1)
+            return NULL;
+        for (int i = 0; i < 8; i++)
+            snprintf(out + i * 5, sizeof out - (size_t)i * 5, "%02X%02X%s", ip[2 * i],
+                     ip[2 * i + 1], i < 7 ? ":" : "");
+        return xstrdup(out);
+    }
+    if (inet_pton(AF_INET, host, ip) == 1)
+        return CAN_CHECK_IP ? xstrdup(inet_ntop(AF_INET, ip, out, sizeof out)) : NULL;
+    return strcmp(host, "*") && n ? xstrdup(host) : NULL;
+}
+
+/* verify_name, else sni, else the address's host; an error if verifying
+ * and none of them can be checked. */
+static int default_verify_name(const struct conf_ctx *c, const config_setting_t *s,
+                               const char *address, struct backend_tls_conf *t)
+{
+    if (!t->enabled || !t->verify || t->verify_name)
+        return 0;
+    t->verify_name = t->sni ? xstrdup(t->sni) : address_name(address);
+    if (!t->verify_name)
+        return conf_fail(c, s, "cannot check the certificate of %s by its address (this "
+                         "wolfSSL does not check IP addresses): set tls.verify_name (or "
+                         "sni), or verify = false", address);
+    return 0;
+}
+
 /* A server's tls: true/false, or a group of settings (which means true). */
 static int load_backend_tls(const struct conf_ctx *c, const config_setting_t *g,
-                            struct backend_tls_conf *t)
+                            const char *address, struct backend_tls_conf *t)
 {
     static const char *const keys[] = { "enabled", "verify", "ca_file", "sni", "verify_name",
                                         "cert", "key", "key_password_file", NULL };
@@ -33,7 +88,7 @@ static int load_backend_tls(const struct conf_ctx *c, const config_setting_t *g,
         return 0;
     if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
         t->enabled = config_setting_get_bool(s);
-        return 0;
+        return default_verify_name(c, s, address, t);
     }
     if (config_setting_type(s) != CONFIG_TYPE_GROUP)
         return conf_fail(c, s, "expected true, false or a group { ... }, got %s",
@@ -51,8 +106,8 @@ static int load_backend_tls(const struct conf_ctx *c, const config_setting_t *g,
     if (!t->cert && config_setting_get_member(s, "key_password_file"))
         return conf_fail(c, config_setting_get_member(s, "key_password_file"),
                          "a key_password_file needs a cert");
-    if (!t->verify_name && t->sni)
-        t->verify_name = xstrdup(t->sni);
+    if (default_verify_name(c, s, address, t) < 0)
+        return -1;
     conf_make_absolute(&t->ca_file);
     conf_make_absolute(&t->cert);
     return t->cert ? conf_cert_key(c, s, t->cert, &t->key, &t->key_password_file) : 0;
@@ -76,7 +131,7 @@ static int load_server(const struct conf_ctx *c, const config_setting_t *g, stru
         conf_bool(c, g, "backup", false, &sv->backup) < 0 ||
         conf_int(c, g, "max_conns", 0, 0, 1000000, &sv->max_conns) < 0 ||
         get_proxy(c, g, up->proxy, &sv->proxy) < 0 ||
-        load_backend_tls(c, g, &sv->tls) < 0)
+        load_backend_tls(c, g, sv->address, &sv->tls) < 0)
         return -1;
     return 0;
 }

@@ -177,10 +177,11 @@ static enum io_rc tls_start(struct io *c, const struct probe_conf *pc)
             say(c->reason, c->rlen, "TLS: cannot set the server name");
             return IO_ERR;
         }
-        if (pc->verify_name && wolfSSL_check_domain_name(c->ssl, pc->sni) != WOLFSSL_SUCCESS) {
-            say(c->reason, c->rlen, "TLS: cannot set the name to verify");
-            return IO_ERR;
-        }
+    }
+    const char *name = pc->check_name && *pc->check_name ? pc->check_name : pc->sni;
+    if (pc->verify_name && wolfSSL_check_domain_name(c->ssl, name) != WOLFSSL_SUCCESS) {
+        say(c->reason, c->rlen, "TLS: cannot set the name to verify");
+        return IO_ERR;
     }
     for (;;) {
         errno = 0;
@@ -282,8 +283,9 @@ static bool usable(const struct probe_conf *pc, char *reason, size_t rlen)
             PROBE_TIMEOUT_MAX_S);
     else if (pc->type == PROBE_TLS && !pc->tls_ctx)
         say(reason, rlen, "bad probe: TLS probe without a TLS context");
-    else if (tls && pc->verify_name && !(pc->sni && *pc->sni))
-        say(reason, rlen, "bad probe: verify_name without a server name (sni)");
+    else if (tls && pc->verify_name && !(pc->sni && *pc->sni)
+             && !(pc->check_name && *pc->check_name))
+        say(reason, rlen, "bad probe: verify_name without a name (sni or check_name)");
     else if (pc->type == PROBE_HTTP && (bad_text(pc->path) || bad_text(pc->host)))
         say(reason, rlen, "bad probe: CR or LF in the path or host");
     else

@@ -41,7 +41,9 @@ struct probe_conf {
     /* tls (and http over tls, if tls_ctx is set for an http probe) */
     WOLFSSL_CTX *tls_ctx;       /* a client context made by the caller (verification set in it); NULL = plain */
     const char *sni;            /* server name to send and, if verify_name, to check; NULL = none */
-    bool verify_name;           /* check the certificate's name against sni (needs sni) */
+    bool verify_name;           /* check the certificate's name (needs sni or check_name) */
+    const char *check_name;     /* the name to check instead of sni (e.g. an IP address,
+                                 * which is not sent as SNI); NULL = sni */
 };
 
 /* Bytes of a reply an HTTP probe reads at most. */
@@ -75,7 +77,8 @@ struct probe_result {
  * Anything still undecided at the deadline is "timed out after Ns".
  *
  * TLS verifies what pc->tls_ctx says (see probe_tls_ctx_new) and, with
- * verify_name, the certificate's name against sni; then sends close_notify.
+ * verify_name, the certificate's name against check_name or sni; then sends
+ * close_notify.
  */
 void probe_run(const struct probe_conf *pc, const struct addr *a, struct probe_result *r);
 

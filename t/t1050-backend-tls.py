@@ -2,7 +2,9 @@
 """Re-encryption: TLS from tlsoffd to the backend (openssl s_server -www,
 whose page describes the tlsoffd->backend connection): verification
 against a CA and a name, refusal on a wrong CA or name (outcome
-backend-tls-failed), verify = false, resumption of the backend session,
+backend-tls-failed), the name checked by default (the server's address,
+an IP address, IPv4 or IPv6, against an iPAddress subjectAltName), its
+config error, verify = false, resumption of the backend session,
 a client certificate for a backend that demands one, and health checks of
 type "tls"."""
 import atexit
@@ -17,6 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlsoffd_test import *  # noqa: E402,F401,F403
 
 OTHER = os.path.join(CERTS, "other.pem")       # a self-signed cert: not our CA
+# By our CA, for a.test only (no IP address); CERT also has IP:127.0.0.1.
+A_CRT, A_KEY = os.path.join(CERTS, "a.test.crt"), os.path.join(CERTS, "a.test.key")
+IP6_CRT, IP6_KEY = os.path.join(CERTS, "ip6.crt"), os.path.join(CERTS, "ip6.key")  # IP:::1
 NONE = {"type": "none"}
 
 
@@ -27,19 +32,20 @@ class SServer:
     killed by its PID."""
     all = []
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, cert=CERT, key=KEY, v6=False):
         self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"[::1]:{self.port}" if v6 else f"127.0.0.1:{self.port}"
         self.out_path = os.path.join(tmpdir(), f"s_server.{self.port}.out")
         self.out = open(self.out_path, "wb")
         self.proc = subprocess.Popen(
-            ["openssl", "s_server", "-www", "-accept", self.address, "-cert", CERT,
-             "-key", KEY, *extra], stdin=subprocess.DEVNULL, stdout=self.out,
+            ["openssl", "s_server", "-www", "-accept", self.address, "-cert", cert,
+             "-key", key, *extra], stdin=subprocess.DEVNULL, stdout=self.out,
             stderr=subprocess.STDOUT)
         SServer.all.append(self)
         # Listening? (a test connect would use up its one-at-a-time slot)
-        if not poll_until(lambda: listen_backlog(self.port) is not None
-                          or self.proc.poll() is not None, 10 * SLOW) \
+        listening = ((lambda: "ACCEPT" in self.output()) if v6 else
+                     (lambda: listen_backlog(self.port) is not None))
+        if not poll_until(lambda: listening() or self.proc.poll() is not None, 10 * SLOW) \
                 or self.proc.poll() is not None:
             raise RuntimeError(f"s_server did not start: {self.output()}")
 
@@ -153,6 +159,19 @@ def refused(d, port, ss, upname, what):
     return a
 
 
+def served(port, what):
+    """Checks that curl through port gets s_server's page."""
+    code, body, r = page(port)
+    ok(code == 200 and session_line(body), f"{what}: 200", (code, r.stderr, body[-300:]))
+
+
+def mismatch(d, port, ss, upname, what):
+    """refused, for the certificate's name."""
+    a = refused(d, port, ss, upname, what)
+    ok(a is not None and "name mismatch (-322)" in a.get("reason", ""),
+       f"{what}: the reason is the name mismatch", a and a.get("reason"))
+
+
 # ---------------------------------------------------------------- cases
 
 ss = SServer()
@@ -206,6 +225,66 @@ def wrong_name():
     a = refused(d, p["badname"], ss, "badname", "sni = example.test, verify_name = wrong.test")
     if a:
         diag(f"reason: {a.get('reason')}")
+
+
+@case_
+def default_name():
+    sa = SServer(cert=A_CRT, key=A_KEY)
+    ES.callback(sa.stop)
+    d, p = start("defname", {
+        "ipsan": (tls_server(ss, sni=None), NONE),
+        "other": (tls_server(sa, sni=None), NONE),
+        "named": (tls_server(sa, sni=None, verify_name="a.test"), NONE)})
+    served(p["ipsan"], "no sni nor verify_name, a certificate with IP:127.0.0.1 (the "
+           "address is checked against it)")
+    mismatch(d, p["other"], sa, "other", "no sni nor verify_name, a certificate for a.test")
+    served(p["named"], "the same server with verify_name = a.test")
+
+
+@case_
+def default_name_ipv6():
+    s6 = SServer(cert=IP6_CRT, key=IP6_KEY, v6=True)
+    ES.callback(s6.stop)
+    s6x = SServer(v6=True)                 # example.test, localhost, IP:127.0.0.1: not ::1
+    ES.callback(s6x.stop)
+    d, p = start("defname6", {"ipsan": (tls_server(s6, sni=None), NONE),
+                              "other": (tls_server(s6x, sni=None), NONE)})
+    served(p["ipsan"], "a server at [::1], a certificate with IP:::1, no name set")
+    mismatch(d, p["other"], s6x, "other", "a server at [::1], a certificate without ::1")
+
+
+@case_
+def default_name_health():
+    sa = SServer(cert=A_CRT, key=A_KEY)
+    ES.callback(sa.stop)
+    h = {"type": "tls", "interval": 0.5, "timeout": 0.4, "rise": 2, "fall": 2}
+    d, p = start("defnameh", {"other": (tls_server(sa, sni=None), h),
+                              "named": (tls_server(sa, sni=None, verify_name="a.test"), h)})
+    bound = h["fall"] * h["interval"] + h["timeout"] + 2.0 * SLOW
+    m = d.wait_log(rf"upstream 'other': server {re.escape(sa.address)} is down: TLS",
+                   bound / SLOW)
+    ok(m, "tls check, no name set, a certificate for a.test: the server is marked down",
+       [l for l in d.log_text().splitlines() if "'other'" in l][-3:])
+    good = re.compile(rf"upstream 'named': server {re.escape(sa.address)}: TLS handshake")
+    n = poll_until(lambda: len(good.findall(d.log_text())) >= 3, 5 * SLOW)
+    ok(n and not re.search(r"upstream 'named': server \S+ is down", d.log_text()),
+       "tls check with verify_name = a.test: passes, never down",
+       [l for l in d.log_text().splitlines() if "'named'" in l][-3:])
+
+
+@case
+def default_name_config_error():
+    conf = ['frontends = ( { name = "f"; listen = "127.0.0.1:1";',
+            f'  certificates = ( {{ cert = {val(CERT)}; key = {val(KEY)}; }} ); upstream = "u"; }} );',
+            'upstreams = ( { name = "u"; servers = ( { address = "*:8443";',
+            '  tls = true; } ); } );']
+    rc, err, line, path = check_config(conf, "noname")
+    ok(rc != 0 and line == 4 and "set tls.verify_name (or sni)" in err,
+       "tls = true to the address *:8443: refused at FILE:4, saying to set verify_name",
+       (rc, err))
+    conf[3] = '  tls = { verify_name = "a.test"; }; } ); } );'
+    rc, err, line, path = check_config(conf, "named")
+    ok(rc == 0, "the same with verify_name: accepted", (rc, err))
 
 
 @case_

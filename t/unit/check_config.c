@@ -420,6 +420,50 @@ START_TEST(structure_errors)
 }
 END_TEST
 
+/* An upstream "web" with one server: address and its tls setting. */
+#define TLS_UP(addr, tls) \
+    "upstreams = ( { name = \"web\"; servers = ( { address = \"" addr "\";\n" \
+    "  tls = " tls "; } ); } );\n"
+
+/* The name a TLS backend's certificate must carry, from load(text). */
+static void expect_verify_name(const char *text, const char *want)
+{
+    struct config *cfg = load(text);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    const char *got = cfg->upstreams[0].servers[0].tls.verify_name;
+    if (want)
+        ck_assert_msg(got && strcmp(got, want) == 0, "want '%s', got '%s'", want, got);
+    else
+        ck_assert_msg(got == NULL, "want no name, got '%s'", got);
+    config_free(cfg);
+}
+
+START_TEST(backend_tls_name)
+{
+    expect_verify_name(MINIMAL_FE TLS_UP("127.0.0.1:443", "true"), "127.0.0.1");
+    expect_verify_name(MINIMAL_FE TLS_UP("[::1]:443", "{ ca_file = \"ca.pem\"; }"),
+                       "0000:0000:0000:0000:0000:0000:0000:0001");
+    expect_verify_name(MINIMAL_FE TLS_UP("localhost:443", "true"), "localhost");
+    expect_verify_name(MINIMAL_FE TLS_UP("127.0.0.1:443", "{ sni = \"b.test\"; }"), "b.test");
+    expect_verify_name(MINIMAL_FE TLS_UP("127.0.0.1:443",
+                                         "{ sni = \"b.test\"; verify_name = \"c.test\"; }"),
+                       "c.test");
+    expect_verify_name(MINIMAL_FE TLS_UP("127.0.0.1:443", "{ verify = false; }"), NULL);
+    expect_verify_name(MINIMAL_FE TLS_UP("127.0.0.1:443", "false"), NULL);
+}
+END_TEST
+
+START_TEST(backend_tls_name_errors)
+{
+    expect_error(MINIMAL_FE TLS_UP("*:443", "true"), 4,
+                 "cannot check the certificate of *:443 by its address");
+    expect_error(MINIMAL_FE TLS_UP("*:443", "{ ca_file = \"ca.pem\"; }"), 4,
+                 "set tls.verify_name (or sni), or verify = false");
+    expect_verify_name(MINIMAL_FE TLS_UP("*:443", "{ verify_name = \"a.test\"; }"), "a.test");
+    expect_verify_name(MINIMAL_FE TLS_UP("*:443", "{ verify = false; }"), NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("config");
@@ -432,6 +476,7 @@ static Suite *suite(void)
     tcase_add_test(ok, include);
     tcase_add_test(ok, relative_paths);
     tcase_add_test(ok, limits_keys);
+    tcase_add_test(ok, backend_tls_name);
     suite_add_tcase(s, ok);
     TCase *bad = tcase_create("errors");
     tcase_add_test(bad, missing_file);
@@ -441,6 +486,7 @@ static Suite *suite(void)
     tcase_add_test(bad, tls_errors);
     tcase_add_test(bad, structure_errors);
     tcase_add_test(bad, limits_errors);
+    tcase_add_test(bad, backend_tls_name_errors);
     suite_add_tcase(s, bad);
     return s;
 }
