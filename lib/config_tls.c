@@ -6,6 +6,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +55,23 @@ static int add_group(const struct conf_ctx *c, const config_setting_t *s, const 
     return conf_fail(c, s, "unknown group '%s' (expected X25519, X448, P-256, P-384 or P-521)", v);
 }
 
+/* CCM-8 (CCM8, CCM_8, CCM-8 in any case): AES-CCM with an 8-byte tag. */
+static bool is_ccm8(const char *name)
+{
+    char up[128];
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < sizeof up; p++)
+        if (*p != '-' && *p != '_')
+            up[n++] = (char)toupper((unsigned char)*p);
+    up[n] = '\0';
+    return strstr(up, "CCM8") != NULL;
+}
+
 /*
  * Cipher lists name suites one by one (no keywords such as HIGH or ALL):
- * AEAD suites only, and for TLS 1.2 only ECDHE or DHE key exchange, so an
- * override can narrow the defaults but never weaken them. Whether wolfSSL
- * knows each name is checked by tls_policy.c.
+ * AEAD suites of full strength only (no CCM-8), and for TLS 1.2 only ECDHE
+ * or DHE key exchange, so an override can narrow the defaults but never
+ * weaken them. Whether wolfSSL knows each name is checked by tls_policy.c.
  */
 static int check_cipher_string(const struct conf_ctx *c, const config_setting_t *s, const char *v,
                                bool tls12)
@@ -75,6 +88,9 @@ static int check_cipher_string(const struct conf_ctx *c, const config_setting_t 
         if (!ok)
             rc = conf_fail(c, s, "'%s' is not an AEAD suite (name suites one by one: AES-GCM, "
                             "ChaCha20-Poly1305 or AES-CCM; keywords like HIGH are not taken)", t);
+        else if (is_ccm8(t))
+            rc = conf_fail(c, s, "'%s' is AES-CCM-8, whose 8-byte tag is too short (take the "
+                            "AES-CCM suite with a 16-byte tag, or AES-GCM)", t);
         else if (tls12 && strncmp(t, "ECDHE-", 6) != 0 && strncmp(t, "DHE-", 4) != 0 &&
                  strncmp(t, "TLS_ECDHE_", 10) != 0 && strncmp(t, "TLS_DHE_", 8) != 0)
             rc = conf_fail(c, s,

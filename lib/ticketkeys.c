@@ -250,11 +250,22 @@ int ticketkeys_encrypt(struct ticketkeys *r, const uint8_t *scope, uint8_t name[
     if (wc_ChaCha20Poly1305_Encrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, out, mac) != 0)
         return -1;
     memcpy(ticket, out, len);
-    /* wolfSSL wants a MAC that is not all zero: the tag fills the first
-     * 16 bytes, the key name the rest. */
+    /* wolfSSL wants a MAC that is not all zero and checks none of it: the
+     * tag fills the first 16 bytes, the key name the rest, and decrypting
+     * checks both. */
     memcpy(mac + 16, name, 16);
     memset(&k, 0, sizeof k);
     return 0;
+}
+
+/* mac[16..31] must be the key name, which the tag covers (in the AAD):
+ * then no byte of the 32 can change without the ticket being refused. */
+static bool mac_tail_ok(const uint8_t mac[32], const uint8_t name[16])
+{
+    uint8_t d = 0;
+    for (int i = 0; i < 16; i++)
+        d |= mac[16 + i] ^ name[i];
+    return d == 0;
 }
 
 enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t *scope,
@@ -267,8 +278,10 @@ enum ticket_dec ticketkeys_decrypt(struct ticketkeys *r, const uint8_t *scope,
     int at = read_key(r, name, now, &k);
     if (at < 0)
         return TICKET_DEC_UNKNOWN;
-    if (len > sizeof out)
+    if (len > sizeof out || !mac_tail_ok(mac, name)) {
+        memset(&k, 0, sizeof k);
         return TICKET_DEC_BAD;
+    }
     aad(ad, scope, name, iv, len);
     int rc = wc_ChaCha20Poly1305_Decrypt(k.secret, iv, ad, sizeof ad, ticket, (word32)len, mac,
                                          out);

@@ -66,7 +66,8 @@ int ticketkeys_write_file(const char *path, char *err, size_t errlen);
 /* Ticket crypto, with wolfSSL's ticket callback's buffers: name[16],
  * iv[16], mac[32]; the ticket is encrypted in place (len bytes). The
  * ticket is bound to scope (16 bytes, authenticated, not sent; NULL =
- * zeros): it decrypts only under the same scope (tls_resume.c: the frontend). */
+ * zeros): it decrypts only under the same scope (tls_resume.c: the frontend).
+ * mac holds the 16-byte tag and then the key name; all 32 bytes are checked. */
 #define TICKET_MAX_PLAIN 512
 #define TICKET_SCOPE_LEN 16
 int ticketkeys_encrypt(struct ticketkeys *r, const uint8_t *scope, uint8_t name[16],

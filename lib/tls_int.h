@@ -26,6 +26,7 @@ struct tls_conn {
     int sys_errno;          /* the last socket error, 0 if none */
     bool ticket_ok;         /* a ticket decrypted in this handshake */
     bool ticket_failed;     /* a ticket was offered and did not decrypt */
+    int64_t ticket_origin;  /* ms, CLOCK_REALTIME: the full handshake of the ticket taken */
     const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_new) */
     struct tls_cert *cert;              /* the certificate chosen */
     uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */

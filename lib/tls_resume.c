@@ -123,6 +123,87 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int l
 }
 
 /*
+ * tlsoffd's trailer to wolfSSL's ticket plaintext: a magic and the time
+ * (ms, CLOCK_REALTIME) of the full handshake that began the chain of
+ * tickets. A TLS 1.3 resumption gets a new ticket with wolfSSL's own age
+ * reset, so without it a client renewing in time would resume forever;
+ * RFC 8446 section 4.6.1 caps that at 7 days.
+ */
+#define ORIGIN_MAGIC        0x746f6f31u     /* "too1" */
+#define ORIGIN_LEN          12              /* wolfSSL leaves room for 32 */
+
+static void put_origin(unsigned char *p, int64_t origin)
+{
+    uint64_t v = (uint64_t)origin;
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(ORIGIN_MAGIC >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        p[4 + i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+/* The origin, or -1 for a ticket without the trailer (an older tlsoffd). */
+static int64_t get_origin(const unsigned char *p)
+{
+    uint32_t magic = 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 4; i++)
+        magic = magic << 8 | p[i];
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[4 + i];
+    return magic == ORIGIN_MAGIC && (int64_t)v > 0 ? (int64_t)v : -1;
+}
+
+static int64_t max_age_ms(const struct tls_resume *rs)
+{
+    double a = rs->conf.ticket_max_age;
+    return (int64_t)((a > 0 && a < TICKET_HINT_MAX ? a : TICKET_HINT_MAX) * CLOCK_MS_PER_S);
+}
+
+/* Seals a new ticket: a resumed connection's keeps its chain's origin. */
+static int ticket_seal(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_conn *conn,
+                       unsigned char *name, unsigned char *iv, unsigned char *mac,
+                       unsigned char *ticket, int len, int *outlen)
+{
+    bool chained = conn->ticket_origin > 0 && wolfSSL_session_reused(ssl);
+    put_origin(ticket + len, chained ? conn->ticket_origin : clock_real_ms());
+    if (ticketkeys_encrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
+                           (size_t)len + ORIGIN_LEN) < 0)
+        return WOLFSSL_TICKET_RET_FATAL;
+    *outlen = len + ORIGIN_LEN;
+    return WOLFSSL_TICKET_RET_OK;
+}
+
+/* Opens a ticket into a copy, so that one refused for its age stays as it
+ * came for TLS 1.3's next call; a WOLFSSL_TICKET_RET_. */
+static int ticket_open(const struct tls_resume *rs, struct tls_conn *conn, unsigned char *name,
+                       unsigned char *iv, unsigned char *mac, unsigned char *ticket, int len,
+                       int *outlen)
+{
+    unsigned char plain[TICKET_MAX_PLAIN];
+    int64_t now = clock_real_ms(), origin;
+    enum ticket_dec d = TICKET_DEC_BAD;
+    if (len > ORIGIN_LEN && (size_t)len <= sizeof plain) {
+        memcpy(plain, ticket, (size_t)len);
+        d = ticketkeys_decrypt(rs->conf.keys, rs->scope, name, iv, mac, plain, (size_t)len, now);
+    }
+    if (d != TICKET_DEC_CURRENT && d != TICKET_DEC_OLDER) {
+        conn->ticket_failed = true;
+        return WOLFSSL_TICKET_RET_REJECT;
+    }
+    origin = get_origin(plain + len - ORIGIN_LEN);
+    if (origin < 0 || now - origin > max_age_ms(rs)) {
+        memset(plain, 0, sizeof plain);
+        return WOLFSSL_TICKET_RET_REJECT;       /* too old, or from before the trailer */
+    }
+    memcpy(ticket, plain, (size_t)len);
+    memset(plain, 0, sizeof plain);
+    conn->ticket_origin = origin;
+    conn->ticket_ok = true;
+    *outlen = len - ORIGIN_LEN;
+    return d == TICKET_DEC_CURRENT ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
+}
+
+/*
  * Session tickets under the shared key ring. A ticket under an older key
  * is accepted and a new one issued (wolfSSL 5.5.4 issues it for TLS 1.3
  * only). TLS 1.3 may call this once per offered suite while a ticket does
@@ -138,27 +219,9 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
     (void)ctx;
     if (len <= 0)
         return WOLFSSL_TICKET_RET_REJECT;
-    if (enc) {
-        if (ticketkeys_encrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
-                               (size_t)len) < 0)
-            return WOLFSSL_TICKET_RET_FATAL;
-        *outlen = len;
-        return WOLFSSL_TICKET_RET_OK;
-    }
-    switch (ticketkeys_decrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
-                               (size_t)len, clock_real_ms())) {
-    case TICKET_DEC_CURRENT:
-        *outlen = len;
-        conn->ticket_ok = true;
-        return WOLFSSL_TICKET_RET_OK;
-    case TICKET_DEC_OLDER:
-        *outlen = len;
-        conn->ticket_ok = true;
-        return WOLFSSL_TICKET_RET_CREATE;
-    default:
-        conn->ticket_failed = true;
-        return WOLFSSL_TICKET_RET_REJECT;
-    }
+    if (enc)
+        return ticket_seal(ssl, rs, conn, name, iv, mac, ticket, len, outlen);
+    return ticket_open(rs, conn, name, iv, mac, ticket, len, outlen);
 }
 
 void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs)

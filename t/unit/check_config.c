@@ -383,6 +383,15 @@ START_TEST(tls_errors)
                  "not an AEAD suite");
     expect_error("tls = { ciphers = \"AES128-GCM-SHA256\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
                  "has no forward secrecy");
+    expect_error("tls = {\n  ciphers = \"ECDHE-ECDSA-AES128-CCM:ECDHE-ECDSA-AES128-CCM8\"; };\n"
+                 MINIMAL_FE MINIMAL_UP, 2,
+                 "tls.ciphers: 'ECDHE-ECDSA-AES128-CCM8' is AES-CCM-8, whose 8-byte tag");
+    expect_error("tls = { ciphers = \"ECDHE-ECDSA-AES256-CCM-8\"; };\n" MINIMAL_FE MINIMAL_UP, 1,
+                 "'ECDHE-ECDSA-AES256-CCM-8' is AES-CCM-8");
+    expect_error("tls = { ciphersuites = \"TLS_AES_128_CCM_8_SHA256\"; };\n" MINIMAL_FE MINIMAL_UP,
+                 1, "tls.ciphersuites: 'TLS_AES_128_CCM_8_SHA256' is AES-CCM-8");
+    expect_error("tls = { ciphersuites = \"TLS13-AES128-CCM-8-SHA256\"; };\n" MINIMAL_FE MINIMAL_UP,
+                 1, "'TLS13-AES128-CCM-8-SHA256' is AES-CCM-8");
     expect_error("tls = { ciphersuites = \"ECDHE-RSA-AES128-GCM-SHA256\"; };\n" MINIMAL_FE MINIMAL_UP,
                  1, "is not a TLS 1.3 suite");
     expect_error("tls = { ciphers = \"\"; };\n" MINIMAL_FE MINIMAL_UP, 1, "must not be empty");

@@ -86,6 +86,30 @@ START_TEST(server_exact_suites)
 }
 END_TEST
 
+/* A CCM-8 suite (an 8-byte tag) is never set, even past the config check:
+ * wolfSSL knows the names, tls_policy refuses the whole list. */
+START_TEST(server_no_ccm8)
+{
+    static const char *const lists[][2] = {
+        { "TLS13-AES128-GCM-SHA256:TLS13-AES128-CCM-8-SHA256", NULL },
+        { "TLS13-AES128-GCM-SHA256:TLS_AES_128_CCM_8_SHA256", NULL },
+        { NULL, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-CCM-8" },
+    };
+    struct cert_conf cc = { .cert = (char *)unit_cert("example.test.pem"),
+                            .key = (char *)unit_cert("example.test.key"), .where = "x:1" };
+    struct frontend_conf fe = { .name = "t", .ncerts = 1, .certs = &cc, .where = "x:2" };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        struct tls_conf tc = pair_tls_conf();
+        if (lists[i][0])
+            tc.ciphersuites = (char *)lists[i][0];
+        if (lists[i][1])
+            tc.ciphers = (char *)lists[i][1];
+        ck_assert_ptr_null(tls_server_ctx_new(&tc, &fe, err, sizeof err));
+        ck_assert_msg(strstr(err, "cannot set cipher list"), "%zu: %s", i, err);
+    }
+}
+END_TEST
+
 /* The backend client and the prober get their suites from one factory. */
 START_TEST(client_suites)
 {
@@ -130,6 +154,7 @@ static Suite *suite(void)
     tcase_add_test(tcase, policy_errors);
     tcase_add_test(tcase, server_default_suites);
     tcase_add_test(tcase, server_exact_suites);
+    tcase_add_test(tcase, server_no_ccm8);
     tcase_add_test(tcase, client_suites);
     tcase_add_test(tcase, client_errors);
     suite_add_tcase(s, tcase);
