@@ -163,6 +163,15 @@ static int print_stats(const struct config *cfg, int pid)
 #define WAIT_MS     60000       /* -s reload and -s upgrade give up then */
 #define POLL_MS     20
 
+/* Sends sig to the master: 0, or -1 with a message on stderr. */
+static int signal_master(int pid, int sig)
+{
+    if (kill(pid, sig) == 0)
+        return 0;
+    fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+    return -1;
+}
+
 /* Which outcome a command waits for on the report page. */
 static const struct report_outcome *outcome_of(const struct report_page *p, int sig)
 {
@@ -192,10 +201,8 @@ static int report_outcome(const struct report_outcome *o, int sig)
  * a reload must not stop working until the next restart. */
 static int signal_blind(int pid, int sig, const char *why)
 {
-    if (kill(pid, sig) < 0) {
-        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+    if (signal_master(pid, sig) < 0)
         return EXIT_FAIL;
-    }
     fprintf(stderr, "tlsoffd: sent %s to pid %d, which cannot report the outcome (%s): "
             "see its log\n", sig == SIGHUP ? "HUP" : "USR2", pid, why);
     return EXIT_OK;
@@ -215,10 +222,8 @@ static int signal_and_wait(int pid, int sig)
         return signal_blind(pid, sig, err);
     report_read(page, &now);
     uint64_t begun = outcome_of(&now, sig)->begun;
-    if (kill(pid, sig) < 0) {
-        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
+    if (signal_master(pid, sig) < 0)
         return EXIT_FAIL;
-    }
     for (int64_t end = clock_now_ms() + WAIT_MS; clock_now_ms() < end; usleep(POLL_MS * 1000)) {
         report_read(page, &now);
         if (outcome_of(&now, sig)->done > begun)
@@ -252,9 +257,5 @@ int ctl_send(const struct config *cfg, const char *what)
         return print_stats(cfg, pid);
     if (strcmp(what, "reload") == 0 || strcmp(what, "upgrade") == 0)
         return signal_and_wait(pid, sig);
-    if (kill(pid, sig) < 0) {
-        fprintf(stderr, "tlsoffd: cannot signal pid %d: %s\n", pid, strerror(errno));
-        return EXIT_FAIL;
-    }
-    return EXIT_OK;
+    return signal_master(pid, sig) < 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -186,8 +186,8 @@ long client_hello_parse(const uint8_t *buf, size_t len, struct client_hello *ch)
     if (len < 5)
         return 5;
     long mlen = reassemble(buf, len, msg, ch);
-    if (mlen < 0 || (size_t)mlen > len)     /* a message is shorter than its records */
-        return mlen;
+    if (mlen < 0 || (size_t)mlen > len)     /* refused, or more bytes needed: a */
+        return mlen;                        /* whole message is never over len */
     ch->complete = true;
     struct rd m = { msg + 4, (size_t)mlen - 4, false };
     get(&m, 2);                                 /* legacy_version */
