@@ -83,7 +83,8 @@ LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
 LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resume tls_policy tls_park \
                tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys clients stats passfd \
-               proxyproto probe probe_http threadstack pkcs11 keyproto keystore tls_keys secretfile
+               proxyproto probe probe_http threadstack pkcs11 keyproto keystore tls_keys secretfile \
+               tls_hello
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
                daemon/master.c daemon/worker.c daemon/health.c daemon/capacity.c daemon/park.c daemon/pool.c \
                daemon/keys.c daemon/keyclient.c daemon/notify.c daemon/report.c

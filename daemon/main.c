@@ -73,9 +73,10 @@ static const char *allocator(void)
 
 static void version(void)
 {
-    printf("tlsoffd %s\n%s (%s)\ncrypto acceleration: %s\nlibconfig %d.%d.%d\n"
-           "allocator: %s\nparking idle connections: %s\n", TLSOFFD_VERSION,
-           tls_library_version(), tls_library_linkage(), tls_acceleration(), LIBCONFIG_VER_MAJOR,
+    printf("tlsoffd %s\n%s (%s)\ncrypto acceleration: %s\nprotocol fixes: %s\n"
+           "libconfig %d.%d.%d\nallocator: %s\nparking idle connections: %s\n", TLSOFFD_VERSION,
+           tls_library_version(), tls_library_linkage(), tls_acceleration(), tls_conformance(),
+           LIBCONFIG_VER_MAJOR,
            LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION, allocator(),
            tls_park_supported() ? "yes" : "no (this wolfSSL cannot export a connection; "
                                           "the default build, WOLFSSL=fast, links one that can)");

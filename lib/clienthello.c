@@ -91,6 +91,56 @@ static void take_sigalgs(struct client_hello *ch, struct rd e)
     }
 }
 
+static void take_groups(struct client_hello *ch, struct rd e)
+{
+    struct rd list = sub(&e, get(&e, 2));
+    ch->groups_sent = true;
+    while (!list.bad && list.left >= 2) {
+        unsigned g = get(&list, 2);
+        if (g < 32)
+            ch->groups |= 1u << g;
+    }
+}
+
+/* Of the key shares, P-256's point (RFC 8446 section 4.2.8.2), kept for
+ * tls_hello.c to check that it is on the curve. */
+static void take_key_shares(struct client_hello *ch, struct rd e)
+{
+    struct rd list = sub(&e, get(&e, 2));
+    while (!list.bad && list.left >= 4) {
+        unsigned g = get(&list, 2);
+        struct rd share = sub(&list, get(&list, 2));
+        if (list.bad || g != 23 || ch->p256_share)
+            continue;
+        ch->p256_share = true;
+        if (share.left == sizeof ch->p256_point)
+            memcpy(ch->p256_point, share.p, sizeof ch->p256_point);
+    }
+}
+
+/* RFC 7301 section 3.1: no empty names, no truncated list. */
+static void take_alpn(struct client_hello *ch, struct rd e)
+{
+    struct rd list = sub(&e, get(&e, 2));
+    if (list.left == 0 || e.left != 0)
+        ch->alpn_bad = true;
+    while (!list.bad && list.left > 0) {
+        struct rd name = sub(&list, get(&list, 1));
+        if (name.left == 0)
+            ch->alpn_bad = true;
+    }
+    if (list.bad)
+        ch->alpn_bad = true;
+}
+
+/* RFC 5746 section 3.6: an initial hello's renegotiated_connection is empty. */
+static void take_reneg(struct client_hello *ch, struct rd e)
+{
+    struct rd info = sub(&e, get(&e, 1));
+    if (info.bad || info.left != 0 || e.left != 0)
+        ch->reneg_nonempty = true;
+}
+
 static void take_versions(struct client_hello *ch, struct rd e)
 {
     struct rd list = sub(&e, get(&e, 1));
@@ -109,8 +159,12 @@ static void take_extensions(struct client_hello *ch, struct rd exts)
             break;
         switch (type) {
         case 0:  take_sni(ch, e); break;
+        case 10: take_groups(ch, e); break;
         case 13: take_sigalgs(ch, e); break;
+        case 16: take_alpn(ch, e); break;
         case 43: take_versions(ch, e); break;
+        case 51: take_key_shares(ch, e); break;
+        case 0xff01: take_reneg(ch, e); break;
         default: break;
         }
     }
@@ -138,14 +192,20 @@ static long take_record(const uint8_t *buf, size_t len, size_t off, uint8_t *msg
         return (long)(off + 5);
     const uint8_t *h = buf + off;
     size_t reclen = (size_t)h[3] << 8 | h[4];
-    if (off == 0 && (h[0] != 22 || h[1] != 3 || reclen == 0 || reclen > 16384))
+    if (off == 0 && h[1] != 3)
         return -1;                              /* not TLS: wolfSSL says what it is */
+    if (off == 0 && h[0] == 21)
+        return -1;                              /* an alert: wolfSSL reads it */
+    if (off == 0 && h[0] != 22)
+        return refuse(ch, 10, "a record other than handshake before the ClientHello");
+    if (off == 0 && reclen == 0)
+        return refuse(ch, 10, "an empty handshake record");
     if (h[0] != 22)
         return refuse(ch, 10, "a record other than handshake inside the ClientHello");
     if (h[1] != 3 || reclen == 0)
         return refuse(ch, 50, "a malformed record inside the ClientHello");
     if (reclen > 16384)
-        return refuse(ch, 22, "a record over 2^14 bytes inside the ClientHello");
+        return refuse(ch, 22, "a record over 2^14 bytes");
     if (off + 5 + reclen > CLIENT_HELLO_MAX)
         return refuse(ch, 47, "ClientHello records over " STR(CLIENT_HELLO_MAX) " bytes");
     if (len < off + 5 + reclen)
@@ -199,6 +259,8 @@ long client_hello_parse(const uint8_t *buf, size_t len, struct client_hello *ch)
         if (s == 0xc02b || s == 0xc02c || s == 0xcca9 || s == 0xc023 || s == 0xc024 ||
             s == 0xc009 || s == 0xc00a || s == 0xc0ac || s == 0xc0ad)
             ch->ecdsa_suite12 = true;
+        if (s == 0x009e || s == 0x009f || s == 0xccaa || s == 0xc09e || s == 0xc09f)
+            ch->dhe_suite12 = true;
     }
     sub(&m, get(&m, 1));                        /* legacy_compression_methods */
     if (m.bad || m.left == 0) {

@@ -29,6 +29,13 @@ struct client_hello {
     bool ecdsa_sig13;       /* ... with ecdsa_secp256r1/384r1/521r1 (TLS 1.3) */
     bool ecdsa_sig12;       /* ... with any (hash, ECDSA) pair (TLS 1.2) */
     bool ecdsa_suite12;     /* an ECDHE-ECDSA suite is offered */
+    bool dhe_suite12;       /* a finite-field DHE suite is offered */
+    bool groups_sent;       /* a supported_groups extension was sent ... */
+    uint32_t groups;        /* ... bit N set: group N (those under 32: the curves) */
+    bool p256_share;        /* a P-256 key share was sent ... */
+    uint8_t p256_point[65]; /* ... its bytes, if it had the uncompressed form's 65 */
+    bool reneg_nonempty;    /* renegotiation_info with renegotiated_connection */
+    bool alpn_bad;          /* ALPN with an empty name or a broken list (RFC 7301) */
     uint8_t alert;          /* refused (-2): the alert description to send */
     const char *refused;    /* ... and why (static text) */
 };

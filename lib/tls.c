@@ -38,6 +38,17 @@ void tls_after_fork(void)
     wolfSSL_RAND_Cleanup();
 }
 
+/* The NULL-terminated names, comma-separated, into buf; none if empty. */
+static const char *join(const char *const *names, char *buf, size_t len, const char *none)
+{
+    size_t off = 0;
+    for (size_t i = 0; names[i] && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", names[i]);
+    if (!off)
+        snprintf(buf, len, "%s", none);
+    return buf;
+}
+
 const char *tls_acceleration(void)
 {
     /* From the headers built against, which are those of the library
@@ -55,13 +66,35 @@ const char *tls_acceleration(void)
         NULL,
     };
     static char buf[160];
-    size_t off = 0;
-    for (size_t i = 0; on[i]; i++)
-        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", on[i]);
-    if (!off)
-        snprintf(buf, sizeof buf, "none (portable C; the default build, WOLFSSL=fast, links "
-                                  "an optimised wolfSSL)");
-    return buf;
+    return join(on, buf, sizeof buf, "none (portable C; the default build, WOLFSSL=fast, "
+                                     "links an optimised wolfSSL)");
+}
+
+const char *tls_conformance(void)
+{
+    /* What contrib/wolfssl-fast adds to Debian's wolfSSL for the RFCs'
+     * sake (its README's "Conformance"), read from the headers built
+     * against; the cases are in t/t1750-conformance.py. */
+    static const char *const on[] = {
+#ifdef WOLFSSL_VALIDATE_ECC_IMPORT
+        "ECC points validated",
+#endif
+#if defined(WOLFSSL_MAX_SIGALGO) && WOLFSSL_MAX_SIGALGO >= 128
+        "64 signature algorithms",
+#endif
+#ifdef WOLFSSL_TLS13_MIDDLEBOX_COMPAT
+        "middlebox ChangeCipherSpec",
+#endif
+#ifdef WOLFSSL_EARLY_DATA
+        "0-RTT skipped",
+#endif
+#ifdef TLSOFFD_WOLFSSL_PATCHED
+        "alerts and versions patched",
+#endif
+        NULL,
+    };
+    static char buf[200];
+    return join(on, buf, sizeof buf, "as Debian builds it (see tlsoffd.conf(5) CAVEATS)");
 }
 
 /* Is wolfSSL in the same object as this code (linked statically)? */

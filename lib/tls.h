@@ -31,6 +31,8 @@ void tls_global_cleanup(void);
 void tls_after_fork(void);
 /* "wolfSSL 5.5.4" */
 const char *tls_library_version(void);
+/* What the wolfSSL linked does beyond Debian's build for the RFCs' sake. */
+const char *tls_conformance(void);
 /* The crypto acceleration the wolfSSL in use was built with, e.g.
  * "AES-NI, Intel AVX (USE_INTEL_SPEEDUP), SP math x86_64 asm", or "none
  * (portable C)". */

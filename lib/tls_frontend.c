@@ -22,6 +22,8 @@
 #include "alloc.h"
 #include "clienthello.h"
 #include "log.h"
+#include "tls_hello.h"
+#include "tls_policy.h"
 
 #define NAMES_FIRST_CAP 16         /* names of a frontend, before it grows */
 
@@ -38,6 +40,7 @@ struct tls_frontend {
     size_t nnames;
     struct tls_name def;        /* for clients without SNI or an unknown name */
     bool allow12, allow13;
+    struct tls_hello_policy hello;  /* what tls_hello_refusal() checks */
     struct tls_resume resume;   /* every certificate's context points to it */
     bool stapling;              /* some certificate staples OCSP */
     WOLFSSL_CERT_MANAGER *client_cm;   /* see verify_cb() */
@@ -291,6 +294,8 @@ struct tls_frontend *tls_frontend_new(const struct tls_conf *tc, const struct fr
     f->conf = fe;
     f->allow12 = tc->min_version <= TLS1_2_VERSION;
     f->allow13 = tc->max_version >= TLS1_3_VERSION;
+    f->hello = (struct tls_hello_policy){ .groups = tls_policy_groups(tc->groups),
+                                          .allow12 = f->allow12, .allow13 = f->allow13 };
     tls_resume_init(&f->resume, r, fe);
     f->certs = xcalloc(fe->ncerts, sizeof *f->certs);
     for (size_t i = 0; i < fe->ncerts; i++)
@@ -367,6 +372,15 @@ static enum tls_io refuse_hello(struct tls_conn *conn, const struct client_hello
     return TLS_IO_ERROR;
 }
 
+/* A ClientHello against the protocol (tls_hello.h): its alert. */
+static enum tls_io refuse_rule(struct tls_conn *conn, const char *why, uint8_t alert,
+                               char *reason, size_t len)
+{
+    refuse(conn, alert);
+    snprintf(reason, len, "refused the ClientHello: %s", why);
+    return TLS_IO_ERROR;
+}
+
 /* strict_sni and no certificate for the name: an unrecognized_name alert. */
 static enum tls_io refuse_sni(struct tls_conn *conn, const struct client_hello *ch,
                               char *reason, size_t len)
@@ -434,6 +448,10 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
         return refuse_hello(conn, &ch, reason, len);
     if (hl < 0)
         return no_hello(conn, reason, len);
+    uint8_t alert = 0;
+    const char *why = hl > 0 ? tls_hello_refusal(&f->hello, &ch, &alert) : NULL;
+    if (why)
+        return refuse_rule(conn, why, alert, reason, len);
     if (hl > 0) {
         snprintf(conn->sni, sizeof conn->sni, "%s", ch.sni);
         if (*ch.sni)

@@ -93,6 +93,19 @@ static int group_id(const char *name)
     return -1;
 }
 
+uint32_t tls_policy_groups(const char *list)
+{
+    uint32_t mask = 0;
+    char *copy = xstrdup(list), *save = NULL;
+    for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        int id = group_id(t);
+        if (id >= 0 && id < 32)
+            mask |= 1u << id;
+    }
+    free(copy);
+    return mask;
+}
+
 static int set_groups(WOLFSSL_CTX *ctx, const char *list)
 {
     int ids[GROUPS_MAX], n = 0;

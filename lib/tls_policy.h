@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include <wolfssl/options.h>     /* WOLFSSL_AESNI: the default suite order */
 
 /*
@@ -66,5 +68,9 @@ struct tls_client_policy {
  * p->verify, p's client certificate. NULL with the reason in err.
  */
 WOLFSSL_CTX *tls_policy_client_ctx(const struct tls_client_policy *p, char *err, size_t errlen);
+
+/* The groups of a ':'-list (tls_conf.groups) as a mask: bit N for the
+ * group numbered N in TLS (all of tlsoffd's are under 32). */
+uint32_t tls_policy_groups(const char *list);
 
 #endif

@@ -58,6 +58,8 @@ struct spec {
     const unsigned *versions;    /* END-terminated; NULL: no supported_versions */
     bool no_exts;                /* stop after compression methods */
     size_t padding;              /* a padding extension (21) of this many bytes */
+    const uint8_t *extra;        /* extensions appended as they are (type, length, body) */
+    size_t extra_len;
 };
 
 static const unsigned default_suites[] = { 0x1301, 0xc02b, 0xc02f, 0x009c, END };
@@ -125,6 +127,8 @@ static void handshake(struct bb *b, const struct spec *s)
     put8(b, 1);
     put8(b, 2);
     put8(b, 3);
+    if (s->extra)
+        putn(b, s->extra, s->extra_len);
     if (s->padding) {
         put16(b, 21);
         put16(b, (unsigned)s->padding);
@@ -424,9 +428,15 @@ START_TEST(not_handshake)
     static const uint8_t app[] = { 23, 3, 3, 0, 1, 0 };
     static const uint8_t alert[] = { 21, 3, 3, 0, 2, 2, 40 };
     static const uint8_t ccs[] = { 20, 3, 3, 0, 1, 1 };
-    ck_assert_int_eq(parse(app, sizeof app, &ch), -1);
+    static const uint8_t zero_type[] = { 0, 3, 3, 0, 3, 'a', 'b', 'c' };
+    /* A TLS record other than an alert before the hello: unexpected_message. */
+    ck_assert_int_eq(parse(app, sizeof app, &ch), -2);
+    ck_assert_int_eq(ch.alert, 10);
+    ck_assert_int_eq(parse(ccs, sizeof ccs, &ch), -2);
+    ck_assert_int_eq(ch.alert, 10);
+    ck_assert_int_eq(parse(zero_type, sizeof zero_type, &ch), -2);
+    ck_assert_int_eq(ch.alert, 10);
     ck_assert_int_eq(parse(alert, sizeof alert, &ch), -1);
-    ck_assert_int_eq(parse(ccs, sizeof ccs, &ch), -1);
     /* SSLv2-style hello, and a major version other than 3 */
     static const uint8_t v2[] = { 0x80, 0x2e, 0x01, 0x03, 0x01, 0x00 };
     static const uint8_t major2[] = { 22, 2, 0, 0, 4, 1, 0, 0, 0 };
@@ -434,7 +444,7 @@ START_TEST(not_handshake)
     ck_assert_int_eq(parse(major2, sizeof major2, &ch), -1);
     /* the record type is checked before waiting for the record */
     static const uint8_t app_hdr[] = { 23, 3, 3, 0x10, 0x00 };
-    ck_assert_int_eq(parse(app_hdr, sizeof app_hdr, &ch), -1);
+    ck_assert_int_eq(parse(app_hdr, sizeof app_hdr, &ch), -2);
 }
 END_TEST
 
@@ -454,12 +464,17 @@ END_TEST
 START_TEST(bad_record_length)
 {
     struct client_hello ch;
+    /* An empty handshake record: unexpected_message (RFC 8446 section 5.1);
+     * one over 2^14 bytes: record_overflow. */
     static const uint8_t zero[] = { 22, 3, 1, 0, 0 };
-    ck_assert_int_eq(parse(zero, sizeof zero, &ch), -1);
+    ck_assert_int_eq(parse(zero, sizeof zero, &ch), -2);
+    ck_assert_int_eq(ch.alert, 10);
     static const uint8_t over[] = { 22, 3, 1, 0x40, 0x01 };     /* 16385 */
-    ck_assert_int_eq(parse(over, sizeof over, &ch), -1);
+    ck_assert_int_eq(parse(over, sizeof over, &ch), -2);
+    ck_assert_int_eq(ch.alert, 22);
     static const uint8_t huge[] = { 22, 3, 1, 0xff, 0xff };
-    ck_assert_int_eq(parse(huge, sizeof huge, &ch), -1);
+    ck_assert_int_eq(parse(huge, sizeof huge, &ch), -2);
+    ck_assert_int_eq(ch.alert, 22);
 }
 END_TEST
 
@@ -817,6 +832,91 @@ START_TEST(real_openssl)
 }
 END_TEST
 
+/* ---- what tls_hello.c judges: groups, the P-256 share, ALPN, renegotiation_info */
+
+static void parse_extra(const uint8_t *extra, size_t n, struct client_hello *ch)
+{
+    static struct bb b;
+    size_t len = build(&b, &(struct spec){ .sni = "a.test", .versions = v13,
+                                           .extra = extra, .extra_len = n });
+    ck_assert_int_eq(parse(b.d, len, ch), 0);
+    ck_assert(ch->complete);
+}
+
+START_TEST(groups_read)
+{
+    struct client_hello ch;
+    parse_extra(NULL, 0, &ch);
+    ck_assert(ch.groups_sent);
+    ck_assert_uint_eq(ch.groups, 1u << 29 | 1u << 23);      /* X25519, P-256 */
+    ck_assert(!ch.p256_share && !ch.alpn_bad && !ch.reneg_nonempty && !ch.dhe_suite12);
+}
+END_TEST
+
+START_TEST(p256_share_kept)
+{
+    uint8_t ks[4 + 2 + 4 + 65 + 4 + 32] = { 0, 51, 0, 2 + 4 + 65 + 4 + 32, 0, 4 + 65 + 4 + 32,
+                                             0, 23, 0, 65, 4 };
+    ks[10 + 64] = 0x77;                                     /* the point's last byte */
+    ks[4 + 2 + 4 + 65] = 0;
+    ks[4 + 2 + 4 + 65 + 1] = 29;
+    ks[4 + 2 + 4 + 65 + 3] = 32;
+    struct client_hello ch;
+    parse_extra(ks, sizeof ks, &ch);
+    ck_assert(ch.p256_share);
+    ck_assert_int_eq(ch.p256_point[0], 4);
+    ck_assert_int_eq(ch.p256_point[64], 0x77);
+    /* a share of the wrong length: sent, but no point kept */
+    static const uint8_t shortks[] = { 0, 51, 0, 7, 0, 5, 0, 23, 0, 1, 4 };
+    parse_extra(shortks, sizeof shortks, &ch);
+    ck_assert(ch.p256_share);
+    ck_assert_int_eq(ch.p256_point[0], 0);
+}
+END_TEST
+
+START_TEST(alpn_checked)
+{
+    struct client_hello ch;
+    static const uint8_t good[] = { 0, 16, 0, 13, 0, 11, 2, 'h', '2', 7, 'h', 't', 't', 'p',
+                                    '/', '1', '1' };
+    parse_extra(good, sizeof good, &ch);
+    ck_assert(!ch.alpn_bad);
+    static const uint8_t empty_name[] = { 0, 16, 0, 6, 0, 4, 2, 'h', '2', 0 };
+    parse_extra(empty_name, sizeof empty_name, &ch);
+    ck_assert(ch.alpn_bad);
+    static const uint8_t empty_list[] = { 0, 16, 0, 2, 0, 0 };
+    parse_extra(empty_list, sizeof empty_list, &ch);
+    ck_assert(ch.alpn_bad);
+    static const uint8_t truncated[] = { 0, 16, 0, 5, 0, 3, 3, 'h', '2' };
+    parse_extra(truncated, sizeof truncated, &ch);
+    ck_assert(ch.alpn_bad);
+}
+END_TEST
+
+START_TEST(reneg_info_checked)
+{
+    struct client_hello ch;
+    static const uint8_t empty[] = { 0xff, 0x01, 0, 1, 0 };
+    parse_extra(empty, sizeof empty, &ch);
+    ck_assert(!ch.reneg_nonempty);
+    static const uint8_t claimed[] = { 0xff, 0x01, 0, 5, 4, 1, 2, 3, 4 };
+    parse_extra(claimed, sizeof claimed, &ch);
+    ck_assert(ch.reneg_nonempty);
+}
+END_TEST
+
+START_TEST(dhe_suite_seen)
+{
+    static struct bb b;
+    static const unsigned dhe[] = { 0xc02f, 0x009e, END };
+    struct client_hello ch;
+    size_t n = build(&b, &(struct spec){ .sni = "a.test", .suites = dhe });
+    ck_assert_int_eq(parse(b.d, n, &ch), 0);
+    ck_assert(ch.dhe_suite12);
+}
+END_TEST
+
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("clienthello");
@@ -837,6 +937,11 @@ static Suite *suite(void)
     suite_add_tcase(s, ecdsa);
     TCase *framing = tcase_create("framing");
     tcase_add_test(framing, incomplete);
+    tcase_add_test(framing, groups_read);
+    tcase_add_test(framing, p256_share_kept);
+    tcase_add_test(framing, alpn_checked);
+    tcase_add_test(framing, reneg_info_checked);
+    tcase_add_test(framing, dhe_suite_seen);
     tcase_add_test(framing, not_handshake);
     tcase_add_test(framing, not_client_hello);
     tcase_add_test(framing, bad_record_length);

@@ -111,6 +111,15 @@ START_TEST(server_no_ccm8)
 END_TEST
 
 /* The backend client and the prober get their suites from one factory. */
+START_TEST(group_mask)
+{
+    ck_assert_uint_eq(tls_policy_groups("X25519:P-256"), 1u << 29 | 1u << 23);
+    ck_assert_uint_eq(tls_policy_groups(TLS_POLICY_GROUPS), 1u << 29 | 1u << 23);
+    ck_assert_uint_eq(tls_policy_groups("P-384:P-521:X448"), 1u << 24 | 1u << 25 | 1u << 30);
+    ck_assert_uint_eq(tls_policy_groups("nonsense"), 0);
+}
+END_TEST
+
 START_TEST(client_suites)
 {
     struct backend_tls_conf t = { .enabled = true };
@@ -155,6 +164,7 @@ static Suite *suite(void)
     tcase_add_test(tcase, server_default_suites);
     tcase_add_test(tcase, server_exact_suites);
     tcase_add_test(tcase, server_no_ccm8);
+    tcase_add_test(tcase, group_mask);
     tcase_add_test(tcase, client_suites);
     tcase_add_test(tcase, client_errors);
     suite_add_tcase(s, tcase);
