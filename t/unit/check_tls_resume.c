@@ -1,6 +1,8 @@
 /* tls_resume.c: sessions and tickets shared by the workers. */
 #include "tlspair.h"
 
+#include "tls_int.h"
+
 #include "clienthello.h"
 #include "clock.h"
 #include "stats.h"
@@ -23,6 +25,70 @@ START_TEST(resumed_names)
     ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_NO), "no");
     ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_ID), "id");
     ck_assert_str_eq(tls_resumed_name(TLS_RESUMED_TICKET), "ticket");
+}
+END_TEST
+
+/* A frontend's scope comes from the contents of its client_ca, not its
+ * path: the same path with other contents is another scope, the same
+ * contents at another path the same one. Its client_crl is not in it, but
+ * makes resumed sessions' certificates checked. */
+static void rewrite(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(scope_from_contents)
+{
+    struct frontend_conf fe = { .name = "t", .verify_client = VERIFY_CLIENT_REQUIRED };
+    struct tls_resume a, b, c, d, e;
+    char *ca = unit_tempfile("CA one\n"), *ca2 = unit_tempfile("CA one\n");
+    fe.client_ca = ca;
+    tls_resume_init(&a, NULL, &fe);
+    ck_assert(!a.check_crl);
+    fe.client_ca = ca2;
+    tls_resume_init(&b, NULL, &fe);
+    ck_assert_mem_eq(a.scope, b.scope, sizeof a.scope);
+    rewrite(ca2, "CA two\n");
+    tls_resume_init(&c, NULL, &fe);
+    ck_assert_int_ne(memcmp(a.scope, c.scope, sizeof a.scope), 0);
+    fe.client_crl = ca;
+    tls_resume_init(&d, NULL, &fe);
+    ck_assert_mem_eq(c.scope, d.scope, sizeof c.scope);
+    ck_assert(d.check_crl);
+    fe.verify_client = VERIFY_CLIENT_OPTIONAL;
+    tls_resume_init(&e, NULL, &fe);
+    ck_assert_int_ne(memcmp(d.scope, e.scope, sizeof d.scope), 0);
+    unlink(ca);
+    unlink(ca2);
+    free(ca);
+    free(ca2);
+}
+END_TEST
+
+/* A connection's binding: the scope, the certificate, the name sent
+ * (lower-cased); each of the three makes another binding. */
+START_TEST(binding)
+{
+    struct frontend_conf fe = { .name = "t" }, fe2 = { .name = "u" };
+    struct tls_resume rs, rs2;
+    struct tls_conn c[6];
+    uint8_t fp1[32] = { 1 }, fp2[32] = { 2 };
+    memset(c, 0, sizeof c);
+    tls_resume_init(&rs, NULL, &fe);
+    tls_resume_init(&rs2, NULL, &fe2);
+    tls_resume_bind(&rs, &c[0], fp1, "a.test");
+    tls_resume_bind(&rs, &c[1], fp1, "A.Test");
+    tls_resume_bind(&rs, &c[2], fp1, "b.test");
+    tls_resume_bind(&rs, &c[3], fp2, "a.test");
+    tls_resume_bind(&rs2, &c[4], fp1, "a.test");
+    tls_resume_bind(&rs, &c[5], fp1, "");
+    ck_assert(c[0].bound && c[5].bound);
+    ck_assert_mem_eq(c[0].binding, c[1].binding, TICKET_SCOPE_LEN);
+    for (int i = 2; i < 6; i++)
+        ck_assert_msg(memcmp(c[0].binding, c[i].binding, TICKET_SCOPE_LEN) != 0, "%d", i);
 }
 END_TEST
 
@@ -181,6 +247,8 @@ static Suite *suite(void)
     TCase *tcase = tcase_create("tls_resume");
     tcase_add_checked_fixture(tcase, setup, teardown);
     tcase_add_test(tcase, resumed_names);
+    tcase_add_test(tcase, scope_from_contents);
+    tcase_add_test(tcase, binding);
     tcase_add_test(tcase, full_handshakes);
     tcase_add_test(tcase, ticket_from_the_frontend);
     tcase_add_test(tcase, ticket_chain_max_age);
