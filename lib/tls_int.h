@@ -21,6 +21,7 @@ struct tls_identity {
     char subject[256];
     char cn[128];
 };
+#define TLS_PEER_DIGEST_LEN 16  /* bytes of a certificate's digest (tls_peer_digest) */
 
 /* One connection (tls.h). */
 struct tls_conn {
@@ -39,7 +40,7 @@ struct tls_conn {
     uint8_t binding[TICKET_SCOPE_LEN];  /* its sessions' and tickets' scope */
     bool has_ticket_peer;   /* ticket_peer is set */
     struct tls_identity ticket_peer;    /* the client certificate a ticket's session had */
-    uint8_t ticket_peer_digest[16];     /* its tls_peer_digest */
+    uint8_t ticket_peer_digest[TLS_PEER_DIGEST_LEN];    /* its tls_peer_digest */
     const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_new) */
     struct tls_cert *cert;              /* the certificate chosen */
     uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
@@ -135,10 +136,15 @@ void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
  * handshake; an unbound connection resumes nothing and stores nothing. */
 void tls_resume_bind(const struct tls_resume *rs, struct tls_conn *conn,
                      const uint8_t fingerprint[32], const char *sni);
+/* ctx resumes as rs says (NULL: never) and keeps rs, which must outlive it. */
+void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs);
+/* The resumption of ssl's context; NULL: none. */
+const struct tls_resume *tls_resume_of(WOLFSSL *ssl);
+/* Counts one finished (or failed) handshake in rs's counters. */
+void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok);
 
 /* tls_identity.c: a session's client certificate, for the resumptions
  * that do not bring it (tickets). */
-#define TLS_PEER_DIGEST_LEN 16
 /* x's subject and CN, into id. */
 void tls_identity_of(WOLFSSL_X509 *x, struct tls_identity *id);
 /* What names a certificate (its DER) in a ticket: SHA-256, cut. */
@@ -157,12 +163,6 @@ void tls_identity_keep(struct sesscache *c, const struct tls_conn *conn, WOLFSSL
 bool tls_identity_find(struct sesscache *c, WOLFSSL *ssl, const struct tls_conn *conn,
                        const uint8_t peer[TLS_PEER_DIGEST_LEN], bool check_crl,
                        struct tls_identity *id);
-/* ctx resumes as rs says (NULL: never) and keeps rs, which must outlive it. */
-void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs);
-/* The resumption of ssl's context; NULL: none. */
-const struct tls_resume *tls_resume_of(WOLFSSL *ssl);
-/* Counts one finished (or failed) handshake in rs's counters. */
-void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok);
 
 /* tls_policy.c: a server context with tc's protocols, suites and groups
  * and rs's resumption (no certificate yet); NULL with "file:line: ..." in

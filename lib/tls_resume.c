@@ -1,8 +1,9 @@
 /*
  * tls_resume — resumption shared by every worker: the session-ID cache
  * (sesscache.h) and the ticket key ring (ticketkeys.h) behind wolfSSL's
- * callbacks, sessions and tickets bound to their frontend's scope, and
- * the count of handshakes by how they went.
+ * callbacks; sessions and tickets bound to their frontend, certificate
+ * and server name, their client certificates checked against the CRL of
+ * the day; and the count of handshakes by how they went.
  */
 #include "tls_int.h"
 #include "clock.h"
@@ -45,7 +46,7 @@ static void hash_file(wc_Sha256 *h, const char *path)
         return;
     }
     hash_part(h, "contents", 8);
-    while (f && total < SCOPE_FILE_MAX && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+    while (total < SCOPE_FILE_MAX && (n = fread(buf, 1, sizeof buf, f)) > 0) {
         wc_Sha256Update(h, buf, (word32)n);
         total += n;
     }
@@ -102,9 +103,9 @@ const struct tls_resume *tls_resume_of(WOLFSSL *ssl)
 /*
  * Sessions and tickets are bound to the connection's binding: its
  * frontend (a session made where no client certificate was asked for must
- * not resume where one is required, nor one made under another CRL), its
- * certificate and its server name (RFC 6066, section 3). The cache key is
- * SHA-256(binding || session ID).
+ * not resume where one is required, nor one made under other client_ca
+ * contents), its certificate and its server name (RFC 6066, section 3).
+ * The cache key is SHA-256(binding || session ID).
  */
 static void scoped_id(const struct tls_conn *conn, const unsigned char *id, unsigned idlen,
                       uint8_t out[SESSCACHE_ID_MAX])
