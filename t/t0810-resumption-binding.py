@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """What a session is bound to: the server name and the certificate it was made
 with (RFC 6066 section 3: a session from SNI a.test does not resume with SNI
-b.test), and the contents of client_ca and client_crl (a new CRL and a HUP end
-every session made under the old one); and the client certificate's identity
-that a ticket resumption shows the access log and a PROXY v2 backend, the same
-as the full handshake did. All three kinds: TLS 1.2 session IDs, TLS 1.2
-tickets, TLS 1.3 tickets, with openssl s_client -sess_out/-sess_in."""
+b.test; one made with a dual frontend's ECDSA certificate does not resume for
+a client that gets the RSA one), and the contents of client_ca (other contents
+and a HUP end every session); a new client_crl and a HUP end the sessions of
+the certificates it revokes, not the others'; and the client certificate's
+identity that a ticket resumption shows the access log and a PROXY v2 backend,
+the same as the full handshake did, or a full handshake once the cache no
+longer keeps it. All three kinds: TLS 1.2 session IDs, TLS 1.2 tickets, TLS
+1.3 tickets, with openssl s_client -sess_out/-sess_in."""
 import datetime as dt
 import os
 import re
 import shutil
 import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tlsoffd_test import *  # noqa: E402,F401,F403
@@ -240,6 +244,38 @@ def new_ca():
         ok(i["session"] == "New" and i["answered"],
            f"client_ca's contents changed: client3's {kind} session makes a full handshake, "
            "through", summary(i))
+
+
+@case
+def identity_expired():
+    # The certificate a ticket names is kept for session_cache.timeout from
+    # the session's last handshake; the ticket outlives it (tickets.lifetime):
+    # then a full handshake, which shows the certificate again.
+    port = free_port()
+    fe = [{"name": "short", "listen": [f"127.0.0.1:{port}"], "upstream": "up",
+           "verify_client": "optional", "client_ca": CA}]
+    with Daemon(frontends=fe, upstreams={"up": be.address}, name="short",
+                tls={"session_cache": {"timeout": 1}}) as ds:
+        for kind in ("ticket12", "ticket13"):
+            sess, plain = (os.path.join(ds.dir, kind + x) for x in (".sess", ".plain"))
+            a = ["-ign_eof", *KINDS[kind], "-cert", pem("client1")[0], "-key", pem("client1")[1]]
+            s_client(port, ["-servername", "s.test", "-sess_out", sess, *a], input=REQ)
+            s_client(port, ["-servername", "s.test", "-sess_out", plain, "-ign_eof",
+                            *KINDS[kind]], input=REQ)
+            r = s_client_info(port, "s.test", ["-sess_in", sess, *a], input=REQ)
+            ok(r["session"] == "Reused", f"{kind}: within the timeout, the ticket resumes",
+               r["out"][-300:])
+            time.sleep(1.5 * SLOW)
+            r = s_client_info(port, "s.test", ["-sess_in", plain, "-ign_eof", *KINDS[kind]],
+                              input=REQ)
+            ok(r["session"] == "Reused", f"{kind}: past it, a ticket made without a client "
+               "certificate still resumes", r["out"][-300:])
+            t = stamp()
+            r = s_client_info(port, "s.test", ["-sess_in", sess, *a], input=REQ)
+            line = ds.wait_access(after=t, frontend="short")
+            ok(r["session"] == "New" and line and line.get("client_cert") == "/CN=client1",
+               f"{kind}: past it, a full handshake that shows client1 again",
+               (r["out"][-300:], line and line["raw"]))
 
 
 done()
