@@ -5,9 +5,10 @@
  * Owns: the library (tls.c), a frontend's certificate contexts chosen by
  * SNI, ALPN and client certificates (tls_frontend.c), the policy of every
  * context (tls_policy.c, tls_policy.h), resumption shared by the workers
- * (tls_resume.c), OCSP stapling (tls_ocsp.c), and one connection whose
- * every read and write is bounded by an absolute deadline, so a
- * slow-drip client cannot hold a worker (tls_io.c).
+ * (tls_resume.c; a ticket's client certificate: tls_identity.c), OCSP
+ * stapling (tls_ocsp.c), and one connection whose every read and write is
+ * bounded by an absolute deadline, so a slow-drip client cannot hold a
+ * worker (tls_io.c).
  */
 #ifndef TLSOFFD_TLS_H
 #define TLSOFFD_TLS_H

@@ -18,6 +18,7 @@
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
 #include <wolfssl/openssl/ssl.h>
+#include <wolfssl/wolfcrypt/sha256.h>
 
 #include "alloc.h"
 #include "clienthello.h"
@@ -242,6 +243,15 @@ static void cert_algs(struct tls_cert *cert, WOLFSSL_X509 *x)
     wolfSSL_EVP_PKEY_free(k);
 }
 
+/* Sessions are bound to the certificate that served them (tls_resume_bind). */
+static void fingerprint(struct tls_cert *cert, WOLFSSL_X509 *x)
+{
+    int len = 0;
+    const unsigned char *der = wolfSSL_X509_get_der(x, &len);
+    if (der && len > 0)
+        wc_Sha256Hash(der, (word32)len, cert->fingerprint);
+}
+
 /* Certificate i of f: its context, names, algorithms, ALPN and OCSP
  * staple. 0, or -1 with "file:line: ..." in err. */
 static int load_cert_at(struct tls_frontend *f, const struct tls_conf *tc, size_t i,
@@ -261,6 +271,7 @@ static int load_cert_at(struct tls_frontend *f, const struct tls_conf *tc, size_
         return -1;
     }
     cert_algs(cert, chain[0]);
+    fingerprint(cert, chain[0]);
     add_names(f, cap, chain[0], i);
     if (f->conf->nalpn)
         wolfSSL_CTX_set_alpn_select_cb(cert->ctx, alpn_select_cb, f);
@@ -460,6 +471,7 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
     if (!n && f->conf->strict_sni && hl > 0)
         return refuse_sni(conn, &ch, reason, len);
     conn->cert = choose_cert(f, n ? n : &f->def, &ch, hl > 0);
+    tls_resume_bind(&f->resume, conn, conn->cert->fingerprint, conn->sni);
     if (tls_io_attach(conn, conn->cert->ctx) < 0) {
         snprintf(reason, len, "cannot set up a TLS connection: out of memory");
         return TLS_IO_ERROR;
@@ -479,6 +491,14 @@ const char *tls_conn_sig_alg(struct tls_conn *conn)
     return conn->cert && *conn->cert->sig_alg ? conn->cert->sig_alg : NULL;
 }
 
+/* p says id is the certificate of the session. */
+static void peer_is(struct tls_peer *p, const struct tls_identity *id)
+{
+    p->session = true;
+    snprintf(p->subject, sizeof p->subject, "%s", id->subject);
+    snprintf(p->cn, sizeof p->cn, "%s", id->cn);
+}
+
 void tls_conn_peer(struct tls_conn *conn, struct tls_peer *p)
 {
     memset(p, 0, sizeof *p);
@@ -486,25 +506,18 @@ void tls_conn_peer(struct tls_conn *conn, struct tls_peer *p)
         return;
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(conn->ssl);
     bool resumed = wolfSSL_session_reused(conn->ssl);
+    struct tls_identity id;
     if (x) {
-        WOLFSSL_X509_NAME *s = wolfSSL_X509_get_subject_name(x);
+        tls_identity_of(x, &id);
+        peer_is(p, &id);
         p->presented = !resumed;
-        p->session = true;
-        if (s) {
-            char *one = wolfSSL_X509_NAME_oneline(s, p->subject, sizeof p->subject);
-            (void)one;
-            if (wolfSSL_X509_NAME_get_text_by_NID(s, NID_commonName, p->cn, sizeof p->cn) < 0)
-                p->cn[0] = '\0';
-        }
         wolfSSL_X509_free(x);
+    } else if (resumed && conn->has_ticket_peer) {
+        peer_is(p, &conn->ticket_peer);     /* a ticket's, kept in the cache */
     } else if (resumed && conn->fe->conf->verify_client == VERIFY_CLIENT_REQUIRED) {
         p->session = true;      /* the session could only be made with one */
         snprintf(p->subject, sizeof p->subject, "(resumed)");
     }
-    /* Logged between quotes: no quote, backslash or control character. */
-    for (char *q = p->subject; *q; q++)
-        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
-            *q = '?';
     wolfSSL_ERR_clear_error();
 }
 

@@ -13,6 +13,15 @@
 #include "ticketkeys.h"
 
 struct client_hello;
+struct sesscache;
+
+/* A client certificate's subject (one-line form; what cannot be logged
+ * between quotes replaced by '?') and CN: tls.h's struct tls_peer. */
+struct tls_identity {
+    char subject[256];
+    char cn[128];
+};
+#define TLS_PEER_DIGEST_LEN 16  /* bytes of a certificate's digest (tls_peer_digest) */
 
 /* One connection (tls.h). */
 struct tls_conn {
@@ -27,6 +36,11 @@ struct tls_conn {
     bool ticket_ok;         /* a ticket decrypted in this handshake */
     bool ticket_failed;     /* a ticket was offered and did not decrypt */
     int64_t ticket_origin;  /* ms, CLOCK_REALTIME: the full handshake of the ticket taken */
+    bool bound;             /* binding is set (tls_resume_bind): the connection may resume */
+    uint8_t binding[TICKET_SCOPE_LEN];  /* its sessions' and tickets' scope */
+    bool has_ticket_peer;   /* ticket_peer is set */
+    struct tls_identity ticket_peer;    /* the client certificate a ticket's session had */
+    uint8_t ticket_peer_digest[TLS_PEER_DIGEST_LEN];    /* its tls_peer_digest */
     const struct tls_frontend *fe;      /* NULL: a bare context (tls_conn_new) */
     struct tls_cert *cert;              /* the certificate chosen */
     uint8_t *rbuf;          /* read-ahead: one recv() fills it, wolfSSL reads from it */
@@ -53,6 +67,7 @@ struct tls_cert {
     bool ecdsa;                 /* not RSA: served to clients that can verify it */
     char key_alg[16];           /* "EC256", "RSA2048" */
     char sig_alg[32];           /* "ecdsa-with-SHA256" */
+    uint8_t fingerprint[32];    /* SHA-256 of the leaf's DER: sessions are bound to it */
     struct tls_staple staple;
 };
 
@@ -106,17 +121,48 @@ int tls_frontend_cert_index(const struct tls_conn *conn);
 struct tls_resume {
     struct tls_resumption conf;         /* cache and keys: NULL, off */
     uint8_t scope[TICKET_SCOPE_LEN];    /* sessions and tickets are bound to it */
+    bool check_crl;                     /* a resumed session's client certificate too */
     struct stats_worker *stats;         /* this process's counters; NULL: none */
 };
-/* rs with r's settings (NULL: none) and the scope of frontend fe. */
+/* rs with r's settings (NULL: none) and the scope of frontend fe: its
+ * name, verify_client and the contents of its client_ca (its client_crl
+ * is not in it: a resumed session's certificate is checked against the
+ * CRL of the day instead). */
 void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
                      const struct frontend_conf *fe);
+/* Binds conn's sessions and tickets to rs's scope, the certificate chosen
+ * for it (its fingerprint) and the server name sent (lower-cased; "" if
+ * none): a session resumes only where all three are the same. Before the
+ * handshake; an unbound connection resumes nothing and stores nothing. */
+void tls_resume_bind(const struct tls_resume *rs, struct tls_conn *conn,
+                     const uint8_t fingerprint[32], const char *sni);
 /* ctx resumes as rs says (NULL: never) and keeps rs, which must outlive it. */
 void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs);
 /* The resumption of ssl's context; NULL: none. */
 const struct tls_resume *tls_resume_of(WOLFSSL *ssl);
 /* Counts one finished (or failed) handshake in rs's counters. */
 void tls_resume_count(const struct tls_resume *rs, struct tls_conn *conn, bool ok);
+
+/* tls_identity.c: a session's client certificate, for the resumptions
+ * that do not bring it (tickets). */
+/* x's subject and CN, into id. */
+void tls_identity_of(WOLFSSL_X509 *x, struct tls_identity *id);
+/* What names a certificate (its DER) in a ticket: SHA-256, cut. */
+void tls_peer_digest(const unsigned char *der, int len, uint8_t out[TLS_PEER_DIGEST_LEN]);
+/* Whether the CRL of ssl's context revokes the certificate der (or it
+ * cannot be checked); false if the context has no CRL. */
+bool tls_peer_revoked(WOLFSSL *ssl, const unsigned char *der, int len);
+/* Keeps x's identity and DER in cache c (NULL: nothing) under conn's
+ * binding and x's digest peer; a record that does not fit a slot is not
+ * kept. */
+void tls_identity_keep(struct sesscache *c, const struct tls_conn *conn, WOLFSSL_X509 *x,
+                       const uint8_t peer[TLS_PEER_DIGEST_LEN]);
+/* The identity kept for peer under conn's binding, into id: true, or
+ * false if there is none (or, with check_crl, ssl's context's CRL revokes
+ * it). Found, its expiry starts over. */
+bool tls_identity_find(struct sesscache *c, WOLFSSL *ssl, const struct tls_conn *conn,
+                       const uint8_t peer[TLS_PEER_DIGEST_LEN], bool check_crl,
+                       struct tls_identity *id);
 
 /* tls_policy.c: a server context with tc's protocols, suites and groups
  * and rs's resumption (no certificate yet); NULL with "file:line: ..." in

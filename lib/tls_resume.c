@@ -1,8 +1,9 @@
 /*
  * tls_resume — resumption shared by every worker: the session-ID cache
  * (sesscache.h) and the ticket key ring (ticketkeys.h) behind wolfSSL's
- * callbacks, sessions and tickets bound to their frontend's scope, and
- * the count of handshakes by how they went.
+ * callbacks; sessions and tickets bound to their frontend, certificate
+ * and server name, their client certificates checked against the CRL of
+ * the day; and the count of handshakes by how they went.
  */
 #include "tls_int.h"
 #include "clock.h"
@@ -21,20 +22,77 @@
 #define TICKET_HINT_MAX     604800      /* seconds: a ticket lives at most 7 days (RFC 8446) */
 #define SCOPE_TEXT_MAX      1024        /* the text a frontend's scope is hashed from */
 #define SESSION_ID_MAX      256         /* bytes of a session ID that go into its key */
+#define SCOPE_FILE_MAX      (64L << 20) /* bytes of a client_ca hashed */
+
+/* Adds a length and then len bytes to h, so that no two inputs run together. */
+static void hash_part(wc_Sha256 *h, const void *p, size_t len)
+{
+    uint8_t n[8];
+    for (int i = 0; i < 8; i++)
+        n[i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    wc_Sha256Update(h, n, sizeof n);
+    wc_Sha256Update(h, p, (word32)len);
+}
+
+/* Adds the contents of the file at path (NULL: none) to h; a file that
+ * cannot be read adds its path (its context's load then fails anyway). */
+static void hash_file(wc_Sha256 *h, const char *path)
+{
+    unsigned char buf[4096];
+    size_t n, total = 0;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) {
+        hash_part(h, path ? path : "", path ? strlen(path) : 0);
+        return;
+    }
+    hash_part(h, "contents", 8);
+    while (total < SCOPE_FILE_MAX && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        wc_Sha256Update(h, buf, (word32)n);
+        total += n;
+    }
+    fclose(f);
+}
 
 void tls_resume_init(struct tls_resume *rs, const struct tls_resumption *r,
                      const struct frontend_conf *fe)
 {
     unsigned char digest[WC_SHA256_DIGEST_SIZE];
     char text[SCOPE_TEXT_MAX];
+    wc_Sha256 h;
     memset(rs, 0, sizeof *rs);
     if (r)
         rs->conf = *r;
-    snprintf(text, sizeof text, "tlsoffd frontend\n%s\n%d\n%s\n%s", fe->name,
-             (int)fe->verify_client, fe->client_ca ? fe->client_ca : "",
-             fe->client_crl ? fe->client_crl : "");
-    wc_Sha256Hash((const unsigned char *)text, (word32)strlen(text), digest);
+    snprintf(text, sizeof text, "tlsoffd frontend 2\n%s\n%d", fe->name, (int)fe->verify_client);
+    wc_InitSha256(&h);
+    hash_part(&h, text, strlen(text));
+    /* The contents, not the path: a new CA put in place and reloaded
+     * ends every session and ticket made under the old one. A new CRL
+     * ends only those of the certificates it revokes (session_revoked). */
+    hash_file(&h, fe->verify_client == VERIFY_CLIENT_NONE ? NULL : fe->client_ca);
+    wc_Sha256Final(&h, digest);
+    wc_Sha256Free(&h);
     memcpy(rs->scope, digest, sizeof rs->scope);
+    rs->check_crl = fe->verify_client != VERIFY_CLIENT_NONE && fe->client_crl;
+}
+
+void tls_resume_bind(const struct tls_resume *rs, struct tls_conn *conn,
+                     const uint8_t fingerprint[32], const char *sni)
+{
+    unsigned char digest[WC_SHA256_DIGEST_SIZE];
+    char low[256];
+    size_t i;
+    wc_Sha256 h;
+    for (i = 0; sni[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] - 'A' + 'a' : sni[i]);
+    low[i] = '\0';
+    wc_InitSha256(&h);
+    hash_part(&h, rs->scope, sizeof rs->scope);
+    hash_part(&h, fingerprint, 32);
+    hash_part(&h, low, i);
+    wc_Sha256Final(&h, digest);
+    wc_Sha256Free(&h);
+    memcpy(conn->binding, digest, sizeof conn->binding);
+    conn->bound = true;
 }
 
 const struct tls_resume *tls_resume_of(WOLFSSL *ssl)
@@ -43,20 +101,29 @@ const struct tls_resume *tls_resume_of(WOLFSSL *ssl)
 }
 
 /*
- * Sessions and tickets are bound to their frontend (its scope): a session
- * made where no client certificate was asked for must not resume where one
- * is required. The cache key is SHA-256(scope || session ID).
+ * Sessions and tickets are bound to the connection's binding: its
+ * frontend (a session made where no client certificate was asked for must
+ * not resume where one is required, nor one made under other client_ca
+ * contents), its certificate and its server name (RFC 6066, section 3).
+ * The cache key is SHA-256(binding || session ID).
  */
-static void scoped_id(const struct tls_resume *rs, const unsigned char *id, unsigned idlen,
+static void scoped_id(const struct tls_conn *conn, const unsigned char *id, unsigned idlen,
                       uint8_t out[SESSCACHE_ID_MAX])
 {
     uint8_t in[TICKET_SCOPE_LEN + SESSION_ID_MAX], digest[WC_SHA256_DIGEST_SIZE];
     if (idlen > SESSION_ID_MAX)
         idlen = SESSION_ID_MAX;
-    memcpy(in, rs->scope, TICKET_SCOPE_LEN);
+    memcpy(in, conn->binding, TICKET_SCOPE_LEN);
     memcpy(in + TICKET_SCOPE_LEN, id, idlen);
     wc_Sha256Hash(in, TICKET_SCOPE_LEN + idlen, digest);
     memcpy(out, digest, SESSCACHE_ID_MAX);
+}
+
+/* ssl's connection if it is bound (tls_resume_bind), else NULL. */
+static struct tls_conn *bound_conn(WOLFSSL *ssl)
+{
+    struct tls_conn *conn = wolfSSL_GetIOReadCtx(ssl);
+    return conn && conn->bound ? conn : NULL;
 }
 
 /*
@@ -67,13 +134,14 @@ static void scoped_id(const struct tls_resume *rs, const unsigned char *id, unsi
 static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
 {
     const struct tls_resume *rs = tls_resume_of(ssl);
+    const struct tls_conn *conn = bound_conn(ssl);
     unsigned int idlen = 0;
     const unsigned char *id = wolfSSL_SESSION_get_id(sess, &idlen);
     unsigned char buf[SESSCACHE_SLOT_SIZE];
     uint8_t key[SESSCACHE_ID_MAX];
-    if (wolfSSL_version(ssl) == TLS1_3_VERSION || idlen == 0)
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || idlen == 0 || !conn)
         return 0;
-    scoped_id(rs, id, idlen, key);
+    scoped_id(conn, id, idlen, key);
     int sz = wolfSSL_i2d_SSL_SESSION(sess, NULL);
     if (sz <= 0 || (size_t)sz > sesscache_max_data()) {
         stats_inc(rs->stats, ST_CACHE_OVERSIZE);
@@ -100,17 +168,28 @@ static int sess_new_cb(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
     return 0;
 }
 
+/* A cached session whose client certificate the CRL of the day revokes. */
+static bool session_revoked(WOLFSSL *ssl, WOLFSSL_SESSION *sess)
+{
+    WOLFSSL_X509_CHAIN *chain = wolfSSL_SESSION_get_peer_chain(sess);
+    unsigned char *der = chain && wolfSSL_get_chain_count(chain) > 0
+                             ? wolfSSL_get_chain_cert(chain, 0) : NULL;
+    int len = der ? wolfSSL_get_chain_length(chain, 0) : 0;
+    return der && len > 0 && tls_peer_revoked(ssl, der, len);
+}
+
 static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int len, int *copy)
 {
     const struct tls_resume *rs = tls_resume_of(ssl);
+    const struct tls_conn *conn = bound_conn(ssl);
     unsigned char buf[SESSCACHE_SLOT_SIZE];
     uint8_t key[SESSCACHE_ID_MAX];
     *copy = 0;
     /* TLS 1.3 asks by the ticket's ID on every resumption; its tickets
      * carry the session themselves. */
-    if (wolfSSL_version(ssl) == TLS1_3_VERSION || len <= 0)
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION || len <= 0 || !conn)
         return NULL;
-    scoped_id(rs, id, (unsigned)len, key);
+    scoped_id(conn, id, (unsigned)len, key);
     size_t n = sesscache_lookup(rs->conf.cache, key, sizeof key, buf, sizeof buf, clock_now_ms());
     if (n == 0) {
         stats_inc(rs->stats, ST_CACHE_MISS);
@@ -118,31 +197,46 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int l
     }
     const unsigned char *p = buf;
     WOLFSSL_SESSION *sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)n);
+    if (sess && rs->check_crl && session_revoked(ssl, sess)) {
+        log_debug("session cache: the session's client certificate is revoked: not resumed");
+        wolfSSL_SESSION_free(sess);
+        sess = NULL;
+    }
     stats_inc(rs->stats, sess ? ST_CACHE_HIT : ST_CACHE_MISS);
     return sess;
 }
 
 /*
- * tlsoffd's trailer to wolfSSL's ticket plaintext: a magic and the time
- * (ms, CLOCK_REALTIME) of the full handshake that began the chain of
- * tickets. A TLS 1.3 resumption gets a new ticket with wolfSSL's own age
- * reset, so without it a client renewing in time would resume forever;
- * RFC 8446 section 4.6.1 caps that at 7 days.
+ * tlsoffd's trailer to wolfSSL's ticket plaintext: a magic; the time (ms,
+ * CLOCK_REALTIME) of the full handshake that began the chain of tickets
+ * (a TLS 1.3 resumption gets a new ticket with wolfSSL's own age reset,
+ * so without it a client renewing in time would resume forever; RFC 8446
+ * section 4.6.1 caps that at 7 days); and the first 16 bytes of the
+ * SHA-256 of the client certificate the chain began with (zeros: none).
+ * wolfSSL 5.5.4 leaves room for exactly WOLFSSL_TICKET_EXTRA_PADDING_SZ =
+ * 32 bytes after its InternalTicket, too few for a subject: the subject
+ * and CN are kept in the shared cache under that digest (see identity_key).
  */
-#define ORIGIN_MAGIC        0x746f6f31u     /* "too1" */
-#define ORIGIN_LEN          12              /* wolfSSL leaves room for 32 */
+#define ORIGIN_MAGIC        0x746f6f32u     /* "too2" */
+#define PEER_DIGEST_LEN     TLS_PEER_DIGEST_LEN
+#define TRAILER_LEN         (12 + PEER_DIGEST_LEN)
 
-static void put_origin(unsigned char *p, int64_t origin)
+struct trailer {
+    int64_t origin;                     /* -1: none (a ticket of an older tlsoffd) */
+    uint8_t peer[PEER_DIGEST_LEN];      /* zeros: no client certificate */
+};
+
+static void put_trailer(unsigned char *p, const struct trailer *t)
 {
-    uint64_t v = (uint64_t)origin;
+    uint64_t v = (uint64_t)t->origin;
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(ORIGIN_MAGIC >> (24 - 8 * i));
     for (int i = 0; i < 8; i++)
         p[4 + i] = (unsigned char)(v >> (56 - 8 * i));
+    memcpy(p + 12, t->peer, PEER_DIGEST_LEN);
 }
 
-/* The origin, or -1 for a ticket without the trailer (an older tlsoffd). */
-static int64_t get_origin(const unsigned char *p)
+static void get_trailer(const unsigned char *p, struct trailer *t)
 {
     uint32_t magic = 0;
     uint64_t v = 0;
@@ -150,7 +244,14 @@ static int64_t get_origin(const unsigned char *p)
         magic = magic << 8 | p[i];
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[4 + i];
-    return magic == ORIGIN_MAGIC && (int64_t)v > 0 ? (int64_t)v : -1;
+    t->origin = magic == ORIGIN_MAGIC && (int64_t)v > 0 ? (int64_t)v : -1;
+    memcpy(t->peer, p + 12, PEER_DIGEST_LEN);
+}
+
+static bool has_peer(const struct trailer *t)
+{
+    static const uint8_t zeros[PEER_DIGEST_LEN];
+    return memcmp(t->peer, zeros, PEER_DIGEST_LEN) != 0;
 }
 
 static int64_t max_age_ms(const struct tls_resume *rs)
@@ -159,47 +260,89 @@ static int64_t max_age_ms(const struct tls_resume *rs)
     return (int64_t)((a > 0 && a < TICKET_HINT_MAX ? a : TICKET_HINT_MAX) * CLOCK_MS_PER_S);
 }
 
+/* The client certificate of ssl's session for a new ticket's trailer:
+ * the one sent (or kept by a session resumed by ID), whose identity is
+ * kept for the ticket; else the one the ticket taken carried. */
+static void ticket_peer(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_conn *conn,
+                        bool chained, struct trailer *t)
+{
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(ssl);
+    int len = 0;
+    const unsigned char *der = x ? wolfSSL_X509_get_der(x, &len) : NULL;
+    if (der && len > 0) {
+        tls_peer_digest(der, len, t->peer);
+        tls_identity_keep(rs->conf.cache, conn, x, t->peer);
+    } else if (chained && conn->has_ticket_peer) {
+        memcpy(t->peer, conn->ticket_peer_digest, PEER_DIGEST_LEN);
+    }
+    wolfSSL_X509_free(x);
+    wolfSSL_ERR_clear_error();
+}
+
 /* Seals a new ticket: a resumed connection's keeps its chain's origin. */
 static int ticket_seal(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_conn *conn,
                        unsigned char *name, unsigned char *iv, unsigned char *mac,
                        unsigned char *ticket, int len, int *outlen)
 {
     bool chained = conn->ticket_origin > 0 && wolfSSL_session_reused(ssl);
-    put_origin(ticket + len, chained ? conn->ticket_origin : clock_real_ms());
-    if (ticketkeys_encrypt(rs->conf.keys, rs->scope, name, iv, mac, ticket,
-                           (size_t)len + ORIGIN_LEN) < 0)
+    struct trailer t = { .origin = chained ? conn->ticket_origin : clock_real_ms() };
+    ticket_peer(ssl, rs, conn, chained, &t);
+    put_trailer(ticket + len, &t);
+    if (ticketkeys_encrypt(rs->conf.keys, conn->binding, name, iv, mac, ticket,
+                           (size_t)len + TRAILER_LEN) < 0)
         return WOLFSSL_TICKET_RET_FATAL;
-    *outlen = len + ORIGIN_LEN;
+    *outlen = len + TRAILER_LEN;
     return WOLFSSL_TICKET_RET_OK;
 }
 
-/* Opens a ticket into a copy, so that one refused for its age stays as it
- * came for TLS 1.3's next call; a WOLFSSL_TICKET_RET_. */
-static int ticket_open(const struct tls_resume *rs, struct tls_conn *conn, unsigned char *name,
-                       unsigned char *iv, unsigned char *mac, unsigned char *ticket, int len,
-                       int *outlen)
+/* Whether a ticket that decrypted may resume: within the chain's age,
+ * and with its client certificate known and not revoked (else a full
+ * handshake shows it again); its identity goes to conn. */
+static bool ticket_admit(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_conn *conn,
+                         const struct trailer *t, int64_t now)
+{
+    struct tls_identity id;
+    if (t->origin < 0 || now - t->origin > max_age_ms(rs))
+        return false;           /* too old, or from before the trailer */
+    if (has_peer(t)) {
+        if (!tls_identity_find(rs->conf.cache, ssl, conn, t->peer, rs->check_crl, &id))
+            return false;
+        conn->ticket_peer = id;
+        memcpy(conn->ticket_peer_digest, t->peer, PEER_DIGEST_LEN);
+    }
+    conn->has_ticket_peer = has_peer(t);
+    conn->ticket_origin = t->origin;
+    return true;
+}
+
+/* Opens a ticket into a copy, so that one refused stays as it came for
+ * TLS 1.3's next call; a WOLFSSL_TICKET_RET_. */
+static int ticket_open(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_conn *conn,
+                       unsigned char *name, unsigned char *iv, unsigned char *mac,
+                       unsigned char *ticket, int len, int *outlen)
 {
     unsigned char plain[TICKET_MAX_PLAIN];
-    int64_t now = clock_real_ms(), origin;
+    struct trailer t;
     enum ticket_dec d = TICKET_DEC_BAD;
-    if (len > ORIGIN_LEN && (size_t)len <= sizeof plain) {
+    int64_t now = clock_real_ms();
+    if (len > TRAILER_LEN && (size_t)len <= sizeof plain) {
         memcpy(plain, ticket, (size_t)len);
-        d = ticketkeys_decrypt(rs->conf.keys, rs->scope, name, iv, mac, plain, (size_t)len, now);
+        d = ticketkeys_decrypt(rs->conf.keys, conn->binding, name, iv, mac, plain, (size_t)len,
+                               now);
     }
     if (d != TICKET_DEC_CURRENT && d != TICKET_DEC_OLDER) {
         conn->ticket_failed = true;
         return WOLFSSL_TICKET_RET_REJECT;
     }
-    origin = get_origin(plain + len - ORIGIN_LEN);
-    if (origin < 0 || now - origin > max_age_ms(rs)) {
+    get_trailer(plain + len - TRAILER_LEN, &t);
+    if (!ticket_admit(ssl, rs, conn, &t, now)) {
         memset(plain, 0, sizeof plain);
-        return WOLFSSL_TICKET_RET_REJECT;       /* too old, or from before the trailer */
+        return WOLFSSL_TICKET_RET_REJECT;
     }
     memcpy(ticket, plain, (size_t)len);
     memset(plain, 0, sizeof plain);
-    conn->ticket_origin = origin;
     conn->ticket_ok = true;
-    *outlen = len - ORIGIN_LEN;
+    *outlen = len - TRAILER_LEN;
     return d == TICKET_DEC_CURRENT ? WOLFSSL_TICKET_RET_OK : WOLFSSL_TICKET_RET_CREATE;
 }
 
@@ -215,13 +358,13 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
                      int len, int *outlen, void *ctx)
 {
     const struct tls_resume *rs = tls_resume_of(ssl);
-    struct tls_conn *conn = wolfSSL_GetIOReadCtx(ssl);
+    struct tls_conn *conn = bound_conn(ssl);
     (void)ctx;
-    if (len <= 0)
-        return WOLFSSL_TICKET_RET_REJECT;
+    if (len <= 0 || !conn)      /* an unbound connection: no resumption */
+        return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
     if (enc)
         return ticket_seal(ssl, rs, conn, name, iv, mac, ticket, len, outlen);
-    return ticket_open(rs, conn, name, iv, mac, ticket, len, outlen);
+    return ticket_open(ssl, rs, conn, name, iv, mac, ticket, len, outlen);
 }
 
 void tls_resume_setup(WOLFSSL_CTX *ctx, const struct tls_resume *rs)

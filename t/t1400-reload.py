@@ -122,8 +122,20 @@ def reload_under_load():
        f"rc={big.returncode} len={len(out)} {err[:200]!r}")
     r = s_client(p1, ["-tls1_2", "-servername", "example.test", "-sess_in", sess, "-ign_eof"],
                  input=b"GET / HTTP/1.0\r\n\r\n")
+    ok(re.search(r"^New, TLSv1\.2", r.stdout.decode(errors="replace"), re.M) is not None,
+       "a TLS 1.2 session made with the certificate the reload replaced does not resume "
+       "(sessions are bound to their certificate)")
+    sess2 = sess + "2"
+    r = s_client(p1, ["-tls1_2", "-servername", "example.test", "-sess_out", sess2, "-ign_eof"],
+                 input=b"GET / HTTP/1.0\r\n\r\n")
+    n = len(re.findall("configuration reloaded", d.log_text()))
+    d.send_signal(signal.SIGHUP)
+    ok(poll_until(lambda: len(re.findall("configuration reloaded", d.log_text())) > n, 5),
+       "SIGHUP again, the certificate unchanged: reloaded")
+    r = s_client(p1, ["-tls1_2", "-servername", "example.test", "-sess_in", sess2, "-ign_eof"],
+                 input=b"GET / HTTP/1.0\r\n\r\n")
     ok(re.search(r"^Reused, TLSv1\.2", r.stdout.decode(errors="replace"), re.M) is not None,
-       "a TLS 1.2 session from before the reload resumes after it (ticket keys kept)")
+       "a TLS 1.2 session from before that reload resumes after it (ticket keys kept)")
 
 
 @case
