@@ -62,7 +62,8 @@ def refused_with(data, alert, desc, check=ok):
 
 
 def served(data):
-    recs, _ = answer(port, data)
+    """The ServerHello the server answers data with, and the alerts before it."""
+    recs, _ = answer(port, data, until=is_server_hello)
     return server_hello(recs), alerts_of(recs)
 
 

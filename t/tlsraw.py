@@ -190,8 +190,9 @@ class Peer:
         self.buf = self.buf[5 + n:]
         return r
 
-    def all_records(self, timeout=5.0):
-        """Every record until the server closes (or timeout)."""
+    def all_records(self, timeout=5.0, until=None):
+        """Every record until the server closes, until(record) is true, or
+        timeout."""
         out = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -199,6 +200,8 @@ class Peer:
             if r is None:
                 break
             out.append(r)
+            if until and until(r):
+                break
         return out
 
     def close(self):
@@ -210,12 +213,16 @@ def alerts_of(records):
     return [(r[2][0], r[2][1]) for r in records if r[0] == ALERT and len(r[2]) == 2]
 
 
-def answer(port, data, timeout=5.0):
+def is_server_hello(rec):
+    return rec[0] == HANDSHAKE and rec[2][:1] == b"\x02"
+
+
+def answer(port, data, timeout=5.0, until=None):
     """Sends data on a new connection; every record the server sent before
-    closing, and whether it closed."""
+    closing (or until(record)), and whether it closed."""
     p = Peer(port, timeout=timeout)
     p.send(data)
-    recs = p.all_records(timeout)
+    recs = p.all_records(timeout, until)
     closed = p.closed
     p.close()
     return recs, closed
