@@ -51,7 +51,8 @@ int runtime_load_tls(struct runtime *rt, char *err, size_t errlen)
         return -1;
     const struct tls_resumption r = { .cache = rt->cache, .keys = rt->keys,
                                       .cache_timeout = cfg->tls.session_cache.timeout,
-                                      .ticket_lifetime = cfg->tls.tickets.lifetime };
+                                      .ticket_lifetime = cfg->tls.tickets.lifetime,
+                                      .ticket_max_age = cfg->tls.tickets.max_age };
     rt->fe = xcalloc(cfg->nfrontends, sizeof *rt->fe);
     for (size_t i = 0; i < cfg->nfrontends; i++) {
         size_t stapling, n;

@@ -130,6 +130,7 @@ struct tls_conf {
         bool enabled;
         double rotate;      /* a new key this often */
         double lifetime;    /* a retired key still decrypts this long */
+        double max_age;     /* tickets resume this long after the chain's full handshake */
         size_t nkey_files;
         char **key_files;   /* instead of rotation: the first encrypts */
     } tickets;
@@ -226,6 +227,7 @@ struct config {
 #define CONFIG_DEFAULT_CACHE_TIMEOUT    300.0
 #define CONFIG_DEFAULT_TICKET_ROTATE    3600.0
 #define CONFIG_DEFAULT_TICKET_LIFETIME  43200.0
+#define CONFIG_MAX_TICKET_AGE           604800.0    /* 7 days: RFC 8446 section 4.6.1 */
 #define CONFIG_MAX_TICKET_KEYS          32      /* keys that decrypt at once */
 #define CONFIG_DEFAULT_RETRIES          2
 #define CONFIG_DEFAULT_VERIFY_DEPTH     4

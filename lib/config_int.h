@@ -58,9 +58,12 @@ int conf_bool(const struct conf_ctx *c, const config_setting_t *grp, const char 
 int conf_int(const struct conf_ctx *c, const config_setting_t *grp, const char *name,
              long long def, long long min, long long max, int *out);
 
-/* Durations are seconds, integer or float, > 0 and at most a day. */
+/* Durations are seconds, integer or float, > 0 and at most a day
+ * (conf_duration_max: at most max). */
 int conf_duration(const struct conf_ctx *c, const config_setting_t *grp, const char *name,
                   double def, double *out);
+int conf_duration_max(const struct conf_ctx *c, const config_setting_t *grp, const char *name,
+                      double def, double max, double *out);
 
 int conf_group(const struct conf_ctx *c, const config_setting_t *parent, const char *name,
                const char *const *allowed, const config_setting_t **out);

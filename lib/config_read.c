@@ -173,6 +173,12 @@ int conf_int(const struct conf_ctx *c, const config_setting_t *grp, const char *
 int conf_duration(const struct conf_ctx *c, const config_setting_t *grp, const char *name,
                   double def, double *out)
 {
+    return conf_duration_max(c, grp, name, def, 86400, out);
+}
+
+int conf_duration_max(const struct conf_ctx *c, const config_setting_t *grp, const char *name,
+                      double def, double max, double *out)
+{
     const config_setting_t *s = config_setting_get_member(grp, name);
     if (!s) {
         *out = def;
@@ -186,8 +192,8 @@ int conf_duration(const struct conf_ctx *c, const config_setting_t *grp, const c
         v = config_setting_get_float(s);
     else
         return conf_fail(c, s, "expected a duration in seconds, got %s", conf_type_name(t));
-    if (!(v >= 0.001 && v <= 86400))
-        return conf_fail(c, s, "must be a duration from 0.001 to 86400 seconds, got %g", v);
+    if (!(v >= 0.001 && v <= max))
+        return conf_fail(c, s, "must be a duration from 0.001 to %g seconds, got %g", max, v);
     *out = v;
     return 0;
 }

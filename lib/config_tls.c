@@ -157,8 +157,8 @@ static int add_key_file(const struct conf_ctx *c, const config_setting_t *s, con
 static int load_resumption(const struct conf_ctx *c, const config_setting_t *g, struct tls_conf *t)
 {
     static const char *const cache_keys[] = { "size", "timeout", NULL };
-    static const char *const ticket_keys[] = { "enabled", "rotate", "lifetime", "key_files",
-                                               NULL };
+    static const char *const ticket_keys[] = { "enabled", "rotate", "lifetime", "max_age",
+                                               "key_files", NULL };
     const config_setting_t *sc = NULL, *tk = NULL, *s;
 
     t->session_cache.size = CONFIG_DEFAULT_CACHE_SIZE;
@@ -166,6 +166,7 @@ static int load_resumption(const struct conf_ctx *c, const config_setting_t *g, 
     t->tickets.enabled = true;
     t->tickets.rotate = CONFIG_DEFAULT_TICKET_ROTATE;
     t->tickets.lifetime = CONFIG_DEFAULT_TICKET_LIFETIME;
+    t->tickets.max_age = CONFIG_MAX_TICKET_AGE;
     if (g && (conf_group(c, g, "session_cache", cache_keys, &sc) < 0 ||
               conf_group(c, g, "tickets", ticket_keys, &tk) < 0))
         return -1;
@@ -178,7 +179,9 @@ static int load_resumption(const struct conf_ctx *c, const config_setting_t *g, 
         return 0;
     if (conf_bool(c, tk, "enabled", true, &t->tickets.enabled) < 0 ||
         conf_duration(c, tk, "rotate", CONFIG_DEFAULT_TICKET_ROTATE, &t->tickets.rotate) < 0 ||
-        conf_duration(c, tk, "lifetime", CONFIG_DEFAULT_TICKET_LIFETIME, &t->tickets.lifetime) < 0)
+        conf_duration(c, tk, "lifetime", CONFIG_DEFAULT_TICKET_LIFETIME, &t->tickets.lifetime) < 0 ||
+        conf_duration_max(c, tk, "max_age", CONFIG_MAX_TICKET_AGE, CONFIG_MAX_TICKET_AGE,
+                          &t->tickets.max_age) < 0)
         return -1;
     if ((s = config_setting_get_member(tk, "key_files")) &&
         (config_setting_type(s) != CONFIG_TYPE_ARRAY || config_setting_length(s) > 0) &&

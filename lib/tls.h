@@ -61,7 +61,8 @@ struct tls_resumption {
     struct ticketkeys *keys;        /* NULL: no session tickets */
     double cache_timeout;           /* seconds */
     double ticket_lifetime;         /* seconds */
-    double ticket_max_age;          /* seconds from a chain's full handshake; 0: 7 days */
+    double ticket_max_age;          /* seconds from a chain's full handshake (tickets.max_age);
+                                       0: 7 days */
 };
 
 /*

@@ -132,6 +132,29 @@ def tls13_tickets():
 
 
 @case
+def ticket_chain_max_age():
+    """tickets.max_age: however often a client renews its TLS 1.3 ticket, it
+    makes a full handshake once max_age has passed since the last one; a
+    TLS 1.2 ticket too, whatever its lifetime."""
+    text = config_text([{"name": "fe", "listen": [f"127.0.0.1:{free_port()}"],
+                         "upstream": "up"}], {"up": be.address}, workers=2).replace(
+        "frontends = (", "tls = { session_cache = { size = 0; }; tickets = { max_age = 3; }; };\n"
+        "frontends = (")
+    with Daemon(text, workers=2) as da:
+        for flag, ver in (("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")):
+            sess = os.path.join(da.dir, "chain" + flag)
+            start = time.monotonic()
+            ok(connect(da, [flag], sess_out=sess) == ("New", ver), f"{ver}: a full handshake")
+            got = connect(da, [flag], sess_in=sess, sess_out=sess)
+            if time.monotonic() - start < 2.5:
+                ok(got == ("Reused", ver), f"{ver}: resumed within max_age", got)
+            time.sleep(max(0.0, start + 3.5 - time.monotonic()))
+            got = connect(da, [flag], sess_in=sess, sess_out=sess)
+            ok(got == ("New", ver), f"{ver}: max_age after the full handshake, the renewed "
+               "ticket makes a full handshake", got)
+
+
+@case
 def ticket_from_a_stranger():
     # A ticket that no key here made: a full handshake, counted once.
     other = Daemon(upstream=be.address, workers=1, name="stranger")

@@ -142,15 +142,17 @@ START_TEST(resumption_keys)
     ck_assert(cfg->tls.session_cache.timeout == 300.0);
     ck_assert(cfg->tls.tickets.enabled);
     ck_assert(cfg->tls.tickets.rotate == 3600.0 && cfg->tls.tickets.lifetime == 43200.0);
+    ck_assert(cfg->tls.tickets.max_age == 604800.0);
     ck_assert_uint_eq(cfg->tls.tickets.nkey_files, 0);
     config_free(cfg);
     cfg = load("tls = { session_cache = { size = \"64K\"; timeout = 60; };\n"
-               "  tickets = { enabled = false; rotate = 10; lifetime = 20;\n"
+               "  tickets = { enabled = false; rotate = 10; lifetime = 20; max_age = 3600;\n"
                "              key_files = [ \"/k/a.key\", \"b.key\" ]; }; };\n"
                MINIMAL_FE MINIMAL_UP);
     ck_assert_msg(cfg != NULL, "%s", err);
     ck_assert_uint_eq(cfg->tls.session_cache.size, 64u << 10);
     ck_assert(!cfg->tls.tickets.enabled);
+    ck_assert(cfg->tls.tickets.max_age == 3600.0);
     ck_assert_uint_eq(cfg->tls.tickets.nkey_files, 2);
     ck_assert_str_eq(cfg->tls.tickets.key_files[0], "/k/a.key");
     ck_assert_int_eq(cfg->tls.tickets.key_files[1][0], '/');       /* made absolute */
@@ -168,6 +170,8 @@ START_TEST(resumption_keys)
                  "tls.session_cache.sizes: unknown key");
     expect_error("tls = { tickets = {\n rotate = 60;\n lifetime = 86400; }; };\n"
                  MINIMAL_FE MINIMAL_UP, 3, "lifetime / rotate must be at most 30");
+    expect_error("tls = { tickets = {\n max_age = 604801; }; };\n" MINIMAL_FE MINIMAL_UP, 2,
+                 "from 0.001 to 604800 seconds");
     expect_error("tls = { tickets = { key_files = [ \"\" ]; }; };\n" MINIMAL_FE MINIMAL_UP, 1,
                  "must not be empty");
 }
