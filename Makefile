@@ -185,6 +185,9 @@ wolfssl-fast:
 
 .PHONY: FORCE
 
+# make fuzz, make fuzz-build: the libFuzzer targets (t/fuzz/README.md).
+include t/fuzz/fuzz.mk
+
 # clean keeps the wolfSSL that contrib/wolfssl-fast/build made under build/
 # (a minute to make again, and a download); distclean removes it too.
 .PHONY: distclean
