@@ -7,7 +7,7 @@
 FUZZ_CC      ?= clang-14
 FUZZ_TIME    ?= 60
 FUZZ_DIR     ?= $(BUILD)/fuzz
-FUZZ_TARGETS := clienthello config probe_http sesscache ticket
+FUZZ_TARGETS := clienthello config probe_http sesscache ticket session
 # More libFuzzer options for every run (t/fuzz/run has each target's).
 FUZZ_OPTS    ?=
 
