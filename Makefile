@@ -82,7 +82,7 @@ ALL_LDFLAGS := $(SAN_FLAGS) $(WOLFSSL_LDFLAGS) $(LDFLAGS)
 LIBS        := $(WOLFSSL_LIBS) $(LIBCONFIG_LIBS) $(ALLOC_LIBS) -lpthread -lm
 
 LIB_MODULES := alloc addr config log listen net clienthello tls tls_io tls_resume tls_identity tls_policy tls_park \
-               tls_frontend tls_ocsp upstream relay shm sesscache ticketkeys clients stats passfd \
+               tls_frontend tls_ocsp upstream relay shm sesscache sessblob ticketkeys clients stats passfd \
                proxyproto probe probe_http threadstack pkcs11 keyproto keystore tls_keys secretfile \
                tls_hello
 DAEMON_SRCS := daemon/main.c daemon/runtime.c daemon/upgrade.c daemon/ctl.c daemon/child.c \
@@ -184,6 +184,9 @@ wolfssl-fast:
 	sh contrib/wolfssl-fast/build $(WOLFSSL_FAST)
 
 .PHONY: FORCE
+
+# make fuzz, make fuzz-build: the libFuzzer targets (t/fuzz/README.md).
+include t/fuzz/fuzz.mk
 
 # clean keeps the wolfSSL that contrib/wolfssl-fast/build made under build/
 # (a minute to make again, and a download); distclean removes it too.

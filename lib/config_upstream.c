@@ -196,8 +196,10 @@ static int load_health(const struct conf_ctx *c, const config_setting_t *up, str
             conf_duration(c, g, "interval", CONFIG_DEFAULT_HEALTH_INTERVAL, &h->interval) < 0 ||
             conf_duration(c, g, "timeout", CONFIG_DEFAULT_HEALTH_TIMEOUT, &h->timeout) < 0 ||
             conf_int(c, g, "rise", CONFIG_DEFAULT_RISE, 1, 100, &h->rise) < 0 ||
-            conf_int(c, g, "fall", CONFIG_DEFAULT_FALL, 1, 100, &h->fall) < 0)
+            conf_int(c, g, "fall", CONFIG_DEFAULT_FALL, 1, 100, &h->fall) < 0) {
+            free(path);     /* not yet h->path: config_free would not see it */
             return -1;
+        }
         if (path) {
             if (path[0] != '/') {
                 free(path);

@@ -14,6 +14,7 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "log.h"
+#include "sessblob.h"
 #include "sesscache.h"
 #include "stats.h"
 #include "ticketkeys.h"
@@ -196,7 +197,8 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int l
         return NULL;
     }
     const unsigned char *p = buf;
-    WOLFSSL_SESSION *sess = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)n);
+    /* Any worker can write the cache; wolfSSL's decoder trusts lengths. */
+    WOLFSSL_SESSION *sess = sessblob_ok(buf, n) ? wolfSSL_d2i_SSL_SESSION(NULL, &p, (long)n) : NULL;
     if (sess && rs->check_crl && session_revoked(ssl, sess)) {
         log_debug("session cache: the session's client certificate is revoked: not resumed");
         wolfSSL_SESSION_free(sess);

@@ -407,6 +407,12 @@ END_TEST
 
 START_TEST(structure_errors)
 {
+    /* health.path is read before the keys after it: refused by one of
+     * those, it is freed too (under SANITIZE=1, LeakSanitizer checks). */
+    expect_error(MINIMAL_FE "upstreams = ( { name = \"web\";\n"
+                 "  health = { path = \"/healthz\"; expect = \"two hundred\"; };\n"
+                 "  servers = ( { address = \"127.0.0.1:8080\"; } ); } );\n", 4,
+                 "expected a status or a range such as \"200-399\", got \"two hundred\"");
     expect_error(MINIMAL_UP, 0, "missing required key 'frontends'");
     expect_error(MINIMAL_FE, 0, "missing required key 'upstreams'");
     expect_error("frontends = ();\n" MINIMAL_UP, 1, "must have at least one entry");
