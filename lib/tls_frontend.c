@@ -459,15 +459,14 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
         return refuse_hello(conn, &ch, reason, len);
     if (hl < 0)
         return no_hello(conn, reason, len);
+    if (hl > 0)
+        snprintf(conn->sni, sizeof conn->sni, "%s", ch.sni);
     uint8_t alert = 0;
     const char *why = hl > 0 ? tls_hello_refusal(&f->hello, &ch, &alert) : NULL;
     if (why)
         return refuse_rule(conn, why, alert, reason, len);
-    if (hl > 0) {
-        snprintf(conn->sni, sizeof conn->sni, "%s", ch.sni);
-        if (*ch.sni)
-            n = lookup_sni(f, ch.sni);
-    }
+    if (hl > 0 && *ch.sni)
+        n = lookup_sni(f, ch.sni);
     if (!n && f->conf->strict_sni && hl > 0)
         return refuse_sni(conn, &ch, reason, len);
     conn->cert = choose_cert(f, n ? n : &f->def, &ch, hl > 0);

@@ -82,6 +82,9 @@ def no_common_group():
        "TLS 1.3, P-256 listed but only a P-384 share: a HelloRetryRequest", f"{sh} {al}")
     sh, al = served(Hello(tls13=False, groups=None).records())
     ok(sh is not None and not al, "TLS 1.2 without supported_groups: served (RFC 8422 4)")
+    lines = [a for a in d.access() if "no key exchange group in common" in a.get("reason", "")]
+    ok(len(lines) == 4 and all(a.get("sni") == "example.test" for a in lines),
+       "the access log says why, with the server name asked for", lines[:1])
 
 
 @case
