@@ -133,6 +133,26 @@ def tls12_client_key_exchange_point():
 
 
 @case
+def tls12_handshake_records():
+    """TLS 1.2, after the server's flight: a handshake record over 2^14 bytes
+    is a record_overflow; a HelloRequest from the client (which only a
+    server sends) an unexpected_message."""
+    for size, msg, alert, desc in ((16385, None, 22, "a 16385-byte ClientKeyExchange record"),
+                                   (None, handshake(0, b""), 10, "a HelloRequest from the client")):
+        p = Peer(port)
+        p.send(Hello(tls13=False, groups=(P256,), suites=[0xc02b, 0xc02f]).records())
+        ok(tls12_flight(p) is not None, f"TLS 1.2, {desc}: the server's flight")
+        cke = handshake(16, vec8(p256_share()[1]))
+        p.send(record(HANDSHAKE, cke + bytes(size - len(cke))) if size else record(HANDSHAKE, msg))
+        got = alerts_of(p.all_records())
+        p.close()
+        check = ok if size else lambda c, d_, x=None: lib_check(
+            "alerts and versions patched", c, d_, x)
+        check(got == [(2, alert)], f"TLS 1.2, {desc}: one fatal {ALERTS[alert]} alert",
+              f"alerts {names(got)}")
+
+
+@case
 def record_sizes():
     """RFC 8446 section 5.1: a record over 2^14 bytes is a record_overflow;
     a ClientHello over tlsoffd's maximum (16384 bytes) gets an alert."""
