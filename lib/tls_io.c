@@ -218,6 +218,10 @@ enum tls_io tls_conn_accept(struct tls_conn *conn, double timeout, char *reason,
     if (!conn->fe)                 /* a frontend's deadline runs from the first byte wait */
         conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     int ret = wolfSSL_accept(conn->ssl);
+    /* A wolfSSL with early data may return after its own Finished, before
+     * the client's, when the client offered early data: go on to it. */
+    for (int i = 0; ret == WOLFSSL_SUCCESS && !wolfSSL_is_init_finished(conn->ssl); i++)
+        ret = i < 2 ? wolfSSL_accept(conn->ssl) : WOLFSSL_FATAL_ERROR;
     tls_resume_count(tls_resume_of(conn->ssl), conn, ret == WOLFSSL_SUCCESS);
     if (ret == WOLFSSL_SUCCESS)
         return TLS_IO_OK;

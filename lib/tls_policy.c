@@ -130,6 +130,12 @@ WOLFSSL_CTX *tls_policy_server_ctx(const struct tls_conf *tc, const struct tls_r
 
     if (!ctx)
         return tls_ctx_fail(NULL, err, errlen, "out of memory creating a TLS context");
+#ifdef WOLFSSL_EARLY_DATA
+    /* No 0-RTT: it can be replayed (RFC 8446 section 8), and a backend
+     * behind tlsoffd could not tell. Tickets announce none; a client's
+     * early data is skipped (contrib/wolfssl-fast, patch 0004). */
+    wolfSSL_CTX_set_max_early_data(ctx, 0);
+#endif
     /* wolfSSL's OpenSSL-compatible defaults would allow TLS 1.1 and NULL
      * ciphers and retry reads behind our deadline: set everything. */
     if (wolfSSL_CTX_set_min_proto_version(ctx, tc->min_version) != WOLFSSL_SUCCESS ||

@@ -297,6 +297,46 @@ def early_data_skipped():
     t.close()
 
 
+def ticket_exts(tk):
+    """The extension types of a NewSessionTicket."""
+    e, out = tk.exts[2:], []
+    while len(e) >= 4:
+        t, n = struct.unpack(">HH", e[:4])
+        out.append(t)
+        e = e[4 + n:]
+    return out
+
+
+@case
+def zero_rtt_never_accepted():
+    """RFC 8446 section 8: 0-RTT data can be replayed, and a backend behind
+    tlsoffd could not tell. Tickets announce no early data; a client that
+    sends some on a ticket that resumes has it skipped, not forwarded."""
+    t = TLS13(port)
+    t.send(APPDATA, REQ)
+    t.read_all()
+    t.close()
+    ok(t.tickets and EXT_EARLY not in ticket_exts(t.tickets[0]),
+       "TLS 1.3 tickets announce no early data", [ticket_exts(k) for k in t.tickets])
+    if not t.tickets:
+        return
+    before = len(d.access())
+    early = b"GET /replayed HTTP/1.0\r\n\r\n"
+    r = TLS13(port, hello=psk_hello(t.tickets[0]), early=early)
+    ok(not getattr(r, "early_accepted", False), "0-RTT data on a ticket: not accepted")
+    body = b""
+    if r.ok:
+        r.send(APPDATA, REQ)
+        body = r.read_all()
+    r.close()
+    lib_check("0-RTT skipped", r.ok and r.psk_accepted and b"hello from conformance" in body,
+              "... skipped: the ticket resumes and the 1-RTT request is served", body)
+    lines = poll_until(lambda: [a for a in d.access()[before:] if a.get("resumed") == "ticket"],
+                       5) or []
+    ok(all(a.get("in") == len(REQ) for a in lines),
+       "... and the backend got the 1-RTT request only (in= its length)", lines)
+
+
 @case
 def middlebox_compatibility():
     """RFC 8446 appendix D.4: a client that sends a session ID gets a

@@ -299,17 +299,68 @@ class Keys:
         return Keys(hkdf_expand_label(self.secret, b"traffic upd", b"", 32))
 
 
-class TLS13:
-    """A TLS 1.3 handshake done by hand (X25519, TLS_AES_128_GCM_SHA256);
-    after it, sendrec()/recv() at the record layer."""
+class Ticket:
+    """A NewSessionTicket and the PSK it stands for (RFC 8446 4.6.1)."""
 
-    def __init__(self, port, hello=None, before_finished=b"", sni="example.test"):
+    def __init__(self, body, res_master):
+        self.lifetime, self.age_add = struct.unpack(">II", body[:8])
+        n = body[8]
+        self.nonce = body[9:9 + n]
+        off = 9 + n
+        tl = struct.unpack(">H", body[off:off + 2])[0]
+        self.ticket = body[off + 2:off + 2 + tl]
+        self.exts = body[off + 2 + tl:]
+        self.psk = hkdf_expand_label(res_master, b"resumption", self.nonce, 32)
+        self.received = time.monotonic()
+
+
+def psk_hello(ticket, early_data=True, sni="example.test"):
+    """A ClientHello that resumes ticket (psk_dhe_ke), offering early data
+    if asked; its binder is set by TLS13 (it needs the whole message)."""
+    h = Hello(tls13=True, sni=sni, suites=[0x1301])
+    if early_data:
+        h.exts.append((EXT_EARLY, b""))
+    age = (int((time.monotonic() - ticket.received) * 1000) + ticket.age_add) & 0xffffffff
+    identity = vec16(ticket.ticket) + struct.pack(">I", age)
+    h.exts.append((EXT_PSK, vec16(identity) + vec16(vec8(bytes(32)))))
+    h.psk = ticket.psk
+    return h
+
+
+class TLS13:
+    """A TLS 1.3 handshake done by hand (X25519, TLS_AES_128_GCM_SHA256),
+    full or resumed from a Ticket (psk_hello: with early_data, 0-RTT
+    records made by early(data) are sent after the ClientHello); after it,
+    send()/recv() at the record layer."""
+
+    def __init__(self, port, hello=None, before_finished=b"", sni="example.test", early=b""):
         self.hello = hello or Hello(tls13=True, sni=sni, suites=[0x1301])
         self.peer = Peer(port)
-        ch = self.hello.message()
+        self.tickets = []
+        psk = getattr(self.hello, "psk", None)
+        self.early_secret = hkdf_extract(bytes(32), psk or bytes(32))
+        ch = self._bound(self.hello.message()) if psk else self.hello.message()
         self.transcript = ch
-        self.peer.send(self.hello.records() + before_finished)
+        zero_rtt = b""
+        if early:
+            ek = Keys(derive_secret(self.early_secret, b"c e traffic", ch))
+            zero_rtt = ek.seal(APPDATA, early)
+        self.peer.send(self._records(ch) + zero_rtt + before_finished)
         self.ok = self._server_flight() and self._finish()
+
+    @staticmethod
+    def _records(msg):
+        return b"".join(record(HANDSHAKE, msg[i:i + 16384], 0x0301)
+                        for i in range(0, len(msg), 16384))
+
+    def _bound(self, msg):
+        """msg with its PSK binder (RFC 8446 4.2.11.2): over the hello up to
+        the binders list."""
+        truncated = msg[:-(2 + 1 + 32)]
+        binder_key = derive_secret(self.early_secret, b"res binder", b"")
+        fkey = hkdf_expand_label(binder_key, b"finished", b"", 32)
+        binder = hmac.new(fkey, hashlib.sha256(truncated).digest(), hashlib.sha256).digest()
+        return truncated + vec16(vec8(binder))
 
     def _server_flight(self):
         sh_rec = self.peer.record()
@@ -323,7 +374,8 @@ class TLS13:
         share = sh["exts"][EXT_KEY_SHARE]
         peer_pub = x25519.X25519PublicKey.from_public_bytes(share[4:4 + 32])
         shared = self.hello.keys[X25519].exchange(peer_pub)
-        early = hkdf_extract(bytes(32), bytes(32))
+        self.psk_accepted = EXT_PSK in sh["exts"]
+        early = self.early_secret if self.psk_accepted else hkdf_extract(bytes(32), bytes(32))
         hs = hkdf_extract(derive_secret(early, b"derived", b""), shared)
         self.c_hs = derive_secret(hs, b"c hs traffic", self.transcript)
         self.s_hs = derive_secret(hs, b"s hs traffic", self.transcript)
@@ -343,7 +395,21 @@ class TLS13:
             if self._has_finished(msgs):
                 break
         self.transcript += msgs
+        self.early_accepted = self._ee_has(msgs, EXT_EARLY)
         return True
+
+    @staticmethod
+    def _ee_has(msgs, ext_type):
+        """Whether the EncryptedExtensions in msgs has extension ext_type."""
+        if msgs[:1] != b"\x08":
+            return False
+        e = msgs[4 + 2:4 + 2 + int.from_bytes(msgs[4:6], "big")]
+        while len(e) >= 4:
+            t, n = struct.unpack(">HH", e[:4])
+            if t == ext_type:
+                return True
+            e = e[4 + n:]
+        return False
 
     @staticmethod
     def _has_finished(msgs):
@@ -362,7 +428,9 @@ class TLS13:
         fkey = hkdf_expand_label(self.c_hs, b"finished", b"", 32)
         verify = hmac.new(fkey, hashlib.sha256(self.transcript).digest(),
                           hashlib.sha256).digest()
-        self.peer.send(self.wkeys.seal(HANDSHAKE, handshake(20, verify)))
+        finished = handshake(20, verify)
+        self.peer.send(self.wkeys.seal(HANDSHAKE, finished))
+        self.res_master = derive_secret(self.master, b"res master", self.transcript + finished)
         self.rkeys, self.wkeys = Keys(s_ap), Keys(c_ap)
         return True
 
@@ -380,6 +448,7 @@ class TLS13:
                 return ("alert", (r[2][0], r[2][1]))
             t, data = self.rkeys.open(r)
             if t == HANDSHAKE and data[:1] == b"\x04":      # NewSessionTicket
+                self.tickets.append(Ticket(data[4:], self.res_master))
                 continue
             if t == ALERT:
                 return ("alert", (data[0], data[1]))
