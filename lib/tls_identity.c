@@ -5,8 +5,9 @@
  * peer's chain in a session-ID session but not in a ticket, and leaves
  * room for only 32 bytes of its own after a ticket's plaintext; so a
  * ticket carries a digest of the certificate (tls_resume.c) and the
- * shared cache keeps the rest under that digest and the connection's
- * binding.
+ * shared cache keeps the certificate under that digest and the
+ * connection's binding; its names are read from it again when the ticket
+ * comes back, since any worker can write the cache.
  */
 #include "tls_int.h"
 #include "clock.h"
@@ -17,8 +18,6 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "sesscache.h"
-
-#define RECORD_HEAD 4           /* the subject's and the CN's lengths, 16 bits each */
 
 void tls_identity_of(WOLFSSL_X509 *x, struct tls_identity *id)
 {
@@ -68,64 +67,38 @@ static void record_key(const struct tls_conn *conn, const uint8_t *peer,
 void tls_identity_keep(struct sesscache *c, const struct tls_conn *conn, WOLFSSL_X509 *x,
                        const uint8_t peer[TLS_PEER_DIGEST_LEN])
 {
-    unsigned char rec[SESSCACHE_SLOT_SIZE];
     uint8_t key[SESSCACHE_ID_MAX];
-    struct tls_identity id;
     int len = 0;
     const unsigned char *der = wolfSSL_X509_get_der(x, &len);
-    tls_identity_of(x, &id);
-    size_t sl = strlen(id.subject), cl = strlen(id.cn);
-    size_t n = RECORD_HEAD + sl + cl + (size_t)len;
-    if (!c || !der || len <= 0 || n > sesscache_max_data() || n > sizeof rec)
+    if (!c || !der || len <= 0 || (size_t)len > sesscache_max_data())
         return;         /* no record: a ticket naming it makes a full handshake */
-    rec[0] = (unsigned char)(sl >> 8);
-    rec[1] = (unsigned char)sl;
-    rec[2] = (unsigned char)(cl >> 8);
-    rec[3] = (unsigned char)cl;
-    memcpy(rec + RECORD_HEAD, id.subject, sl);
-    memcpy(rec + RECORD_HEAD + sl, id.cn, cl);
-    memcpy(rec + RECORD_HEAD + sl + cl, der, (size_t)len);
     record_key(conn, peer, key);
-    sesscache_store(c, key, sizeof key, rec, n, clock_now_ms());
-}
-
-/* A record's parts into id, and where its DER is; false if damaged. */
-static bool parse_record(const unsigned char *rec, size_t n, struct tls_identity *id,
-                         const unsigned char **der, size_t *derlen)
-{
-    size_t sl, cl;
-    if (n < RECORD_HEAD)
-        return false;
-    sl = (size_t)rec[0] << 8 | rec[1];
-    cl = (size_t)rec[2] << 8 | rec[3];
-    if (sl >= sizeof id->subject || cl >= sizeof id->cn || RECORD_HEAD + sl + cl >= n)
-        return false;
-    memset(id, 0, sizeof *id);
-    memcpy(id->subject, rec + RECORD_HEAD, sl);
-    memcpy(id->cn, rec + RECORD_HEAD + sl, cl);
-    *der = rec + RECORD_HEAD + sl + cl;
-    *derlen = n - RECORD_HEAD - sl - cl;
-    return true;
+    sesscache_store(c, key, sizeof key, der, (size_t)len, clock_now_ms());
 }
 
 bool tls_identity_find(struct sesscache *c, WOLFSSL *ssl, const struct tls_conn *conn,
                        const uint8_t peer[TLS_PEER_DIGEST_LEN], bool check_crl,
                        struct tls_identity *id)
 {
-    unsigned char rec[SESSCACHE_SLOT_SIZE];
+    unsigned char der[SESSCACHE_SLOT_SIZE];
     uint8_t key[SESSCACHE_ID_MAX], digest[TLS_PEER_DIGEST_LEN];
-    const unsigned char *der;
-    size_t derlen;
     if (!c)
         return false;
     record_key(conn, peer, key);
-    size_t n = sesscache_lookup(c, key, sizeof key, rec, sizeof rec, clock_now_ms());
-    if (!parse_record(rec, n, id, &der, &derlen))
+    size_t n = sesscache_lookup(c, key, sizeof key, der, sizeof der, clock_now_ms());
+    if (n == 0)
         return false;
-    tls_peer_digest(der, (int)derlen, digest);
+    /* Any worker writes the cache: only what the ticket's digest vouches
+     * for is believed, and the names are read from it again. */
+    tls_peer_digest(der, (int)n, digest);
     if (memcmp(digest, peer, TLS_PEER_DIGEST_LEN) != 0 ||
-        (check_crl && tls_peer_revoked(ssl, der, (int)derlen)))
+        (check_crl && tls_peer_revoked(ssl, der, (int)n)))
         return false;
-    sesscache_store(c, key, sizeof key, rec, n, clock_now_ms());     /* kept on */
+    WOLFSSL_X509 *x = wolfSSL_X509_d2i(NULL, der, (int)n);
+    if (!x)
+        return false;
+    tls_identity_of(x, id);
+    wolfSSL_X509_free(x);
+    sesscache_store(c, key, sizeof key, der, n, clock_now_ms());     /* kept on */
     return true;
 }
