@@ -95,6 +95,8 @@ static void take_groups(struct client_hello *ch, struct rd e)
 {
     struct rd list = sub(&e, get(&e, 2));
     ch->groups_sent = true;
+    if (list.bad || e.left != 0 || list.left % 2 != 0)
+        ch->ext_bad = true;
     while (!list.bad && list.left >= 2) {
         unsigned g = get(&list, 2);
         if (g < 32)
@@ -107,9 +109,13 @@ static void take_groups(struct client_hello *ch, struct rd e)
 static void take_key_shares(struct client_hello *ch, struct rd e)
 {
     struct rd list = sub(&e, get(&e, 2));
-    while (!list.bad && list.left >= 4) {
+    if (list.bad || e.left != 0)
+        ch->ext_bad = true;
+    while (!list.bad && list.left > 0) {
         unsigned g = get(&list, 2);
         struct rd share = sub(&list, get(&list, 2));
+        if (list.bad)
+            ch->ext_bad = true;
         if (list.bad || g != 23 || ch->p256_share)
             continue;
         ch->p256_share = true;
@@ -137,7 +143,9 @@ static void take_alpn(struct client_hello *ch, struct rd e)
 static void take_reneg(struct client_hello *ch, struct rd e)
 {
     struct rd info = sub(&e, get(&e, 1));
-    if (info.bad || info.left != 0 || e.left != 0)
+    if (info.bad || e.left != 0)
+        ch->ext_bad = true;
+    else if (info.left != 0)
         ch->reneg_nonempty = true;
 }
 

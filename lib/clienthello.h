@@ -36,6 +36,8 @@ struct client_hello {
     uint8_t p256_point[65]; /* ... its bytes, if it had the uncompressed form's 65 */
     bool reneg_nonempty;    /* renegotiation_info with renegotiated_connection */
     bool alpn_bad;          /* ALPN with an empty name or a broken list (RFC 7301) */
+    bool ext_bad;           /* supported_groups, key_share or renegotiation_info
+                               that does not parse */
     uint8_t alert;          /* refused (-2): the alert description to send */
     const char *refused;    /* ... and why (static text) */
 };

@@ -50,6 +50,10 @@ const char *tls_hello_refusal(const struct tls_hello_policy *p, const struct cli
         *alert = ALERT_DECODE_ERROR;
         return "an empty or truncated ALPN protocol name";
     }
+    if (ch->ext_bad) {
+        *alert = ALERT_DECODE_ERROR;
+        return "a supported_groups, key_share or renegotiation_info extension that does not parse";
+    }
     if (no_common_group(p, ch)) {
         *alert = ALERT_HANDSHAKE_FAILURE;
         return "no key exchange group in common (tls.groups)";

@@ -901,7 +901,26 @@ START_TEST(reneg_info_checked)
     ck_assert(!ch.reneg_nonempty);
     static const uint8_t claimed[] = { 0xff, 0x01, 0, 5, 4, 1, 2, 3, 4 };
     parse_extra(claimed, sizeof claimed, &ch);
-    ck_assert(ch.reneg_nonempty);
+    ck_assert(ch.reneg_nonempty && !ch.ext_bad);
+    static const uint8_t trailing[] = { 0xff, 0x01, 0, 2, 0, 9 };
+    parse_extra(trailing, sizeof trailing, &ch);
+    ck_assert(ch.ext_bad && !ch.reneg_nonempty);
+}
+END_TEST
+
+START_TEST(malformed_groups_and_shares)
+{
+    struct client_hello ch;
+    parse_extra(NULL, 0, &ch);
+    ck_assert(!ch.ext_bad);
+    /* a second supported_groups extension, of odd length */
+    static const uint8_t odd[] = { 0, 10, 0, 5, 0, 3, 0, 0x1d, 0 };
+    parse_extra(odd, sizeof odd, &ch);
+    ck_assert(ch.ext_bad);
+    /* a key share whose length runs past the list */
+    static const uint8_t past[] = { 0, 51, 0, 8, 0, 6, 0, 29, 0, 32, 1, 2 };
+    parse_extra(past, sizeof past, &ch);
+    ck_assert(ch.ext_bad);
 }
 END_TEST
 
@@ -941,6 +960,7 @@ static Suite *suite(void)
     tcase_add_test(framing, p256_share_kept);
     tcase_add_test(framing, alpn_checked);
     tcase_add_test(framing, reneg_info_checked);
+    tcase_add_test(framing, malformed_groups_and_shares);
     tcase_add_test(framing, dhe_suite_seen);
     tcase_add_test(framing, not_handshake);
     tcase_add_test(framing, not_client_hello);

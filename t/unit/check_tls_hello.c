@@ -115,6 +115,11 @@ START_TEST(renegotiation_and_alpn)
     ch.alpn_bad = true;
     ck_assert_ptr_nonnull(tls_hello_refusal(&both, &ch, &alert));
     ck_assert_int_eq(alert, 50);
+    ch.alpn_bad = false;
+    ch.ext_bad = true;
+    alert = 0;
+    ck_assert_ptr_nonnull(tls_hello_refusal(&both, &ch, &alert));
+    ck_assert_int_eq(alert, 50);
 }
 END_TEST
 
