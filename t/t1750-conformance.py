@@ -353,6 +353,13 @@ def middlebox_compatibility():
     t = TLS13(port, hello=Hello(suites=[0x1301], session_id=b""))
     ok(t.ok and not t.ccs_seen, "no session ID: no ChangeCipherSpec")
     t.close()
+    sid = os.urandom(16)        # a TLS 1.2 session ID from another server
+    recs, _ = answer(port, Hello(suites=[0x1301], session_id=sid).records(),
+                     until=is_server_hello)
+    sh = server_hello(recs)
+    lib_check("alerts and versions patched", sh is not None and sh["session_id"] == sid,
+              "TLS 1.3, a 16-byte session ID (RFC 8446 4.1.2: 0 to 32): echoed",
+              f"{sh} {names(alerts_of(recs))}")
 
 
 @case
