@@ -373,19 +373,11 @@ static void refuse(struct tls_conn *conn, uint8_t description)
     tls_resume_count(&conn->fe->resume, conn, false);
 }
 
-/* A ClientHello refused as it was read (over the maximum size, a record
- * of another type inside it): the alert client_hello_parse chose. */
-static enum tls_io refuse_hello(struct tls_conn *conn, const struct client_hello *ch,
+/* A ClientHello refused as it was read (client_hello_parse: over the
+ * maximum size, a record of another type inside it) or against the
+ * protocol (tls_hello_refusal): the alert chosen, and why. */
+static enum tls_io refuse_hello(struct tls_conn *conn, const char *why, uint8_t alert,
                                 char *reason, size_t len)
-{
-    refuse(conn, ch->alert);
-    snprintf(reason, len, "refused the ClientHello: %s", ch->refused);
-    return TLS_IO_ERROR;
-}
-
-/* A ClientHello against the protocol (tls_hello.h): its alert. */
-static enum tls_io refuse_rule(struct tls_conn *conn, const char *why, uint8_t alert,
-                               char *reason, size_t len)
 {
     refuse(conn, alert);
     snprintf(reason, len, "refused the ClientHello: %s", why);
@@ -456,7 +448,7 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
     conn->deadline = clock_now_ms() + (int64_t)(timeout * 1000);
     long hl = tls_io_read_hello(conn, &ch);
     if (hl == -2)
-        return refuse_hello(conn, &ch, reason, len);
+        return refuse_hello(conn, ch.refused, ch.alert, reason, len);
     if (hl < 0)
         return no_hello(conn, reason, len);
     if (hl > 0)
@@ -464,7 +456,7 @@ enum tls_io tls_frontend_accept(struct tls_frontend *f, struct tls_conn **out, i
     uint8_t alert = 0;
     const char *why = hl > 0 ? tls_hello_refusal(&f->hello, &ch, &alert) : NULL;
     if (why)
-        return refuse_rule(conn, why, alert, reason, len);
+        return refuse_hello(conn, why, alert, reason, len);
     if (hl > 0 && *ch.sni)
         n = lookup_sni(f, ch.sni);
     if (!n && f->conf->strict_sni && hl > 0)

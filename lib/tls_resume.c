@@ -216,16 +216,16 @@ static WOLFSSL_SESSION *sess_get_cb(WOLFSSL *ssl, const unsigned char *id, int l
  * section 4.6.1 caps that at 7 days); and the first 16 bytes of the
  * SHA-256 of the client certificate the chain began with (zeros: none).
  * wolfSSL 5.5.4 leaves room for exactly WOLFSSL_TICKET_EXTRA_PADDING_SZ =
- * 32 bytes after its InternalTicket, too few for a subject: the subject
- * and CN are kept in the shared cache under that digest (see identity_key).
+ * 32 bytes after its InternalTicket, too few for a subject: the
+ * certificate is kept in the shared cache under that digest
+ * (tls_identity.c).
  */
 #define ORIGIN_MAGIC        0x746f6f32u     /* "too2" */
-#define PEER_DIGEST_LEN     TLS_PEER_DIGEST_LEN
-#define TRAILER_LEN         (12 + PEER_DIGEST_LEN)
+#define TRAILER_LEN         (12 + TLS_PEER_DIGEST_LEN)
 
 struct trailer {
     int64_t origin;                     /* -1: none (a ticket of an older tlsoffd) */
-    uint8_t peer[PEER_DIGEST_LEN];      /* zeros: no client certificate */
+    uint8_t peer[TLS_PEER_DIGEST_LEN];      /* zeros: no client certificate */
 };
 
 static void put_trailer(unsigned char *p, const struct trailer *t)
@@ -235,7 +235,7 @@ static void put_trailer(unsigned char *p, const struct trailer *t)
         p[i] = (unsigned char)(ORIGIN_MAGIC >> (24 - 8 * i));
     for (int i = 0; i < 8; i++)
         p[4 + i] = (unsigned char)(v >> (56 - 8 * i));
-    memcpy(p + 12, t->peer, PEER_DIGEST_LEN);
+    memcpy(p + 12, t->peer, TLS_PEER_DIGEST_LEN);
 }
 
 static void get_trailer(const unsigned char *p, struct trailer *t)
@@ -247,13 +247,13 @@ static void get_trailer(const unsigned char *p, struct trailer *t)
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[4 + i];
     t->origin = magic == ORIGIN_MAGIC && (int64_t)v > 0 ? (int64_t)v : -1;
-    memcpy(t->peer, p + 12, PEER_DIGEST_LEN);
+    memcpy(t->peer, p + 12, TLS_PEER_DIGEST_LEN);
 }
 
 static bool has_peer(const struct trailer *t)
 {
-    static const uint8_t zeros[PEER_DIGEST_LEN];
-    return memcmp(t->peer, zeros, PEER_DIGEST_LEN) != 0;
+    static const uint8_t zeros[TLS_PEER_DIGEST_LEN];
+    return memcmp(t->peer, zeros, TLS_PEER_DIGEST_LEN) != 0;
 }
 
 static int64_t max_age_ms(const struct tls_resume *rs)
@@ -275,7 +275,7 @@ static void ticket_peer(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_co
         tls_peer_digest(der, len, t->peer);
         tls_identity_keep(rs->conf.cache, conn, x, t->peer);
     } else if (chained && conn->has_ticket_peer) {
-        memcpy(t->peer, conn->ticket_peer_digest, PEER_DIGEST_LEN);
+        memcpy(t->peer, conn->ticket_peer_digest, TLS_PEER_DIGEST_LEN);
     }
     wolfSSL_X509_free(x);
     wolfSSL_ERR_clear_error();
@@ -310,7 +310,7 @@ static bool ticket_admit(WOLFSSL *ssl, const struct tls_resume *rs, struct tls_c
         if (!tls_identity_find(rs->conf.cache, ssl, conn, t->peer, rs->check_crl, &id))
             return false;
         conn->ticket_peer = id;
-        memcpy(conn->ticket_peer_digest, t->peer, PEER_DIGEST_LEN);
+        memcpy(conn->ticket_peer_digest, t->peer, TLS_PEER_DIGEST_LEN);
     }
     conn->has_ticket_peer = has_peer(t);
     conn->ticket_origin = t->origin;
